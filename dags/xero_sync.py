@@ -1,0 +1,57 @@
+"""xero_sync: every tenant of the Xero connection, extracted then loaded into IntoAEC's tables.
+
+One mapped task group per tenant, so one organisation failing never stops the others.
+Schedule: XERO_SYNC_SCHEDULE (cron or preset), hourly by default.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import dag, task, task_group
+
+
+@dag(
+    dag_id="xero_sync",
+    schedule=os.environ.get("XERO_SYNC_SCHEDULE", "@hourly"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["xero", "intoaec"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    doc_md=__doc__,
+)
+def xero_sync():
+    @task
+    def discover_tenants() -> list[dict[str, str]]:
+        from intoaec_xero.airflow import tasks
+
+        return tasks.prepare()
+
+    @task_group(group_id="tenant")
+    def sync_tenant(tenant: dict[str, str]):
+        @task(pool="xero_api", map_index_template="{{ task.op_kwargs['tenant']['tenant_name'] }}")
+        def extract(tenant: dict[str, str], run_id: str | None = None) -> dict:
+            from intoaec_xero.airflow import tasks
+
+            return tasks.extract(tenant, run_id=run_id)
+
+        @task
+        def load(manifest: dict) -> dict:
+            from intoaec_xero.airflow import tasks
+
+            return tasks.load(manifest)
+
+        load(extract(tenant))
+
+    @task(trigger_rule="all_done")
+    def report(run_id: str | None = None) -> list[dict]:
+        from intoaec_xero.airflow import tasks
+
+        return tasks.report(run_id)
+
+    sync_tenant.expand(tenant=discover_tenants()) >> report()
+
+
+xero_sync()

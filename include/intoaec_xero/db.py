@@ -1,0 +1,168 @@
+"""The IntoAEC database: engines, schema upgrades and idempotent upserts.
+
+Any SQLAlchemy URL works; SQLite is the embedded default and PostgreSQL production. Both get
+the same schema and the same upsert (``INSERT … ON CONFLICT DO UPDATE``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event, exc, func, inspect, select
+from sqlalchemy.engine import Connection, make_url
+
+from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
+from intoaec_xero.schema import metadata
+
+log = logging.getLogger(__name__)
+
+# SQLite stores NUMERIC as REAL; SQLAlchemy rounds it back to Decimal at the column's scale,
+# which is exact for money of this size. Sums that must be exact go through money_sum().
+warnings.filterwarnings("ignore", message=".*does \\*not\\* support Decimal objects natively.*")
+
+UPSERT_BATCH = 1000
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people paste: ``postgres://`` and plain ``postgresql://`` (psycopg2)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for the IntoAEC database, or one clear sentence saying what is wrong."""
+    if not url:
+        raise ConfigurationError(
+            "No IntoAEC database URL: set the Airflow connection 'intoaec_db' or INTOAEC_DB_URL."
+        )
+    try:
+        parsed = make_url(normalise_url(url))
+    except exc.ArgumentError:
+        raise ConfigurationError(
+            f"The IntoAEC database URL {url!r} is not a SQLAlchemy URL "
+            "(expected e.g. sqlite:///var/intoaec.db or postgresql://user@host:5432/dbname)."
+        ) from None
+    kwargs: dict[str, Any] = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Several Airflow tasks share one SQLite file: wait for the writer instead of failing.
+        kwargs["connect_args"] = {"timeout": 60}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
+        raise ConfigurationError(f"No database driver for {parsed.drivername!r}: {error}.") from None
+    if parsed.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised by every sqlite test
+        # WAL lets readers (the UI, `status`) see the last commit while a load writes.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # pragma: no cover
+        # pysqlite's own transaction handling is off (isolation_level=None); begin explicitly
+        # so each transaction is atomic, and as IMMEDIATE so two writers queue instead of
+        # deadlocking on a lock upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def describe(engine: Engine) -> str:
+    """The URL with its password hidden, for logs."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def check_connection(engine: Engine) -> None:
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except exc.OperationalError as error:
+        raise TargetDatabaseError(
+            f"Cannot connect to the IntoAEC database at {describe(engine)}: "
+            f"{_first_line(error.orig)}. Check the URL in 'intoaec_db' / INTOAEC_DB_URL."
+        ) from None
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Create what is missing of the schema; returns the tables it created."""
+    check_connection(engine)
+    existing = set(inspect(engine).get_table_names())
+    metadata.create_all(engine)
+    created = sorted(set(metadata.tables) - existing)
+    if created:
+        log.info("Created tables in %s: %s", describe(engine), ", ".join(created))
+    return created
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert or update by primary key; a re-run with the same rows changes nothing."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - guarded by the supported-backends docs
+        raise ConfigurationError(f"Unsupported IntoAEC database backend {dialect!r}.")
+    keys = [c.name for c in table.primary_key.columns]
+    # A key twice in one statement is an error on PostgreSQL; the last version wins, as Xero's would.
+    by_key = {tuple(row[k] for k in keys): row for row in rows}
+    if len(by_key) != len(rows):
+        rows = list(by_key.values())
+    columns = list(rows[0].keys())
+    statement = insert(table)
+    updates = {c: statement.excluded[c] for c in columns if c not in keys}
+    statement = (
+        statement.on_conflict_do_update(index_elements=keys, set_=updates)
+        if updates
+        else statement.on_conflict_do_nothing(index_elements=keys)
+    )
+    for start in range(0, len(rows), UPSERT_BATCH):
+        conn.execute(statement, list(rows[start : start + UPSERT_BATCH]))
+    return len(rows)
+
+
+def money_sum(column) -> Any:
+    """An exact SQL sum of a 2-place money column on both backends.
+
+    PostgreSQL sums NUMERIC exactly. SQLite holds REAL, so sum whole cents as integers.
+    Returns an expression whose value is cents on SQLite; use :func:`cents_to_decimal`.
+    """
+    return func.sum(func.round(column * 100))
+
+
+def cents_to_decimal(value: Any) -> Decimal:
+    """The value of a :func:`money_sum` as an exact 2-place Decimal."""
+    if value is None:
+        return Decimal("0.00")
+    return (Decimal(str(value)) / 100).quantize(Decimal("0.01"))
+
+
+def count_rows(conn: Connection, table: Table, where: Iterable | None = None) -> int:
+    query = select(func.count()).select_from(table)
+    for clause in where or ():
+        query = query.where(clause)
+    return int(conn.execute(query).scalar_one())
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error else "unknown error"

@@ -1,0 +1,70 @@
+"""One taxonomy for everything that can go wrong, so callers decide by type, not by message.
+
+Every message is a sentence a data engineer can act on; none carries a secret.
+"""
+
+from __future__ import annotations
+
+
+class IntoAECXeroError(Exception):
+    """Base class: anything raised on purpose by this package."""
+
+
+class ConfigurationError(IntoAECXeroError):
+    """A connection, setting or URL is missing or wrong; retrying will not help."""
+
+
+class TargetDatabaseError(IntoAECXeroError):
+    """The IntoAEC database cannot be reached or used."""
+
+
+class XeroError(IntoAECXeroError):
+    """Xero (or the sandbox) answered with an error or not at all."""
+
+    retriable = False
+
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.endpoint = endpoint
+
+
+class XeroUnavailable(XeroError):
+    """Network failure, timeout or 5xx: worth retrying with backoff."""
+
+    retriable = True
+
+
+class XeroRateLimited(XeroError):
+    """HTTP 429. ``problem`` is Xero's ``X-Rate-Limit-Problem`` (minute, day, concurrent)."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, problem: str | None, retry_after: float | None, **kw):
+        super().__init__(message, status=429, **kw)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+class XeroDailyLimitReached(XeroRateLimited):
+    """The tenant's day quota is spent: stop cleanly and resume on the next run."""
+
+    retriable = False
+
+
+class XeroAuthError(XeroError):
+    """The grant no longer works (revoked, expired, invalid_grant): the tenant must reconnect."""
+
+
+class XeroAccessDenied(XeroError):
+    """Xero refused this endpoint for this tenant (scope, plan or tenant header)."""
+
+
+class StreamNotAvailable(XeroAccessDenied):
+    """The tenant's Xero plan does not include this stream (Journals since 2026)."""
+
+
+class XeroBadResponse(XeroError):
+    """The body was not the JSON Xero promises (truncated page, wrong type)."""
+
+    retriable = True

@@ -1,0 +1,157 @@
+"""Pages of raw JSON per tenant × stream, with the fewest calls Xero allows.
+
+Paged streams ask for ``pageSize=1000`` and stop at the pagination object's ``pageCount`` (or
+at a short page), so a full read costs ⌈n/1000⌉ calls plus at most one empty page. Journals
+walk forward by ``offset`` = last JournalNumber, 100 per call. Incremental runs send
+``If-Modified-Since`` from the stored watermark, minus a small overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from intoaec_xero.client import XeroClient
+from intoaec_xero.errors import XeroAccessDenied, XeroBadResponse
+from intoaec_xero.parsing import format_if_modified_since, parse_datetime
+from intoaec_xero.rawstore import RawStore
+from intoaec_xero.state import StreamState
+from intoaec_xero.streams import Paging, Stream
+
+log = logging.getLogger(__name__)
+
+# Re-read a little before the watermark: Xero's If-Modified-Since is second-accurate, and a
+# record saved in the same second as the last one we saw must not slip through.
+WATERMARK_OVERLAP = timedelta(seconds=60)
+
+
+@dataclass
+class StreamExtract:
+    """What one stream's extract produced; small and JSON-serialisable (it travels by XCom)."""
+
+    stream: str
+    pages: int = 0
+    records: int = 0
+    api_calls: int = 0
+    full: bool = True
+    if_modified_since: str | None = None
+    max_cursor: str | None = None
+    last_offset: int | None = None
+    unavailable: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def extract_stream(
+    client: XeroClient,
+    stream: Stream,
+    tenant_id: str,
+    state: StreamState,
+    raw: RawStore,
+    run_id: str,
+    *,
+    full: bool = False,
+) -> StreamExtract:
+    """Fetch every page the stream needs this run and keep them in the raw store."""
+    result = StreamExtract(stream=stream.name, full=full or state.watermark is None)
+    raw.reset(run_id, tenant_id, stream.name)
+    since = None
+    if not result.full and stream.supports_if_modified_since and state.watermark:
+        since = format_if_modified_since(state.watermark - WATERMARK_OVERLAP)
+    result.if_modified_since = since
+    calls_before = client.stats.calls
+    try:
+        if stream.paging is Paging.OFFSET:
+            _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since)
+        else:
+            _walk_pages(client, stream, tenant_id, raw, run_id, result, since)
+    except XeroAccessDenied as error:
+        if not stream.plan_gated or error.status != 401:
+            raise
+        result.unavailable = (
+            f"Xero does not give this organisation's plan access to {stream.path} "
+            "(401 AuthorizationUnsuccessful); the ledger is not synced for it."
+        )
+        raw.reset(run_id, tenant_id, stream.name)
+        result.pages = result.records = 0
+    finally:
+        result.api_calls = client.stats.calls - calls_before
+    return result
+
+
+def _records(stream: Stream, payload: Any) -> list[dict[str, Any]]:
+    if not isinstance(payload, dict) or not isinstance(payload.get(stream.records_key), list):
+        raise XeroBadResponse(f"{stream.label} returned no {stream.records_key} list.", endpoint=stream.path)
+    return payload[stream.records_key]
+
+
+def _note_cursor(stream: Stream, records: list[dict[str, Any]], result: StreamExtract) -> None:
+    if not stream.cursor:
+        return
+    best = parse_datetime(result.max_cursor) if result.max_cursor else None
+    for record in records:
+        try:
+            moment = parse_datetime(record.get(stream.cursor))
+        except ValueError:
+            continue  # validation names the bad record; the watermark just ignores it
+        if moment and (best is None or moment > best):
+            best = moment
+    if best:
+        result.max_cursor = best.isoformat()
+
+
+def _walk_pages(client, stream, tenant_id, raw, run_id, result, since) -> None:
+    page = 1
+    while True:
+        response = client.get(stream.sdk_method, tenant_id, stream.label,
+                              **stream.request_params(page=page, if_modified_since=since))
+        records = _records(stream, response.payload)
+        if records or page == 1:
+            result.pages += 1
+            raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
+        result.records += len(records)
+        _note_cursor(stream, records, result)
+        if stream.paging is Paging.NONE:
+            return
+        pagination = response.payload.get("pagination") or {}
+        page_count = pagination.get("pageCount")
+        if page_count is not None and page >= int(page_count):
+            return
+        if len(records) < stream.page_size:
+            return
+        if page % 10 == 0:
+            log.info("%s %s: %d records over %d pages so far", tenant_id, stream.name, result.records, page)
+        page += 1
+
+
+def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since) -> None:
+    offset = 0 if result.full else (state.journal_offset or 0)
+    while True:
+        response = client.get(stream.sdk_method, tenant_id, stream.label,
+                              **stream.request_params(offset=offset, if_modified_since=since))
+        records = _records(stream, response.payload)
+        if records or result.pages == 0:
+            result.pages += 1
+            raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
+        result.records += len(records)
+        _note_cursor(stream, records, result)
+        if not records:
+            break
+        offset = max(int(r[stream.offset_field]) for r in records)
+        result.last_offset = offset
+        if len(records) < stream.page_size:
+            break
+        if result.pages % 20 == 0:
+            log.info("%s %s: %d records, offset %d", tenant_id, stream.name, result.records, offset)
+
+
+def now_iso() -> str:
+    from datetime import UTC
+
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,105 @@
+"""Per tenant × stream sync state (watermarks, journal offsets) and the sync_runs history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from intoaec_xero.db import upsert
+from intoaec_xero.schema import sync_runs, sync_state
+
+
+@dataclass(frozen=True)
+class StreamState:
+    watermark: datetime | None = None
+    journal_offset: int | None = None
+    last_full_sync_at: datetime | None = None
+
+
+def read_state(engine: Engine, tenant_id: str, stream: str) -> StreamState:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(sync_state.c.watermark, sync_state.c.journal_offset, sync_state.c.last_full_sync_at)
+            .where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
+        ).first()
+    if row is None:
+        return StreamState()
+    return StreamState(
+        watermark=_aware(row.watermark),
+        journal_offset=row.journal_offset,
+        last_full_sync_at=_aware(row.last_full_sync_at),
+    )
+
+
+def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetime | None,
+            journal_offset: int | None, full: bool) -> None:
+    """Record a successful load; called inside the load's transaction so both commit together."""
+    now = datetime.now(UTC)
+    current = conn.execute(
+        select(sync_state.c.watermark, sync_state.c.journal_offset, sync_state.c.last_full_sync_at)
+        .where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
+    ).first()
+    old_mark = _aware(current.watermark) if current else None
+    old_offset = current.journal_offset if current else None
+    row = {
+        "tenant_id": tenant_id,
+        "stream": stream,
+        # Never move backwards: a replay of an old run must not re-open a window.
+        "watermark": max(filter(None, (old_mark, watermark)), default=None),
+        "journal_offset": max(filter(lambda v: v is not None, (old_offset, journal_offset)), default=None),
+        "last_success_at": now,
+        "last_full_sync_at": now if full else (_aware(current.last_full_sync_at) if current else None),
+        "last_error": None,
+        "last_error_at": None,
+        "updated_at": now,
+    }
+    upsert(conn, sync_state, [row])
+
+
+def record_error(engine: Engine, tenant_id: str, stream: str, message: str) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        exists = conn.execute(
+            select(sync_state.c.stream).where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
+        ).first()
+        if exists:
+            conn.execute(
+                sync_state.update()
+                .where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
+                .values(last_error=message, last_error_at=now, updated_at=now)
+            )
+        else:
+            upsert(conn, sync_state, [{"tenant_id": tenant_id, "stream": stream, "last_error": message,
+                                       "last_error_at": now, "updated_at": now}])
+
+
+def record_run(engine: Engine | Connection, **row: Any) -> None:
+    """Upsert one sync_runs row (run × tenant × stream); later phases fill in more columns."""
+    if isinstance(engine, Connection):
+        _record_run(engine, row)
+    else:
+        with engine.begin() as conn:
+            _record_run(conn, row)
+
+
+def _record_run(conn: Connection, row: dict[str, Any]) -> None:
+    existing = conn.execute(
+        select(sync_runs).where(
+            sync_runs.c.run_id == row["run_id"],
+            sync_runs.c.tenant_id == row["tenant_id"],
+            sync_runs.c.stream == row["stream"],
+        )
+    ).mappings().first()
+    merged = {**(dict(existing) if existing else {}), **{k: v for k, v in row.items() if v is not None}}
+    merged.setdefault("status", "running")
+    upsert(conn, sync_runs, [{c.name: merged.get(c.name) for c in sync_runs.columns}])
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,127 @@
+"""The pipeline against the local Xero sandbox, into SQLite and a real PostgreSQL.
+
+What landed must equal the sandbox's ground truth (counts and money to the cent), and a second
+run must change nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from intoaec_xero import db, report
+from intoaec_xero.client import XeroClient
+from intoaec_xero.errors import XeroAuthError, XeroUnavailable
+from intoaec_xero.oauth import finish_authorization, start_authorization
+from intoaec_xero.pipeline import discover_tenants, extract_tenant, run_sync, selected_streams
+from intoaec_xero.rawstore import RawStore
+from intoaec_xero.schema import clients, invoice_lines, invoices, sync_runs, sync_state
+from intoaec_xero.settings import XeroSettings
+from intoaec_xero.streams import STREAMS
+from intoaec_xero.tokens import TokenCipher, TokenStore
+
+pytestmark = pytest.mark.integration
+
+SYNCED_TABLES = {t for s in STREAMS.values() for t in s.targets}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    from xero_sandbox.testing import running_sandbox
+
+    with running_sandbox(dataset="small", seed=3) as handle:
+        yield handle
+
+
+def _connect(sandbox, engine) -> tuple[XeroSettings, TokenStore]:
+    from xero_sandbox.testing import sign_in_and_consent
+
+    settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
+                                            client_secret="sandbox-secret")
+    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    request = start_authorization(settings, "http://127.0.0.1:9/callback")
+    store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
+    return settings, store
+
+
+def _sync(settings, store, engine, tmp_path, run_id):
+    client = XeroClient(settings, store, sleep=lambda s: None)
+    return run_sync(client, settings, engine, RawStore(tmp_path / "raw"), run_id), client
+
+
+def test_full_sync_equals_the_truth_and_a_second_run_changes_nothing(sandbox, engine, tmp_path):
+    settings, store = _connect(sandbox, engine)
+    summary, client = _sync(settings, store, engine, tmp_path, "run-1")
+    assert summary.ok, summary.failures
+    truth = sandbox.truth()
+    assert len(summary.tenants) == len(truth["tenants"]) == 2
+    assert report.compare_with_truth(engine, truth, SYNCED_TABLES) == []
+    first_counts = report.row_counts(engine)
+    with engine.connect() as conn:
+        before = {t.name: conn.execute(select(t).order_by(*t.primary_key.columns)).all()
+                  for t in (clients, invoices, invoice_lines)}
+
+    summary, client = _sync(settings, store, engine, tmp_path, "run-2")
+    assert summary.ok, summary.failures
+    assert report.row_counts(engine) == first_counts
+    with engine.connect() as conn:
+        after = {t.name: conn.execute(select(t).order_by(*t.primary_key.columns)).all()
+                 for t in (clients, invoices, invoice_lines)}
+    assert after == before
+    # the second run is incremental: If-Modified-Since from the stored watermark
+    with engine.connect() as conn:
+        marks = conn.execute(select(sync_state.c.stream, sync_state.c.watermark)).all()
+        runs = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "run-2")).mappings().all()
+    assert marks and all(m.watermark is not None for m in marks)
+    assert {r["status"] for r in runs} == {"success"}
+
+
+def test_money_and_dates_are_typed_on_both_backends(sandbox, engine, tmp_path):
+    settings, store = _connect(sandbox, engine)
+    summary, _ = _sync(settings, store, engine, tmp_path, "run-types")
+    assert summary.ok
+    with engine.connect() as conn:
+        row = conn.execute(select(invoices.c.total, invoices.c.date, invoices.c.updated_at).limit(1)).one()
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    assert isinstance(row.total, Decimal) and row.total == row.total.quantize(Decimal("0.01"))
+    assert isinstance(row.date, date) and not isinstance(row.date, datetime)
+    assert isinstance(row.updated_at, datetime)
+
+
+def test_an_unreachable_xero_fails_with_one_clear_sentence(engine):
+    settings = XeroSettings.for_single_host("http://127.0.0.1:9", client_id="x", client_secret="y", max_attempts=2)
+    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    from intoaec_xero.tokens import TokenSet
+
+    store.save(TokenSet(access_token="a", refresh_token="r", expires_at=9e12))
+    client = XeroClient(settings, store, sleep=lambda s: None)
+    with pytest.raises(XeroUnavailable, match="cannot reach Xero .connection refused."):
+        client.connections()
+
+
+def test_a_failed_extract_commits_nothing_for_that_tenant(sandbox, engine, tmp_path):
+    settings, store = _connect(sandbox, engine)
+    client = XeroClient(settings, store, sleep=lambda s: None)
+    tenants = discover_tenants(client, settings, engine)
+    bogus = {"tenant_id": "00000000-0000-0000-0000-000000000000", "tenant_name": "Not connected"}
+    from intoaec_xero.pipeline import TenantSyncFailed
+
+    with pytest.raises(TenantSyncFailed, match="Not connected: contacts extract failed"):
+        extract_tenant(client, engine, RawStore(tmp_path), "run-x", bogus, selected_streams())
+    assert report.row_counts(engine) == {}
+    assert tenants
+
+
+def test_a_revoked_grant_is_an_auth_error_not_a_retry_loop(sandbox, engine, tmp_path):
+    settings, store = _connect(sandbox, engine)
+    tokens = store.load()
+    tokens.refresh_token = "not-a-real-refresh-token"
+    tokens.expires_at = 0
+    store.save(tokens)
+    client = XeroClient(settings, store, sleep=lambda s: None)
+    with pytest.raises(XeroAuthError, match="invalid_grant"):
+        client.connections()
+    assert store.status() == "reconnect_needed"
+    assert db.describe(engine)
