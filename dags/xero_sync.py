@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import dag, task, task_group
+from airflow.sdk import dag, get_current_context, task, task_group
 
 
 @dag(
@@ -31,16 +31,19 @@ def xero_sync():
 
     @task_group(group_id="tenant")
     def sync_tenant(tenant: dict[str, str]):
-        @task(pool="xero_api", map_index_template="{{ task.op_kwargs['tenant']['tenant_name'] }}")
+        # The grid labels each mapped instance with its organisation's name.
+        @task(pool="xero_api", map_index_template="{{ tenant_name }}")
         def extract(tenant: dict[str, str], run_id: str | None = None) -> dict:
             from intoaec_xero.airflow import tasks
 
+            get_current_context()["tenant_name"] = tenant["tenant_name"]
             return tasks.extract(tenant, run_id=run_id)
 
-        @task
+        @task(map_index_template="{{ tenant_name }}")
         def load(manifest: dict) -> dict:
             from intoaec_xero.airflow import tasks
 
+            get_current_context()["tenant_name"] = manifest["tenant_name"]
             return tasks.load(manifest)
 
         load(extract(tenant))

@@ -43,35 +43,146 @@ def cmd_db_upgrade(args) -> int:
     return 0
 
 
-def cmd_connect(args) -> int:
-    from intoaec_xero.client import build_client
-    from intoaec_xero.oauth import finish_authorization, start_authorization
+def _token_store(settings, engine):
+    from intoaec_xero.airflow.hooks import token_cipher
     from intoaec_xero.tokens import TokenStore
+
+    return TokenStore(engine, settings.connection_key, token_cipher())
+
+
+def cmd_connect(args) -> int:
+    from intoaec_xero import oauth
+    from intoaec_xero.client import build_client
 
     settings = _settings(args)
     engine = _engine(args)
     db.upgrade(engine)
-    store = TokenStore(engine, settings.connection_key)
+    store = _token_store(settings, engine)
     if settings.grant_type == "client_credentials":
-        store.save(build_client(settings, store)._client_credentials_token())
+        tokens = oauth.client_credentials_token(settings)
     else:
-        request = start_authorization(settings, args.redirect_uri)
-        if args.sandbox_user:
-            from xero_sandbox.testing import sign_in_and_consent
+        request = oauth.start_authorization(settings, args.redirect_uri)
+        tokens = oauth.finish_authorization(settings, request, _sign_in(args, request))
+    oauth.complete_sign_in(settings, store, tokens, build_client(settings, store))
+    orgs = oauth.organisations(engine, settings.connection_key, store.info())
+    if settings.grant_type == "client_credentials" and not orgs:
+        print("Connected with a Xero custom connection (one organisation; Xero names it on the first API call).")
+        return 0
+    print(f"Connected to {len(orgs)} organisation{'s' if len(orgs) != 1 else ''}:")
+    for org in orgs:
+        flags = [org.status, "Sync Enabled" if org.sync_enabled else "Sync Disabled (tenant filter)",
+                 "Future Access Saved" if org.future_access_saved else "No Future Access"]
+        print(f"  {org.name}  ({org.tenant_id})  " + " · ".join(flags))
+    return 0
 
-            email, _, password = args.sandbox_user.partition(":")
-            callback = sign_in_and_consent(request.url, email=email, password=password)
-        else:
-            print("Open this address, sign in to Xero and approve access:\n\n  " + request.url + "\n")
-            if not args.no_browser:
-                webbrowser.open(request.url)
-            callback = input("Then paste the full address your browser was sent to: ")
-        store.save(finish_authorization(settings, request, callback))
-    client = build_client(settings, store)
-    connections = client.connections()
-    print(f"Connected to {len(connections)} organisation(s):")
-    for connection in connections:
-        print(f"  {connection.get('tenantName')}  ({connection.get('tenantId')})")
+
+def _sign_in(args, request) -> str:
+    """The redirect Xero sent back: from the sandbox's scripted user, a local listener, or a paste."""
+    if args.sandbox_user:
+        from xero_sandbox.testing import sign_in_and_consent
+
+        email, _, password = args.sandbox_user.partition(":")
+        return sign_in_and_consent(request.url, email=email, password=password)
+    print("Open this address, sign in to Xero and approve access:\n\n  " + request.url + "\n", flush=True)
+    if not args.no_browser:
+        listener = _CallbackListener.start(request)
+        if webbrowser.open(request.url) and listener:
+            print(f"Waiting for Xero to send your browser back to {request.redirect_uri} ...", flush=True)
+            callback = listener.wait(args.timeout)
+            if callback:
+                return callback
+            print("No answer arrived there.", flush=True)
+        if listener:
+            listener.stop()
+        elif not args.no_browser:
+            print(f"(Nothing can listen on {request.redirect_uri} from here, e.g. the Airflow UI holds the "
+                  "port: finish in the browser, then copy the address it lands on.)", flush=True)
+    return input("Paste the full address your browser was sent to: ")
+
+
+class _CallbackListener:
+    """A one-shot HTTP listener on the loopback redirect URI, so a browser sign-in needs no paste."""
+
+    def __init__(self, server, thread):
+        self._server, self._thread = server, thread
+
+    @classmethod
+    def start(cls, request):
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        target = urlparse(request.redirect_uri)
+        if target.scheme != "http" or target.hostname not in ("localhost", "127.0.0.1") or not target.port:
+            return None
+        received = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                query = parse_qs(urlparse(self.path).query)
+                if urlparse(self.path).path != target.path or query.get("state", [""])[0] != request.state:
+                    self.send_error(400, "Not the sign-in this terminal is waiting for.")
+                    return
+                self.server.callback_url = f"{target.scheme}://{target.netloc}{self.path}"
+                body = b"<!doctype html><p>Done: go back to the terminal. You can close this tab.</p>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                received.set()
+
+            def log_message(self, *args):  # the query carries the authorization code: keep it off stderr
+                pass
+
+        try:
+            server = HTTPServer((target.hostname, target.port), Handler)
+        except OSError:
+            return None
+        server.callback_url = None
+        server.received = received
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return cls(server, thread)
+
+    def wait(self, timeout: float) -> str | None:
+        self._server.received.wait(timeout)
+        self.stop()
+        return self._server.callback_url
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def cmd_disconnect(args) -> int:
+    from intoaec_xero import oauth
+    from intoaec_xero.client import build_client
+
+    settings = _settings(args)
+    engine = _engine(args)
+    db.upgrade(engine)
+    store = _token_store(settings, engine)
+    if args.organisation:
+        org = oauth.find_organisation(engine, settings.connection_key, args.organisation)
+        if org is None or not org.connection_id:
+            print(f"intoaec-xero: no organisation {args.organisation!r} is connected through "
+                  f"'{settings.connection_key}'.", file=sys.stderr)
+            return 1
+        oauth.delete_connection(build_client(settings, store), org.connection_id)
+        oauth.mark_organisation_disconnected(engine, org.tenant_id)
+        print(f"Disconnected {org.name}; the other organisations stay connected.")
+        return 0
+    tokens = store.load()
+    if tokens is None:
+        print(f"Xero is not connected through '{settings.connection_key}'; nothing to revoke.")
+        return 0
+    orgs = [o for o in oauth.organisations(engine, settings.connection_key, None) if o.status != "Disconnected"]
+    if tokens.refresh_token and settings.grant_type != "client_credentials":
+        oauth.revoke(settings, tokens.refresh_token)
+    store.forget()
+    print(f"Revoked the Xero grant of '{settings.connection_key}'; disconnected "
+          + (", ".join(o.name for o in orgs) or "no organisation") + ".")
     return 0
 
 
@@ -95,6 +206,23 @@ def cmd_sync(args) -> int:
     return 0 if summary.ok else 1
 
 
+def cmd_replay(args) -> int:
+    from intoaec_xero.pipeline import replay_run
+    from intoaec_xero.rawstore import RawStore
+    from intoaec_xero.runtime import raw_dir
+
+    engine = _engine(args)
+    db.upgrade(engine)
+    failed = []
+    for summary in replay_run(engine, RawStore(raw_dir()), args.run_id):
+        for name, outcome in summary["streams"].items():
+            print(f"{summary['tenant_name']:<30} {name:<20} {outcome['status']} {outcome.get('rows', '')}")
+        failed.extend(summary["failed"])
+    for failure in failed:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_counts(args) -> int:
     engine = _engine(args)
     if args.json:
@@ -116,19 +244,32 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db_parser.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="create or upgrade IntoAEC's tables").set_defaults(func=cmd_db_upgrade)
 
-    connect = commands.add_parser("connect", help="the one-off Xero sign-in (OAuth)")
+    connect = commands.add_parser("connect", help="the one-off Xero sign-in (OAuth), or a reconnect")
     connect.add_argument("--no-browser", action="store_true", help="print the URL; paste the redirect back")
-    connect.add_argument("--redirect-uri", default="http://localhost:8080/xero/callback",
-                         help="the redirect URI registered on the Xero app")
+    connect.add_argument("--redirect-uri",
+                         default=os.environ.get("INTOAEC_XERO_REDIRECT_URI", "http://localhost:8080/xero/callback"),
+                         help="the redirect URI registered on the Xero app (default: the Airflow UI's, "
+                              "or INTOAEC_XERO_REDIRECT_URI)")
+    connect.add_argument("--timeout", type=float, default=600,
+                         help="seconds to wait for the browser to come back (default 600)")
     connect.add_argument("--sandbox-user", default="", metavar="EMAIL:PASSWORD",
                          help="sign in to the local sandbox without a browser")
     connect.set_defaults(func=cmd_connect)
+
+    disconnect = commands.add_parser("disconnect", help="revoke the Xero grant (or disconnect one organisation)")
+    disconnect.add_argument("--organisation", default="", metavar="NAME_OR_TENANT_ID",
+                            help="disconnect only this organisation; the grant stays for the others")
+    disconnect.set_defaults(func=cmd_disconnect)
 
     sync = commands.add_parser("sync", help="sync every tenant now, without Airflow")
     sync.add_argument("--stream", action="append", help="only this stream (repeatable)")
     sync.add_argument("--full", action="store_true", help="ignore watermarks and read everything")
     sync.add_argument("--run-id", default="")
     sync.set_defaults(func=cmd_sync)
+
+    replay = commands.add_parser("replay", help="re-run transform, checks and load of a past run from its raw pages")
+    replay.add_argument("run_id")
+    replay.set_defaults(func=cmd_replay)
 
     counts = commands.add_parser("counts", help="rows per tenant and table")
     counts.add_argument("--json", action="store_true")

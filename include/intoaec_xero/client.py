@@ -36,6 +36,7 @@ from intoaec_xero.errors import (
     XeroRateLimited,
     XeroUnavailable,
 )
+from intoaec_xero.limits import TenantLimiter
 from intoaec_xero.parsing import loads
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenSet, TokenStore
@@ -110,11 +111,13 @@ class XeroClient:
         store: TokenStore,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: TenantLimiter | None = None,
     ):
         self.settings = settings
         self.store = store
         self.stats = CallStats()
         self._sleep = sleep
+        self.limiter = limiter or TenantLimiter(sleep=sleep)
         self._lock = threading.Lock()
         self._tokens: TokenSet | None = None
 
@@ -220,12 +223,14 @@ class XeroClient:
         attempt = 0
         while True:
             attempt += 1
+            if tenant_id:
+                self.limiter.before_call(tenant_id)
             self.stats.calls += 1
             try:
                 raw = call(self.settings.request_timeout)
                 headers = {k.lower(): v for k, v in raw.headers.items()}
                 body = raw.data
-                self.stats.note_quota(tenant_id, headers)
+                self._note_headers(tenant_id, headers)
                 try:
                     payload = loads(body)
                 except (json.JSONDecodeError, UnicodeDecodeError):
@@ -236,7 +241,7 @@ class XeroClient:
                 return Response(payload=payload, body=body, headers=headers, status=raw.status)
             except HTTPStatusException as error:
                 headers = {k.lower(): v for k, v in (error.headers or {}).items()}
-                self.stats.note_quota(tenant_id, headers)
+                self._note_headers(tenant_id, headers)
                 failure = _classify(error, label, headers)
                 if isinstance(failure, XeroAuthError) and "TokenExpired" in str(failure) and not refreshed_after_401:
                     # One 401 mid-run: refresh once and retry once, not a dead run.
@@ -261,6 +266,11 @@ class XeroClient:
             log.warning("%s Retrying in %.1f s (attempt %d of %d).", failure, wait, attempt + 1,
                         self.settings.max_attempts)
             self._sleep(wait)
+
+    def _note_headers(self, tenant_id: str | None, headers: dict[str, str]) -> None:
+        self.stats.note_quota(tenant_id, headers)
+        if tenant_id:
+            self.limiter.after_response(tenant_id, headers)
 
     def _backoff(self, attempt: int, failure: XeroError) -> float:
         if isinstance(failure, XeroRateLimited) and failure.retry_after is not None:

@@ -17,7 +17,6 @@ from sqlalchemy import Engine, Table, create_engine, event, exc, func, inspect, 
 from sqlalchemy.engine import Connection, make_url
 
 from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
-from intoaec_xero.schema import metadata
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +100,43 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _alembic_config(connection: Connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
 def upgrade(engine: Engine) -> list[str]:
-    """Create what is missing of the schema; returns the tables it created."""
+    """Bring the schema to the newest Alembic revision; returns the tables it created.
+
+    Safe to run on every DAG run and from several workers at once: the migration holds the
+    database's write lock (an advisory lock on PostgreSQL) for its transaction.
+    """
+    from alembic import command
+
     check_connection(engine)
-    existing = set(inspect(engine).get_table_names())
-    metadata.create_all(engine)
-    created = sorted(set(metadata.tables) - existing)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242042)")
+        existing = set(inspect(conn).get_table_names())
+        command.upgrade(_alembic_config(conn), "head")
+        created = sorted(set(inspect(conn).get_table_names()) - existing - {"alembic_version"})
     if created:
         log.info("Created tables in %s: %s", describe(engine), ", ".join(created))
     return created
+
+
+def schema_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:

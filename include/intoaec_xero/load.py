@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, select
 
 from intoaec_xero import state
 from intoaec_xero.db import upsert
@@ -39,6 +39,7 @@ CHILD_OF = {
 class StreamLoad:
     stream: str
     rows: dict[str, int] = field(default_factory=dict)
+    corrected: int = 0
     checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +74,8 @@ def load_stream(
             checks.extend(check_batch(tenant_id, stream.name, rows_by_table))
             for table_name in stream.targets:
                 rows = rows_by_table[table_name]
+                if extracted.extra.get("reconcile") and table_name == stream.targets[0]:
+                    result.corrected += _count_changed(conn, metadata.tables[table_name], rows)
                 if table_name in CHILD_OF:
                     _drop_children(conn, table_name, tenant_id, rows_by_table)
                 counts[table_name] += upsert(conn, metadata.tables[table_name], rows)
@@ -87,6 +90,33 @@ def load_stream(
     result.rows = dict(counts)
     result.checks = [asdict(c) for c in checks if not c.passed]
     return result
+
+
+def _count_changed(conn, table, rows: list[dict[str, Any]]) -> int:
+    """Rows a full reconcile is about to change: the edits an incremental read could not see."""
+    if not rows:
+        return 0
+    keys = [c.name for c in table.primary_key.columns]
+    tenant_key, id_key = keys
+    tenant_id = rows[0][tenant_key]
+    existing = {}
+    for start in range(0, len(rows), 500):
+        ids = [row[id_key] for row in rows[start : start + 500]]
+        for row in conn.execute(select(table).where(table.c[tenant_key] == tenant_id, table.c[id_key].in_(ids))):
+            existing[row._mapping[id_key]] = row._mapping
+    changed = 0
+    for row in rows:
+        before = existing.get(row[id_key])
+        if before is not None and any(_differs(before[c], v) for c, v in row.items() if c in before):
+            changed += 1
+    return changed
+
+
+def _differs(stored: Any, incoming: Any) -> bool:
+    if isinstance(stored, datetime) and isinstance(incoming, datetime):
+        # SQLite hands back naive UTC
+        return stored.replace(tzinfo=None) != incoming.astimezone(UTC).replace(tzinfo=None)
+    return stored != incoming
 
 
 def _drop_children(conn, table_name: str, tenant_id: str, rows_by_table) -> None:

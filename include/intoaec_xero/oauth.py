@@ -1,7 +1,13 @@
-"""The one-off OAuth 2.0 authorization-code flow (with PKCE and a state check).
+"""The one-off connection setup: the OAuth 2.0 sign-in, and what a grant reaches afterwards.
 
-Used by ``intoaec-xero connect`` and the Airflow UI's Xero page: build the sign-in URL, then
-turn the redirect Xero sends back into a stored token set.
+Used by ``intoaec-xero connect`` / ``disconnect`` and by the Airflow UI's Xero page, so both
+follow the same rules: the authorization-code flow with PKCE (S256) and a ``state`` that must
+come back unchanged, tokens stored before anything uses them, the organisations re-read from
+``/connections`` after every consent (a reconnect can change the tenant ids), and revocation
+or per-organisation disconnection through Xero rather than just forgetting tokens locally.
+
+HTTP to Xero's identity host goes through a ``requests`` session; the Airflow hook passes its
+own (the connection's proxy and TLS settings), the CLI a plain one.
 """
 
 from __future__ import annotations
@@ -10,22 +16,50 @@ import base64
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
+import requests.auth
+from sqlalchemy import Engine, select, true
 
-from intoaec_xero.errors import ConfigurationError, XeroAuthError, XeroUnavailable
+from intoaec_xero.db import upsert
+from intoaec_xero.errors import ConfigurationError, XeroAuthError, XeroError, XeroUnavailable
+from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
-from intoaec_xero.tokens import TokenSet
+from intoaec_xero.tokens import (
+    STATUS_ACTIVE,
+    TENANT_CONNECTED,
+    TENANT_DISCONNECTED,
+    GrantInfo,
+    TokenSet,
+    TokenStore,
+)
+
+HTTP_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class AuthorizationRequest:
+    """One sign-in in progress. The verifier is a secret: keep it server-side or encrypted."""
+
     url: str
     state: str
     code_verifier: str
     redirect_uri: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(url=data["url"], state=data["state"], code_verifier=data["code_verifier"],
+                   redirect_uri=data["redirect_uri"])
+
+    def __repr__(self) -> str:
+        return f"AuthorizationRequest(redirect_uri={self.redirect_uri!r})"
 
 
 def start_authorization(settings: XeroSettings, redirect_uri: str) -> AuthorizationRequest:
@@ -46,37 +80,254 @@ def start_authorization(settings: XeroSettings, redirect_uri: str) -> Authorizat
     return AuthorizationRequest(f"{settings.authorize_url}?{query}", state, verifier, redirect_uri)
 
 
-def finish_authorization(settings: XeroSettings, request: AuthorizationRequest, callback_url: str) -> TokenSet:
-    """Check the redirect (state, error) and exchange its code for tokens."""
+def authorization_code(request: AuthorizationRequest, callback_url: str) -> str:
+    """The code in Xero's redirect, after checking it answers this very request (``state``)."""
     query = parse_qs(urlparse(callback_url.strip()).query)
     if "error" in query:
         raise XeroAuthError(f"Xero sign-in was not completed: {query['error'][0]}"
                             + (f" ({query['error_description'][0]})" if "error_description" in query else ""))
-    if query.get("state", [None])[0] != request.state:
+    returned_state = query.get("state", [""])[0]
+    if not secrets.compare_digest(returned_state.encode(), request.state.encode()):
         raise XeroAuthError("The sign-in answer's state does not match this request; it was refused.")
     code = query.get("code", [None])[0]
     if not code:
         raise XeroAuthError("The redirect URL carries no authorization code.")
-    return exchange_code(settings, code, request.redirect_uri, request.code_verifier)
+    return code
 
 
-def exchange_code(settings: XeroSettings, code: str, redirect_uri: str, code_verifier: str | None) -> TokenSet:
+def finish_authorization(settings: XeroSettings, request: AuthorizationRequest, callback_url: str,
+                         session: requests.Session | None = None) -> TokenSet:
+    """Check the redirect (state, error) and exchange its code for tokens."""
+    code = authorization_code(request, callback_url)
+    return exchange_code(settings, code, request.redirect_uri, request.code_verifier, session=session)
+
+
+def exchange_code(settings: XeroSettings, code: str, redirect_uri: str, code_verifier: str | None,
+                  session: requests.Session | None = None) -> TokenSet:
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     if code_verifier:
         form["code_verifier"] = code_verifier
     issued = time.time()
-    try:
-        response = requests.post(settings.token_url, data=form,
-                                 auth=(settings.client_id, settings.client_secret), timeout=30)
-    except requests.RequestException as error:
-        raise XeroUnavailable(f"Cannot reach Xero's token endpoint at {settings.token_url}: "
-                              f"{type(error).__name__}.") from None
+    response = _post(settings, settings.token_url, form, session)
     if response.status_code != 200:
-        try:
-            detail = response.json().get("error", "")
-        except ValueError:
-            detail = response.text[:200]
+        detail = _oauth_error(response)
         if detail == "invalid_client":
             raise ConfigurationError("Xero rejected the client id/secret (invalid_client).")
         raise XeroAuthError(f"Xero refused the authorization code ({response.status_code} {detail}).")
-    return TokenSet.from_response(response.json(), now=issued)
+    return TokenSet.from_response(response.json(), now=issued, client_id=settings.client_id)
+
+
+def check_client(settings: XeroSettings, session: requests.Session | None = None) -> str | None:
+    """Whether Xero accepts the client id and secret, without touching any grant.
+
+    The token endpoint authenticates the client before it looks at the grant type, so an
+    unknown grant type answers ``invalid_client`` for a wrong secret and something else for a
+    right one. No token is issued and no refresh token is spent. Returns why not, or None.
+    """
+    response = _post(settings, settings.token_url, {"grant_type": "urn:intoaec:client-check"}, session)
+    if response.status_code == 401 or _oauth_error(response) == "invalid_client":
+        return ("Xero rejected the Client ID / Client Secret (invalid_client): copy them again from "
+                "the app's page at developer.xero.com/app/manage.")
+    if response.status_code >= 500:
+        raise XeroUnavailable(f"Xero's token endpoint answered {response.status_code}.")
+    return None
+
+
+def client_credentials_token(settings: XeroSettings, session: requests.Session | None = None) -> TokenSet:
+    """A custom connection's token (one organisation, no refresh token): minted, not stored."""
+    issued = time.time()
+    response = _post(settings, settings.token_url, {"grant_type": "client_credentials"}, session)
+    if response.status_code != 200:
+        raise XeroAuthError(f"Xero refused a custom-connection token ({response.status_code} "
+                            f"{_oauth_error(response)}).", status=response.status_code)
+    return TokenSet.from_response(response.json(), now=issued, client_id=settings.client_id)
+
+
+def list_connections(settings: XeroSettings, access_token: str,
+                     session: requests.Session | None = None) -> list[dict[str, Any]]:
+    http = session or requests
+    try:
+        response = http.get(settings.connections_url, auth=_Bearer(access_token),
+                            headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        raise XeroUnavailable(f"Cannot reach Xero at {settings.connections_url}: {type(error).__name__}.") from None
+    if response.status_code != 200:
+        raise XeroError(f"GET /connections answered {response.status_code}.", status=response.status_code,
+                        endpoint="/connections")
+    return response.json()
+
+
+def revoke(settings: XeroSettings, refresh_token: str, session: requests.Session | None = None) -> None:
+    """Revoke the grant at Xero: the refresh token dies and every organisation it reached is disconnected."""
+    response = _post(settings, settings.revocation_url, {"token": refresh_token}, session)
+    if response.status_code != 200:
+        raise XeroError(f"Xero refused to revoke the grant ({response.status_code} {_oauth_error(response)}).",
+                        status=response.status_code, endpoint="/connect/revocation")
+
+
+def delete_connection(client, connection_id: str, session: requests.Session | None = None) -> None:
+    """DELETE /connections/{id}: Xero stops this organisation's access; the grant stays for the others.
+
+    Goes around the SDK because it answers 204 with no body, which the JSON-reading client
+    path would call a bad response. One 401 gets one refresh and one retry, as elsewhere.
+    """
+    client.current_tokens()
+    tokens = client.refresh_tokens(force=False)
+    http = session or requests
+    url = f"{client.settings.connections_url}/{connection_id}"
+    for attempt in (1, 2):
+        try:
+            response = http.delete(url, auth=_Bearer(tokens.access_token), timeout=HTTP_TIMEOUT_SECONDS)
+        except requests.RequestException as error:
+            raise XeroUnavailable(f"Cannot reach Xero at {url}: {type(error).__name__}.") from None
+        if response.status_code == 401 and attempt == 1:
+            tokens = client.refresh_tokens(force=True)
+            continue
+        if response.status_code in (200, 204, 404):  # 404: already gone, which is what was asked
+            return
+        raise XeroError(f"Xero refused to disconnect the organisation ({response.status_code}).",
+                        status=response.status_code, endpoint="DELETE /connections")
+
+
+# -- the organisations a grant reaches --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Organisation:
+    """One organisation as the Xero page and ``intoaec-xero connect`` show it."""
+
+    tenant_id: str
+    name: str
+    connection_id: str | None
+    status: str
+    sync_enabled: bool
+    future_access_saved: bool
+    connected_at: datetime | None
+
+
+def record_connections(engine: Engine, settings: XeroSettings, connections: list[dict[str, Any]]) -> None:
+    """Store what ``/connections`` says after a consent.
+
+    Organisations the consent no longer covers read Disconnected; the tenant filter decides
+    Sync Enabled. Every organisation is listed, filtered or not, so the page shows all of them.
+    """
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "tenant_id": c["tenantId"],
+            "tenant_name": c.get("tenantName") or c["tenantId"],
+            "tenant_type": c.get("tenantType"),
+            "connection_id": c.get("id"),
+            "connection_key": settings.connection_key,
+            "connection_status": TENANT_CONNECTED,
+            "sync_enabled": settings.wants_tenant(c["tenantId"], c.get("tenantName") or ""),
+            "connected_at": _parse_utc(c.get("createdDateUtc")) or now,
+            "updated_at": now,
+        }
+        for c in connections
+        if c.get("tenantType", "ORGANISATION") == "ORGANISATION"
+    ]
+    with engine.begin() as conn:
+        upsert(conn, xero_tenants, rows)
+        current = [r["tenant_id"] for r in rows]
+        conn.execute(
+            xero_tenants.update()
+            .where(xero_tenants.c.connection_key == settings.connection_key,
+                   xero_tenants.c.tenant_id.not_in(current) if current else true())
+            .values(connection_status=TENANT_DISCONNECTED, sync_enabled=False, updated_at=now)
+        )
+
+
+def mark_organisation_disconnected(engine: Engine, tenant_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            xero_tenants.update().where(xero_tenants.c.tenant_id == tenant_id)
+            .values(connection_status=TENANT_DISCONNECTED, sync_enabled=False, updated_at=datetime.now(UTC))
+        )
+
+
+def organisations(engine: Engine, connection_key: str, grant: GrantInfo | None) -> list[Organisation]:
+    """The organisations of one Xero connection, with the three statuses IntoAEC users know."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(xero_tenants).where(xero_tenants.c.connection_key == connection_key)
+            .order_by(xero_tenants.c.tenant_name)
+        ).mappings().all()
+    # Offline access: a stored, working grant that can mint access tokens without the user.
+    saved = grant is not None and grant.status == STATUS_ACTIVE and grant.has_refresh_token
+    return [
+        Organisation(
+            tenant_id=row["tenant_id"],
+            name=row["tenant_name"],
+            connection_id=row["connection_id"],
+            status=row["connection_status"],
+            sync_enabled=bool(row["sync_enabled"]) and row["connection_status"] == TENANT_CONNECTED,
+            future_access_saved=saved and row["connection_status"] == TENANT_CONNECTED,
+            connected_at=_parse_utc(row["connected_at"]),
+        )
+        for row in rows
+    ]
+
+
+def find_organisation(engine: Engine, connection_key: str, wanted: str) -> Organisation | None:
+    """An organisation of this connection by tenant id or (case-insensitive) name."""
+    for org in organisations(engine, connection_key, None):
+        if wanted.strip().lower() in (org.tenant_id.lower(), org.name.strip().lower()):
+            return org
+    return None
+
+
+def complete_sign_in(settings: XeroSettings, store: TokenStore, tokens: TokenSet, client) -> list[dict[str, Any]]:
+    """Store a new grant (committed before first use), then read and record what it reaches.
+
+    ``client`` is a fresh client on ``store``; it reads the grant only when it first calls Xero.
+    """
+    store.save(tokens)
+    connections = client.connections()
+    record_connections(store.engine, settings, connections)
+    return connections
+
+
+# -- internals ----------------------------------------------------------------------------------
+
+class _Bearer(requests.auth.AuthBase):
+    """The access token as the request's auth, so it replaces a session's client Basic auth."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(***)"
+
+
+def _post(settings: XeroSettings, url: str, form: dict[str, str], session: requests.Session | None):
+    http = session or requests
+    try:
+        return http.post(url, data=form, auth=(settings.client_id, settings.client_secret),
+                         timeout=HTTP_TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        raise XeroUnavailable(f"Cannot reach Xero's identity service at {url}: {type(error).__name__}.") from None
+
+
+def _oauth_error(response: requests.Response) -> str:
+    """The ``error`` code of an OAuth error answer; never the body itself, which could echo input."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def _parse_utc(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -8,27 +8,31 @@ JSON-able dicts so they travel by XCom.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from intoaec_xero import state
 from intoaec_xero.client import XeroClient
 from intoaec_xero.db import upsert
-from intoaec_xero.errors import IntoAECXeroError
+from intoaec_xero.errors import IntoAECXeroError, XeroAuthError
 from intoaec_xero.extract import StreamExtract, extract_stream
 from intoaec_xero.load import load_stream
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
-from intoaec_xero.streams import STREAMS, Stream, get_stream
+from intoaec_xero.streams import STREAMS, Paging, Stream, get_stream
 from intoaec_xero.validate import BatchRejected
 
 log = logging.getLogger(__name__)
 
 CONNECTED = "Connected"
+DISCONNECTED = "Disconnected"
+RECONNECT_NEEDED = "Reconnect needed"
+CONNECTION_ERROR = "Connection error"
 
 
 def _now() -> datetime:
@@ -60,12 +64,48 @@ def discover_tenants(client: XeroClient, settings: XeroSettings, engine: Engine)
     ]
     with engine.begin() as conn:
         upsert(conn, xero_tenants, rows)
+        # Organisations no longer in /connections were disconnected in Xero: keep their data, say so.
+        conn.execute(
+            xero_tenants.update()
+            .where(xero_tenants.c.connection_key == settings.connection_key,
+                   xero_tenants.c.tenant_id.not_in([c["tenantId"] for c in connections] or [""]))
+            .values(connection_status=DISCONNECTED, sync_enabled=False, updated_at=now)
+        )
+        # Still connected but left out by the tenant filter: not synced, not disconnected.
+        conn.execute(
+            xero_tenants.update()
+            .where(xero_tenants.c.connection_key == settings.connection_key,
+                   xero_tenants.c.tenant_id.in_([c["tenantId"] for c in connections] or [""]),
+                   xero_tenants.c.tenant_id.not_in([r["tenant_id"] for r in rows] or [""]))
+            .values(connection_status=CONNECTED, sync_enabled=False, updated_at=now)
+        )
     log.info("Xero connection '%s' reaches %d organisation(s): %s", settings.connection_key, len(rows),
              ", ".join(r["tenant_name"] for r in rows) or "none")
     if settings.tenant_filter and not rows:
         log.warning("The tenant filter %s matched none of the %d connected organisations.",
                     list(settings.tenant_filter), len(connections))
     return [{"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"]} for r in rows]
+
+
+def known_tenants(engine: Engine, connection_key: str) -> list[dict[str, str]]:
+    """Tenants this connection reached before, for when it cannot be read now."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(xero_tenants.c.tenant_id, xero_tenants.c.tenant_name)
+            .where(xero_tenants.c.connection_key == connection_key)
+            .order_by(xero_tenants.c.tenant_name)
+        ).all()
+    return [{"tenant_id": r.tenant_id, "tenant_name": r.tenant_name} for r in rows]
+
+
+def mark_connection_failed(engine: Engine, connection_key: str, error: Exception) -> None:
+    status = RECONNECT_NEEDED if isinstance(error, XeroAuthError) else CONNECTION_ERROR
+    with engine.begin() as conn:
+        conn.execute(
+            xero_tenants.update()
+            .where(xero_tenants.c.connection_key == connection_key)
+            .values(connection_status=status, updated_at=_now())
+        )
 
 
 def _created(connection: dict[str, Any]) -> datetime | None:
@@ -107,7 +147,9 @@ def extract_tenant(
                          started_at=started, status="extracting")
         try:
             stream_state = state.read_state(engine, tenant_id, stream.name)
-            result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=full)
+            reconcile = full or _reconcile_due(stream, stream_state, started)
+            result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=reconcile)
+            result.extra["reconcile"] = bool(reconcile and stream_state.watermark)
         except IntoAECXeroError as error:
             message = f"{tenant['tenant_name']}: {stream.name} extract failed: {error}"
             state.record_error(engine, tenant_id, stream.name, str(error))
@@ -127,8 +169,33 @@ def extract_tenant(
                          rows_extracted=result.records, api_calls=result.api_calls,
                          message=result.unavailable)
         extracts.append(result.to_dict())
-    return {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
-            "streams": extracts, "quota": client.stats.quota.get(tenant_id, {})}
+    manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
+                "streams": extracts, "quota": client.stats.quota.get(tenant_id, {})}
+    raw.write_manifest(run_id, tenant_id, manifest)
+    return manifest
+
+
+def _reconcile_due(stream: Stream, stream_state: state.StreamState, now: datetime) -> bool:
+    """Some edits do not bump UpdatedDateUTC, so paged streams are re-read whole now and then.
+
+    Journals are immutable (an edit posts new journals), so their offset never needs a re-walk.
+    """
+    if stream.paging is Paging.OFFSET or stream_state.watermark is None:
+        return False
+    last = stream_state.last_full_sync_at
+    return last is None or now - last >= full_reconcile_interval()
+
+
+def full_reconcile_interval() -> timedelta:
+    return timedelta(days=float(os.environ.get("INTOAEC_FULL_RECONCILE_DAYS", "7")))
+
+
+def replay_run(engine: Engine, raw: RawStore, run_id: str) -> list[dict[str, Any]]:
+    """Transform, validate and load a past run again from its kept raw pages; no API calls."""
+    manifests = raw.manifests(run_id)
+    if not manifests:
+        raise IntoAECXeroError(f"No raw pages kept for run {run_id!r} under {raw.root}.")
+    return [load_tenant(engine, raw, manifest) for manifest in manifests]
 
 
 def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +221,13 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
             log.error("%s", error)
             continue
         rows = sum(loaded.rows.values())
+        note = (f"full reconcile corrected {loaded.corrected} row(s) whose edits did not bump UpdatedDateUTC"
+                if extracted.extra.get("reconcile") else None)
+        if note:
+            log.info("%s: %s %s", manifest["tenant_name"], stream.name, note)
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          finished_at=_now(), status="success", rows_loaded=rows,
-                         quality_verdict="warn" if loaded.checks else "passed")
+                         quality_verdict="warn" if loaded.checks else "passed", message=note)
         summary["streams"][stream.name] = {"status": "success", "rows": loaded.rows}
         log.info("%s: %s loaded %s", manifest["tenant_name"], stream.name,
                  ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no changes")

@@ -55,5 +55,23 @@ class RawStore:
     def page_count(self, run_id: str, tenant_id: str, stream: str) -> int:
         return len(list(self.stream_dir(run_id, tenant_id, stream).glob("page-*.json.gz")))
 
+    def write_manifest(self, run_id: str, tenant_id: str, manifest: dict) -> Path:
+        """What the extract produced, so the run can be replayed without the API."""
+        import json
+
+        directory = self.root / safe_name(run_id) / safe_name(tenant_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / "manifest.json"
+        partial = final.with_suffix(".partial")
+        partial.write_text(json.dumps(manifest, indent=2, default=str))
+        os.replace(partial, final)
+        return final
+
+    def manifests(self, run_id: str) -> list[dict]:
+        import json
+
+        run_dir = self.root / safe_name(run_id)
+        return [json.loads(p.read_text()) for p in sorted(run_dir.glob("*/manifest.json"))]
+
     def runs(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []

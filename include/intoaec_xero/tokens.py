@@ -10,11 +10,16 @@ token is kept with it: if a crash loses Xero's answer, Xero still accepts the ol
 
 Tokens live in the IntoAEC database (table ``xero_tokens``) because Airflow 3 tasks cannot
 write connections, and a table gives a real row lock across processes and Celery workers.
+
+Only ``invalid_grant`` means the grant is gone and the organisations must be reconnected; a
+rejected client secret is a configuration problem and leaves the grant's status alone, so a
+typo in a connection form cannot mark a working grant as dead.
 """
 
 from __future__ import annotations
 
 import base64
+import configparser
 import hashlib
 import json
 import logging
@@ -30,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from intoaec_xero.db import upsert
 from intoaec_xero.errors import XeroAuthError
-from intoaec_xero.schema import xero_tokens
+from intoaec_xero.schema import xero_tenants, xero_tokens
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,33 @@ EXPIRY_MARGIN_SECONDS = 120
 STATUS_ACTIVE = "active"
 STATUS_RECONNECT = "reconnect_needed"
 STATUS_DISCONNECTED = "disconnected"
+
+# What xero_tenants.connection_status says for each grant status (the UI's and CLI's words).
+TENANT_CONNECTED = "Connected"
+TENANT_RECONNECT = "Reconnect needed"
+TENANT_DISCONNECTED = "Disconnected"
+_TENANT_STATUS = {STATUS_RECONNECT: TENANT_RECONNECT, STATUS_DISCONNECTED: TENANT_DISCONNECTED}
+
+# Callables told about every token value this process reads or writes, so a log masker
+# (Airflow's, in task and API-server processes) can redact them wherever they might surface.
+_secret_sinks: list[Callable[[str], None]] = []
+
+
+def register_secret_sink(sink: Callable[[str], None]) -> None:
+    if sink not in _secret_sinks:
+        _secret_sinks.append(sink)
+
+
+def _announce_secrets(tokens: TokenSet) -> None:
+    for value in (tokens.access_token, tokens.refresh_token, tokens.previous_refresh_token, tokens.id_token):
+        if value:
+            for sink in _secret_sinks:
+                sink(value)
+
+
+def is_invalid_grant(error: BaseException) -> bool:
+    """Xero's verdict that the refresh token (and so the grant) is dead, as opposed to a bad secret."""
+    return isinstance(error, XeroAuthError) and "invalid_grant" in str(error)
 
 
 @dataclass
@@ -52,9 +84,13 @@ class TokenSet:
     token_type: str = "Bearer"
     id_token: str | None = None
     previous_refresh_token: str | None = None
+    # Which Xero app the grant belongs to: lets a connection test under a temporary
+    # connection id (the UI's Test button) find the grant stored for that app.
+    client_id: str | None = None
 
     @classmethod
-    def from_response(cls, data: dict[str, Any], *, now: float | None = None, previous: str | None = None):
+    def from_response(cls, data: dict[str, Any], *, now: float | None = None, previous: str | None = None,
+                      client_id: str | None = None):
         issued = time.time() if now is None else now
         scope = data.get("scope") or ()
         if isinstance(scope, str):
@@ -67,6 +103,7 @@ class TokenSet:
             token_type=data.get("token_type") or "Bearer",
             id_token=data.get("id_token"),
             previous_refresh_token=previous,
+            client_id=client_id,
         )
 
     def is_fresh(self, now: float | None = None) -> bool:
@@ -91,14 +128,20 @@ class TokenSet:
     def from_json(cls, raw: bytes) -> TokenSet:
         data = json.loads(raw)
         data["scope"] = tuple(data.get("scope") or ())
-        return cls(**data)
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def __repr__(self) -> str:  # never print a token
         return f"TokenSet(expires_at={self.expires_at:.0f}, scope={' '.join(self.scope)!r})"
 
 
 class TokenCipher:
-    """Fernet encryption at rest with Airflow's Fernet key (or INTOAEC_FERNET_KEY) when set."""
+    """Fernet encryption at rest with Airflow's Fernet key (or INTOAEC_FERNET_KEY) when set.
+
+    Every process touching the store (API server, workers, the CLI) must find the same key,
+    whether it was given as an environment variable or generated into airflow.cfg, so the
+    key is looked up in both places without importing Airflow.
+    """
 
     def __init__(self, key: str | None):
         self._fernet = None
@@ -109,7 +152,8 @@ class TokenCipher:
 
     @classmethod
     def from_environment(cls) -> TokenCipher:
-        return cls(os.environ.get("INTOAEC_FERNET_KEY") or os.environ.get("AIRFLOW__CORE__FERNET_KEY"))
+        return cls(os.environ.get("INTOAEC_FERNET_KEY") or os.environ.get("AIRFLOW__CORE__FERNET_KEY")
+                   or _airflow_cfg_fernet_key())
 
     @property
     def enabled(self) -> bool:
@@ -126,7 +170,27 @@ class TokenCipher:
                 "The stored Xero token is encrypted but no Fernet key is set "
                 "(AIRFLOW__CORE__FERNET_KEY or INTOAEC_FERNET_KEY)."
             )
-        return self._fernet.decrypt(stored)
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._fernet.decrypt(bytes(stored))
+        except InvalidToken:
+            raise XeroAuthError(
+                "The stored Xero token was encrypted with a different Fernet key than this process has: "
+                "give every Airflow component and the CLI the same key, or connect Xero again."
+            ) from None
+
+
+def _airflow_cfg_fernet_key() -> str | None:
+    """[core] fernet_key from the airflow.cfg Airflow itself would read (AIRFLOW_CONFIG, AIRFLOW_HOME)."""
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    path = os.environ.get("AIRFLOW_CONFIG") or os.path.join(home, "airflow.cfg")
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None
+    return parser.get("core", "fernet_key", fallback="").strip() or None
 
 
 def fingerprint(secret: str | None) -> str:
@@ -134,6 +198,18 @@ def fingerprint(secret: str | None) -> str:
     if not secret:
         return "none"
     return base64.b32encode(hashlib.sha256(secret.encode()).digest())[:8].decode().lower()
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    """What the UI and CLI may show about a stored grant: never a token."""
+
+    connection_key: str
+    status: str
+    expires_at: datetime | None
+    refreshed_at: datetime | None
+    has_refresh_token: bool
+    client_id: str | None
 
 
 class TokenStore:
@@ -156,17 +232,63 @@ class TokenStore:
             ).first()
         return row[0] if row else None
 
+    def info(self) -> GrantInfo | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(xero_tokens).where(xero_tokens.c.connection_key == self.connection_key)
+            ).mappings().first()
+            tokens = self._decode(row) if row else None
+        if row is None:
+            return None
+        return GrantInfo(
+            connection_key=self.connection_key,
+            status=row["status"],
+            expires_at=_aware(row["expires_at"]),
+            refreshed_at=_aware(row["refreshed_at"]),
+            has_refresh_token=bool(tokens.refresh_token),
+            client_id=tokens.client_id,
+        )
+
     def save(self, tokens: TokenSet, status: str = STATUS_ACTIVE) -> None:
         with self.engine.begin() as conn:
             self._write(conn, tokens, status)
 
     def mark(self, status: str) -> None:
+        """Set the grant's status, and say the same of every organisation it reaches."""
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
             conn.execute(
                 xero_tokens.update()
                 .where(xero_tokens.c.connection_key == self.connection_key)
-                .values(status=status, updated_at=datetime.now(UTC))
+                .values(status=status, updated_at=now)
             )
+            if status in _TENANT_STATUS:
+                self._mark_tenants(conn, _TENANT_STATUS[status], now)
+
+    def forget(self) -> None:
+        """Drop the grant (after revoking it): nothing usable is kept, the organisations read Disconnected."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(xero_tokens.delete().where(xero_tokens.c.connection_key == self.connection_key))
+            self._mark_tenants(conn, TENANT_DISCONNECTED, now)
+
+    @staticmethod
+    def keys_for_client(engine: Engine, client_id: str, cipher: TokenCipher | None = None) -> list[str]:
+        """Connection keys holding a grant of this Xero app, most recently refreshed first."""
+        cipher = cipher or TokenCipher.from_environment()
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(xero_tokens).order_by(xero_tokens.c.refreshed_at.desc())
+            ).mappings().all()
+        keys = []
+        for row in rows:
+            try:
+                tokens = TokenSet.from_json(cipher.decrypt(row["token"], row["encrypted"]))
+            except Exception:  # noqa: BLE001 - a row under another key cannot be read here; skip it
+                continue
+            if tokens.client_id == client_id:
+                keys.append(row["connection_key"])
+        return keys
 
     # -- the single-writer refresh -----------------------------------------------------------
     def refresh(
@@ -182,25 +304,45 @@ class TokenStore:
         ``stale`` and still fresh, someone else refreshed: use theirs. Otherwise ``fetch`` asks
         Xero, and its answer is committed before this returns.
         """
+
+        def needs_refresh(current: TokenSet) -> bool:
+            someone_else_refreshed = stale is None or current.access_token != stale.access_token
+            return not (current.is_fresh() and (someone_else_refreshed or not force))
+
+        return self._locked_refresh(needs_refresh, fetch)[0]
+
+    def _locked_refresh(
+        self, needs_refresh: Callable[[TokenSet], bool], fetch: Callable[[TokenSet], TokenSet]
+    ) -> tuple[TokenSet, bool]:
         try:
             with self.engine.begin() as conn:
-                current = self._read(conn, lock=True)
-                if current is None:
+                row = self._row(conn, lock=True)
+                if row is None:
                     raise XeroAuthError(
                         f"No Xero token stored for '{self.connection_key}': connect Xero first "
                         "(intoaec-xero connect, or the Xero page in the Airflow UI)."
                     )
-                someone_else_refreshed = stale is None or current.access_token != stale.access_token
-                if current.is_fresh() and (someone_else_refreshed or not force):
-                    return current
+                if row["status"] == STATUS_RECONNECT:
+                    # Xero already said invalid_grant; asking again only adds failures to its logs.
+                    raise XeroAuthError(
+                        f"The Xero grant of '{self.connection_key}' needs reconnecting (invalid_grant "
+                        "earlier): use Reconnect on the Xero page or run `intoaec-xero connect`."
+                    )
+                current = self._decode(row)
+                if not needs_refresh(current):
+                    return current, False
                 new = fetch(current)
                 if not new.refresh_token:
                     new.refresh_token = current.refresh_token  # client_credentials grants have none
                 new.previous_refresh_token = current.refresh_token
+                new.client_id = new.client_id or current.client_id
                 self._write(conn, new, STATUS_ACTIVE)
-        except XeroAuthError:
-            # Outside the rolled-back transaction, so the verdict sticks.
-            self.mark(STATUS_RECONNECT)
+        except XeroAuthError as error:
+            if is_invalid_grant(error):
+                # Outside the rolled-back transaction, so the verdict sticks.
+                self.mark(STATUS_RECONNECT)
+                log.error("Xero refused the refresh token of '%s' (invalid_grant): its organisations "
+                          "need reconnecting.", self.connection_key)
             raise
         log.info(
             "Refreshed the Xero access token for '%s' (refresh token %s -> %s).",
@@ -208,19 +350,26 @@ class TokenStore:
             fingerprint(current.refresh_token),
             fingerprint(new.refresh_token),
         )
-        return new
+        return new, True
 
     # -- internals ---------------------------------------------------------------------------
-    def _read(self, conn: Connection, lock: bool) -> TokenSet | None:
+    def _row(self, conn: Connection, lock: bool):
         query = select(xero_tokens).where(xero_tokens.c.connection_key == self.connection_key)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        row = conn.execute(query).mappings().first()
-        if row is None:
-            return None
-        return TokenSet.from_json(self.cipher.decrypt(row["token"], row["encrypted"]))
+        return conn.execute(query).mappings().first()
+
+    def _read(self, conn: Connection, lock: bool) -> TokenSet | None:
+        row = self._row(conn, lock)
+        return self._decode(row) if row is not None else None
+
+    def _decode(self, row) -> TokenSet:
+        tokens = TokenSet.from_json(self.cipher.decrypt(row["token"], row["encrypted"]))
+        _announce_secrets(tokens)
+        return tokens
 
     def _write(self, conn: Connection, tokens: TokenSet, status: str) -> None:
+        _announce_secrets(tokens)
         now = datetime.now(UTC)
         upsert(
             conn,
@@ -238,3 +387,17 @@ class TokenStore:
             ],
         )
 
+    def _mark_tenants(self, conn: Connection, tenant_status: str, now: datetime) -> None:
+        values: dict[str, Any] = {"connection_status": tenant_status, "updated_at": now}
+        if tenant_status == TENANT_DISCONNECTED:
+            values["sync_enabled"] = False
+        conn.execute(
+            xero_tenants.update().where(xero_tenants.c.connection_key == self.connection_key).values(**values)
+        )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were written as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)

@@ -59,7 +59,7 @@ def check_table(table: str, rows: list[dict[str, Any]]) -> list[CheckResult]:
     # same content are harmless (the upsert keeps one), so this is a warning.
     results.append(
         CheckResult(table, "keys_unique", "warn", dupes.empty, observed=f"{len(dupes)} duplicated rows",
-                    expected="0", failing_keys=dupes[keys].astype(str).agg("/".join, axis=1).tolist()[:20])
+                    expected="0", failing_keys=["/".join(map(str, k)) for k in dupes[keys].itertuples(index=False)][:20])
     )
     return results
 

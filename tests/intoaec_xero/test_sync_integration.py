@@ -6,6 +6,8 @@ run must change nothing.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -72,8 +74,12 @@ def test_full_sync_equals_the_truth_and_a_second_run_changes_nothing(sandbox, en
     with engine.connect() as conn:
         marks = conn.execute(select(sync_state.c.stream, sync_state.c.watermark)).all()
         runs = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "run-2")).mappings().all()
-    assert marks and all(m.watermark is not None for m in marks)
+    cursor_streams = {s.name for s in STREAMS.values() if s.cursor}
+    assert {m.stream for m in marks if m.watermark is not None} == cursor_streams
     assert {r["status"] for r in runs} == {"success"}
+    # a run with no changes costs one call per stream and tenant
+    assert {r["stream"]: r["api_calls"] for r in runs if r["tenant_id"] == runs[0]["tenant_id"]} == {
+        name: 1 for name in STREAMS}
 
 
 def test_money_and_dates_are_typed_on_both_backends(sandbox, engine, tmp_path):
@@ -95,23 +101,33 @@ def test_an_unreachable_xero_fails_with_one_clear_sentence(engine):
     store = TokenStore(engine, settings.connection_key, TokenCipher(None))
     from intoaec_xero.tokens import TokenSet
 
-    store.save(TokenSet(access_token="a", refresh_token="r", expires_at=9e12))
+    store.save(TokenSet(access_token="a", refresh_token="r", expires_at=time.time() + 3600))
     client = XeroClient(settings, store, sleep=lambda s: None)
     with pytest.raises(XeroUnavailable, match="cannot reach Xero .connection refused."):
         client.connections()
 
 
-def test_a_failed_extract_commits_nothing_for_that_tenant(sandbox, engine, tmp_path):
+def test_a_failed_extract_commits_nothing_for_that_tenant_and_others_carry_on(sandbox, engine, tmp_path):
     settings, store = _connect(sandbox, engine)
-    client = XeroClient(settings, store, sleep=lambda s: None)
-    tenants = discover_tenants(client, settings, engine)
-    bogus = {"tenant_id": "00000000-0000-0000-0000-000000000000", "tenant_name": "Not connected"}
-    from intoaec_xero.pipeline import TenantSyncFailed
-
-    with pytest.raises(TenantSyncFailed, match="Not connected: contacts extract failed"):
-        extract_tenant(client, engine, RawStore(tmp_path), "run-x", bogus, selected_streams())
-    assert report.row_counts(engine) == {}
-    assert tenants
+    truth = sandbox.truth()
+    failing, healthy = sorted(truth["tenants"])
+    # Payments is extracted after contacts and invoices: those pages exist but must not land.
+    sandbox.faults(endpoint="Payments", status=500, tenant_id=failing)
+    try:
+        summary, _ = _sync(settings, store, engine, tmp_path, "run-fault")
+    finally:
+        sandbox.clear_faults()
+    assert len(summary.failures) == 1 and "payments extract failed" in summary.failures[0]
+    assert "500" in summary.failures[0]
+    counts = report.row_counts(engine)
+    assert failing not in counts
+    assert report.compare_with_truth(engine, {"tenants": {healthy: truth["tenants"][healthy]}}, SYNCED_TABLES) == []
+    with engine.connect() as conn:
+        failed = conn.execute(select(sync_runs.c.status).where(sync_runs.c.tenant_id == failing,
+                                                               sync_runs.c.stream == "payments")).scalar_one()
+        error = conn.execute(select(sync_state.c.last_error).where(sync_state.c.tenant_id == failing,
+                                                                   sync_state.c.stream == "payments")).scalar_one()
+    assert failed == "failed" and "500" in error
 
 
 def test_a_revoked_grant_is_an_auth_error_not_a_retry_loop(sandbox, engine, tmp_path):

@@ -7,70 +7,111 @@ different Celery workers, and the SDK's client is not thread-safe.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from intoaec_xero import db
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID, db_url, get_connection, xero_settings
 from intoaec_xero.client import build_client
 from intoaec_xero.errors import IntoAECXeroError
-from intoaec_xero.pipeline import discover_tenants, extract_tenant, load_tenant, selected_streams
+from intoaec_xero.pipeline import (
+    discover_tenants,
+    extract_tenant,
+    known_tenants,
+    load_tenant,
+    mark_connection_failed,
+    selected_streams,
+)
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.runtime import raw_dir
 from intoaec_xero.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
-
-class _Context:
-    def __init__(self, xero_conn_id: str = XERO_CONN_ID, db_conn_id: str = DB_CONN_ID):
-        self.settings = xero_settings(get_connection(xero_conn_id), xero_conn_id)
-        self.engine = db.create_db_engine(db_url(get_connection(db_conn_id)))
-        self.raw = RawStore(raw_dir())
-
-    def client(self):
-        return build_client(self.settings, TokenStore(self.engine, self.settings.connection_key))
+CONN_IDS_VARIABLE = "intoaec_xero_conn_ids"
 
 
-def _fail_clearly(error: IntoAECXeroError):
+def xero_conn_ids() -> list[str]:
+    """The Xero connections to sync: Variable ``intoaec_xero_conn_ids`` or INTOAEC_XERO_CONN_IDS
+    (comma separated), else ``xero_default``."""
+    value = os.environ.get("INTOAEC_XERO_CONN_IDS")
+    if not value:
+        try:
+            from airflow.sdk import Variable
+
+            value = Variable.get(CONN_IDS_VARIABLE, default=None)
+        except Exception:  # noqa: BLE001 - no Variable store reachable: use the default
+            value = None
+    ids = [v.strip() for v in (value or XERO_CONN_ID).split(",") if v.strip()]
+    return ids or [XERO_CONN_ID]
+
+
+def _engine(db_conn_id: str = DB_CONN_ID):
+    return db.create_db_engine(db_url(get_connection(db_conn_id)))
+
+
+def _client(conn_id: str, engine):
+    settings = xero_settings(get_connection(conn_id), conn_id)
+    return settings, build_client(settings, TokenStore(engine, settings.connection_key))
+
+
+def _fail_clearly(error: Exception):
     """Airflow shows the exception's message; make it the one sentence that matters."""
     from airflow.sdk.exceptions import AirflowException
 
     raise AirflowException(str(error)) from None
 
 
-def prepare(xero_conn_id: str = XERO_CONN_ID, db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
-    """Bring the schema up to date and list the tenants to sync."""
+def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
+    """Bring the schema up to date and list the tenants of every Xero connection.
+
+    A connection that cannot be read (revoked grant, wrong secret) does not stop the others:
+    its known tenants are still listed, carrying the reason, so each fails on its own in the
+    grid with that reason.
+    """
     try:
-        ctx = _Context(xero_conn_id, db_conn_id)
-        db.upgrade(ctx.engine)
-        tenants = discover_tenants(ctx.client(), ctx.settings, ctx.engine)
+        engine = _engine(db_conn_id)
+        db.upgrade(engine)
     except IntoAECXeroError as error:
         _fail_clearly(error)
-    log.info("Syncing %d tenant(s) into %s", len(tenants), db.describe(ctx.engine))
+    tenants: list[dict[str, str]] = []
+    for conn_id in xero_conn_ids():
+        try:
+            settings, client = _client(conn_id, engine)
+            found = discover_tenants(client, settings, engine)
+        except IntoAECXeroError as error:
+            log.error("Xero connection '%s': %s", conn_id, error)
+            mark_connection_failed(engine, conn_id, error)
+            found = known_tenants(engine, conn_id) or [
+                {"tenant_id": "", "tenant_name": f"connection {conn_id}"}
+            ]
+            for tenant in found:
+                tenant["error"] = str(error)
+        tenants.extend({**t, "conn_id": conn_id} for t in found)
+    log.info("Syncing %d tenant(s) into %s", len(tenants), db.describe(engine))
     return tenants
 
 
 def extract(tenant: dict[str, str], run_id: str, streams: list[str] | None = None, full: bool = False,
-            xero_conn_id: str = XERO_CONN_ID, db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+            db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+    if tenant.get("error"):
+        _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {tenant['error']}"))
     try:
-        ctx = _Context(xero_conn_id, db_conn_id)
-        client = ctx.client()
-        return extract_tenant(client, ctx.engine, ctx.raw, run_id, tenant, selected_streams(streams), full=full)
+        engine = _engine(db_conn_id)
+        _settings, client = _client(tenant.get("conn_id") or XERO_CONN_ID, engine)
+        return extract_tenant(client, engine, RawStore(raw_dir()), run_id, tenant, selected_streams(streams),
+                              full=full)
     except IntoAECXeroError as error:
         _fail_clearly(error)
 
 
-def load(manifest: dict[str, Any], xero_conn_id: str = XERO_CONN_ID,
-         db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+def load(manifest: dict[str, Any], db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
     try:
-        ctx = _Context(xero_conn_id, db_conn_id)
-        summary = load_tenant(ctx.engine, ctx.raw, manifest)
+        summary = load_tenant(_engine(db_conn_id), RawStore(raw_dir()), manifest)
     except IntoAECXeroError as error:
         _fail_clearly(error)
     if summary["failed"]:
-        from airflow.sdk.exceptions import AirflowException
-
-        raise AirflowException(" ".join(summary["failed"]))
+        _fail_clearly(IntoAECXeroError(" ".join(summary["failed"])))
     return summary
 
 
@@ -80,7 +121,7 @@ def report(run_id: str, db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
 
     from intoaec_xero.schema import sync_runs, xero_tenants
 
-    engine = db.create_db_engine(db_url(get_connection(db_conn_id)))
+    engine = _engine(db_conn_id)
     with engine.connect() as conn:
         rows = conn.execute(
             select(xero_tenants.c.tenant_name, sync_runs)
@@ -89,6 +130,6 @@ def report(run_id: str, db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
             .order_by(xero_tenants.c.tenant_name, sync_runs.c.stream)
         ).mappings().all()
     for row in rows:
-        log.info("%-30s %-14s %-11s extracted=%s loaded=%s calls=%s %s", row["tenant_name"], row["stream"],
+        log.info("%-30s %-20s %-11s extracted=%s loaded=%s calls=%s %s", row["tenant_name"], row["stream"],
                  row["status"], row["rows_extracted"], row["rows_loaded"], row["api_calls"], row["message"] or "")
     return [{k: (str(v) if v is not None else None) for k, v in row.items()} for row in rows]

@@ -1,0 +1,199 @@
+"""``XeroHook``: the ``xero`` connection type, as Airflow's UI, tasks and the plugin use it.
+
+It builds on ``HttpHook`` so the connection's HTTP settings (proxies, TLS verification,
+keep-alive) and client authentication apply to every call this package makes to Xero's
+identity service, and so the connection form's Test button has something real to run. The
+work itself stays in the Airflow-free package: the hook only turns a connection into
+settings, a token store and a client.
+
+Importing this module makes Airflow's secrets masker aware of every token the store reads or
+writes in this process, so a token can never surface in a task log or an API-server log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.http.hooks.http import HttpHook
+from requests import Session
+
+from intoaec_xero import db, oauth
+from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID, db_url, get_connection, xero_settings
+from intoaec_xero.client import XeroClient, build_client
+from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError
+from intoaec_xero.settings import DEFAULT_CONNECTION_KEY, XeroSettings
+from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenStore, register_secret_sink
+
+# Connection extras that configure Xero, not HTTP: HttpHook would otherwise send them as headers.
+XERO_EXTRA_KEYS = frozenset({
+    "scopes", "tenant_filter", "api_base_url", "identity_base_url", "login_base_url",
+    "connections_base_url", "grant_type",
+})
+
+
+def _mask(value: str) -> None:
+    """Tell both of Airflow's maskers: the Task SDK's (task logs) and the core one (API server, CLI)."""
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(value)
+    try:
+        from airflow._shared.secrets_masker import mask_secret as mask_in_core
+    except ImportError:  # a worker-only install without airflow-core
+        return
+    mask_in_core(value)
+
+
+register_secret_sink(_mask)
+
+
+def token_cipher() -> TokenCipher:
+    """The store's cipher; Airflow's configuration also covers keys given as ``fernet_key_cmd`` / ``_secret``."""
+    cipher = TokenCipher.from_environment()
+    if cipher.enabled:
+        return cipher
+    from airflow.configuration import conf
+
+    return TokenCipher(conf.get("core", "fernet_key", fallback="") or None)
+
+
+def engine_for(db_conn_id: str = DB_CONN_ID):
+    """The IntoAEC database: the ``intoaec_db`` connection, else INTOAEC_DB_URL."""
+    try:
+        url = db_url(get_connection(db_conn_id))
+    except ConfigurationError:
+        url = os.environ.get("INTOAEC_DB_URL", "")
+        if not url:
+            raise
+    return db.create_db_engine(url)
+
+
+class XeroHook(HttpHook):
+    """One Xero app grant (one ``xero`` connection) and the organisations it reaches."""
+
+    conn_name_attr = "xero_conn_id"
+    default_conn_name = XERO_CONN_ID
+    conn_type = "xero"
+    hook_name = "Xero"
+
+    def __init__(self, xero_conn_id: str = default_conn_name, db_conn_id: str = DB_CONN_ID, **kwargs: Any):
+        super().__init__(method="POST", http_conn_id=xero_conn_id, **kwargs)
+        self.xero_conn_id = xero_conn_id
+        self.db_conn_id = db_conn_id
+
+    # -- building blocks ---------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> XeroSettings:
+        return xero_settings(get_connection(self.xero_conn_id), self.xero_conn_id)
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Session:
+        """A session for Xero's identity service: Basic client auth, the connection's HTTP settings."""
+        session = super().get_conn(headers, extra_options)
+        for key in list(session.headers):
+            if key in XERO_EXTRA_KEYS or key.startswith("extra__"):
+                del session.headers[key]
+        return session
+
+    @cached_property
+    def engine(self):
+        return engine_for(self.db_conn_id)
+
+    def get_token_store(self, connection_key: str | None = None) -> TokenStore:
+        return TokenStore(self.engine, connection_key or self.settings.connection_key, token_cipher())
+
+    def get_client(self) -> XeroClient:
+        return build_client(self.settings, self.get_token_store())
+
+    # -- the connection form's Test button -------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """Say "Connected to N organisations: …", or the one reason why not."""
+        try:
+            settings = self.settings
+            problem = oauth.check_client(settings, self.get_conn())
+            if problem:
+                return False, problem
+            if settings.grant_type == "client_credentials":
+                tokens = oauth.client_credentials_token(settings, self.get_conn())
+                connections = oauth.list_connections(settings, tokens.access_token, self.get_conn())
+                if not connections:  # a custom connection is bound to its one organisation; Xero may not list it
+                    return True, "Connected to Xero with a custom connection (one organisation)."
+                return _connected_message(connections, " (custom connection)")
+            return self._test_grant(settings)
+        except IntoAECXeroError as error:
+            return False, str(error)
+
+    def _test_grant(self, settings: XeroSettings) -> tuple[bool, str]:
+        key = self._grant_key(settings)
+        if key is None:
+            return False, ("Xero accepts the Client ID and secret, but nobody has connected an organisation "
+                           "yet: use Connect to Xero on the Xero page (Admin > Xero) or run "
+                           "`intoaec-xero connect`.")
+        store = self.get_token_store(key)
+        if store.status() == STATUS_RECONNECT:
+            return False, ("The Xero grant expired or was revoked (invalid_grant): use Reconnect on the "
+                           "Xero page (Admin > Xero) or run `intoaec-xero connect`.")
+        client = XeroClient(dataclasses.replace(settings, connection_key=key), store)
+        try:
+            connections = client.connections()
+        except XeroAuthError as error:
+            return False, str(error)
+        return _connected_message(connections, "")
+
+    def _grant_key(self, settings: XeroSettings) -> str | None:
+        """Where this connection's grant is stored.
+
+        The Test button runs the hook under a temporary connection id, so when nothing is
+        stored under the id itself, the grant stored for the same Xero app is the one meant.
+        """
+        if self.get_token_store(self.xero_conn_id).status() is not None:
+            return self.xero_conn_id
+        keys = TokenStore.keys_for_client(self.engine, settings.client_id, token_cipher())
+        if not keys:
+            return None
+        return DEFAULT_CONNECTION_KEY if DEFAULT_CONNECTION_KEY in keys else keys[0]
+
+    # -- the daily keep-alive ----------------------------------------------------------------
+    def keep_alive(self) -> dict[str, Any]:
+        """Refresh the grant now, so its refresh token never sits unused for Xero's 60 days.
+
+        Goes through the store's lock like any refresh: a sync running at the same time keeps
+        working and picks up the new token set. Also re-reads ``/connections`` so organisations
+        disconnected from Xero's side show as such.
+        """
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        try:
+            settings = self.settings
+            if settings.grant_type == "client_credentials":
+                return {"connection": self.xero_conn_id, "refreshed": False,
+                        "reason": "custom connections have no refresh token to keep alive"}
+            client = self.get_client()
+            before = client.current_tokens()
+            after = client.refresh_tokens(force=True)
+            connections = client.connections()
+            oauth.record_connections(self.engine, settings, connections)
+            info = client.store.info()
+        except (XeroAuthError, ConfigurationError) as error:
+            raise AirflowFailException(str(error)) from None  # retrying cannot bring a refused grant back
+        except IntoAECXeroError as error:
+            raise AirflowException(str(error)) from None
+        self.log.info("Kept the Xero grant of '%s' alive: refreshed, %d organisation(s) reachable.",
+                      self.xero_conn_id, len(connections))
+        return {
+            "connection": self.xero_conn_id,
+            "refreshed": after.access_token != before.access_token,
+            "organisations": sorted(c.get("tenantName") or c["tenantId"] for c in connections),
+            "expires_at": info.expires_at.isoformat() if info and info.expires_at else None,
+        }
+
+
+def _connected_message(connections: list[dict[str, Any]], suffix: str) -> tuple[bool, str]:
+    names = [c.get("tenantName") or c.get("tenantId", "?") for c in connections
+             if c.get("tenantType", "ORGANISATION") == "ORGANISATION"]
+    if not names:
+        return False, ("The grant works but reaches no organisation" + suffix + ": use Connect to Xero on "
+                       "the Xero page and allow access to at least one organisation.")
+    noun = "organisation" if len(names) == 1 else "organisations"
+    return True, f"Connected to {len(names)} {noun}: {', '.join(names)}{suffix}"

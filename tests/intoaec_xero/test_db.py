@@ -1,0 +1,62 @@
+"""Schema and upserts behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+
+from intoaec_xero import db
+from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
+from intoaec_xero.schema import invoices, metadata
+
+
+def test_migrations_produce_exactly_the_declared_schema(engine):
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == []
+    assert db.schema_revision(engine) is not None
+
+
+def test_upgrade_is_idempotent(engine):
+    assert db.upgrade(engine) == []
+
+
+def _invoice(total: str, status: str = "AUTHORISED"):
+    return {"tenant_id": "t1", "invoice_id": "i1", "status": status, "total": Decimal(total),
+            "date": date(2024, 2, 29), "updated_at": datetime(2024, 3, 1, 12, tzinfo=UTC)}
+
+
+def test_upsert_inserts_then_updates_without_duplicates(engine):
+    with engine.begin() as conn:
+        db.upsert(conn, invoices, [_invoice("10.10")])
+    with engine.begin() as conn:
+        db.upsert(conn, invoices, [_invoice("10.10", "VOIDED"), _invoice("12.34", "PAID")])  # last one wins
+    with engine.connect() as conn:
+        rows = conn.execute(select(invoices.c.status, invoices.c.total, invoices.c.date)).all()
+    assert rows == [("PAID", Decimal("12.34"), date(2024, 2, 29))]
+
+
+def test_money_sums_are_exact_to_the_cent(engine):
+    rows = [dict(_invoice("0.10"), invoice_id=f"i{n}") for n in range(1000)]
+    rows += [dict(_invoice("1234567.89"), invoice_id=f"j{n}") for n in range(100)]
+    with engine.begin() as conn:
+        db.upsert(conn, invoices, rows)
+        total = conn.execute(select(db.money_sum(invoices.c.total))).scalar_one()
+    assert db.cents_to_decimal(total) == Decimal("100.00") + Decimal("123456789.00")
+
+
+@pytest.mark.parametrize("url", ["", "not a url", "mysql+nosuchdriver://x/y"])
+def test_bad_urls_are_one_sentence(url):
+    with pytest.raises(ConfigurationError):
+        db.create_db_engine(url)
+
+
+def test_unreachable_database_is_one_sentence():
+    engine = db.create_db_engine("postgresql://postgres@127.0.0.1:9/nothing")
+    with pytest.raises(TargetDatabaseError, match="Cannot connect to the IntoAEC database"):
+        db.upgrade(engine)
