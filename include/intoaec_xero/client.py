@@ -36,7 +36,7 @@ from intoaec_xero.errors import (
     XeroRateLimited,
     XeroUnavailable,
 )
-from intoaec_xero.limits import TenantLimiter
+from intoaec_xero.limits import LimitPolicy, TenantLimiter
 from intoaec_xero.parsing import loads
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenSet, TokenStore
@@ -117,13 +117,17 @@ class XeroClient:
         self.store = store
         self.stats = CallStats()
         self._sleep = sleep
-        self.limiter = limiter or TenantLimiter(sleep=sleep)
+        self.limiter = limiter or TenantLimiter(LimitPolicy(per_minute=settings.calls_per_minute), sleep=sleep)
         self._lock = threading.Lock()
         self._tokens: TokenSet | None = None
 
         configuration = Configuration()  # a fresh token object per client: the SDK shares them otherwise
         configuration.oauth2_token = _StoreBackedToken(self)
         self._api_client = ApiClient(configuration, pool_threads=1)
+        # urllib3 would otherwise retry 429/503 on its own (honouring Retry-After inside the
+        # call), hiding them from the one place that classifies, counts and paces retries.
+        self._api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
+        self._api_client.rest_client.pool_manager.clear()
         self._api_client.oauth2_token_getter(lambda: self.current_tokens().to_sdk())
         self._api_client.oauth2_token_saver(lambda token: None)  # the store already committed it
         self.accounting = AccountingApi(self._api_client, base_url=settings.api_base_url)

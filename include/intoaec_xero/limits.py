@@ -84,6 +84,8 @@ class TenantLimiter:
         return left
 
     def _minute_wait(self, tenant_id: str) -> float:
+        if self.policy.per_minute <= 0:
+            return 0.0
         now = self._clock()
         calls = self._calls.setdefault(tenant_id, deque())
         while calls and now - calls[0] >= MINUTE:

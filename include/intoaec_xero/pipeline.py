@@ -145,6 +145,7 @@ def extract_tenant(
         started = _now()
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          started_at=started, status="extracting")
+        limited_before = client.stats.rate_limited
         try:
             stream_state = state.read_state(engine, tenant_id, stream.name)
             reconcile = full or _reconcile_due(stream, stream_state, started)
@@ -164,9 +165,13 @@ def extract_tenant(
         log.info("%s: %s extracted %d records in %d pages with %d API calls%s", tenant["tenant_name"],
                  stream.name, result.records, result.pages, result.api_calls,
                  f" (changes since {result.if_modified_since})" if result.if_modified_since else " (full)")
+        quota = client.stats.quota.get(tenant_id, {})
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          status="unavailable" if result.unavailable else "extracted",
                          rows_extracted=result.records, api_calls=result.api_calls,
+                         rate_limited=client.stats.rate_limited - limited_before,
+                         quota_day_remaining=quota.get("day_remaining"),
+                         quota_minute_remaining=quota.get("minute_remaining"),
                          message=result.unavailable)
         extracts.append(result.to_dict())
     manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],

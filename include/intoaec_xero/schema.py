@@ -224,6 +224,7 @@ sync_state = Table(
     Column("last_full_sync_at", utc()),
     Column("last_error", Text),
     Column("last_error_at", utc()),
+    Column("details", JSON, doc="Stream-specific progress, e.g. a backfill's target and ETA"),
     Column("updated_at", utc()),
 )
 
@@ -238,9 +239,16 @@ sync_runs = Table(
     Column("status", String(32), nullable=False),
     Column("rows_extracted", Integer),
     Column("rows_loaded", Integer),
+    Column("rows_inserted", Integer),
+    Column("rows_updated", Integer),
     Column("api_calls", Integer),
+    Column("rate_limited", Integer, doc="429 answers met"),
+    Column("quota_day_remaining", Integer),
+    Column("quota_minute_remaining", Integer),
     Column("quality_verdict", String(32)),
+    Column("quality_summary", JSON),
     Column("message", Text),
+    Index("ix_sync_runs_tenant_started", "tenant_id", "started_at"),
 )
 
 dq_results = Table(
@@ -258,6 +266,37 @@ dq_results = Table(
     Column("failing_keys", JSON),
     Column("checked_at", utc()),
     Index("ix_dq_results_run", "run_id", "tenant_id"),
+)
+
+quarantine_batches = Table(
+    "quarantine_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(250), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("stream", String(64), nullable=False),
+    Column("checks", JSON, doc="Names of the error checks that failed"),
+    Column("message", Text),
+    Column("records", Integer),
+    Column("status", String(32), nullable=False, doc="quarantined / released"),
+    Column("quarantined_at", utc()),
+    Column("released_at", utc()),
+    Column("released_by_run", String(250)),
+    Index("ix_quarantine_batches_tenant", "tenant_id", "stream", "status"),
+)
+
+quarantine_records = Table(
+    "quarantine_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("table_name", String(64)),
+    Column("record_key", String(255)),
+    Column("check_name", String(128), doc="The failing check, or null for a record of the batch that passed"),
+    Column("reason", Text),
+    Column("raw_record", JSON),
+    Index("ix_quarantine_records_batch", "batch_id"),
 )
 
 xero_tokens = Table(

@@ -41,6 +41,8 @@ class XeroSettings:
     connection_key: str = DEFAULT_CONNECTION_KEY
     request_timeout: float = 60.0
     max_attempts: int = 6
+    # Xero's per-tenant minute limit; 0 turns client-side pacing off (a sandbox without limits).
+    calls_per_minute: int = 60
 
     @classmethod
     def for_single_host(cls, base_url: str, **kwargs) -> XeroSettings:

@@ -59,3 +59,15 @@ def test_the_day_budget_stops_the_tenant_without_sleeping():
         limiter.before_call("t")
     assert clock.slept == []
     limiter.before_call("other")  # other tenants carry on
+
+
+def test_pacing_off_never_waits_but_still_guards_the_day():
+    clock = FakeClock()
+    limiter = TenantLimiter(LimitPolicy(per_minute=0, day_reserve=10), clock=clock, sleep=clock.sleep)
+    for _ in range(500):
+        limiter.before_call("t")
+        limiter.after_response("t", {"x-minlimit-remaining": "0", "x-daylimit-remaining": "4000"})
+    assert clock.slept == []
+    limiter.after_response("t", {"x-daylimit-remaining": "10"})
+    with pytest.raises(XeroDailyLimitReached):
+        limiter.before_call("t")

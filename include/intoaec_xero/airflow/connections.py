@@ -57,6 +57,7 @@ def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
                               or (identity if same_host else XERO_CONNECTIONS_BASE_URL)).rstrip("/"),
         grant_type=extra.get("grant_type") or "authorization_code",
         connection_key=conn_id,
+        calls_per_minute=int(extra.get("calls_per_minute") or 60),
     )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:34:20.456072
+Create Date: 2026-11-25 17:05:38.473204
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('accounts',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('account_id', sa.String(length=64), nullable=False),
@@ -177,6 +177,37 @@ def upgrade() -> None:
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index('ix_payments_invoice', ['tenant_id', 'invoice_id'], unique=False)
 
+    op.create_table('quarantine_batches',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('run_id', sa.String(length=250), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('stream', sa.String(length=64), nullable=False),
+    sa.Column('checks', sa.JSON(), nullable=True),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('records', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('quarantined_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('released_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('released_by_run', sa.String(length=250), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('quarantine_batches', schema=None) as batch_op:
+        batch_op.create_index('ix_quarantine_batches_tenant', ['tenant_id', 'stream', 'status'], unique=False)
+
+    op.create_table('quarantine_records',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('table_name', sa.String(length=64), nullable=True),
+    sa.Column('record_key', sa.String(length=255), nullable=True),
+    sa.Column('check_name', sa.String(length=128), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('raw_record', sa.JSON(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('quarantine_records', schema=None) as batch_op:
+        batch_op.create_index('ix_quarantine_records_batch', ['batch_id'], unique=False)
+
     op.create_table('sync_runs',
     sa.Column('run_id', sa.String(length=250), nullable=False),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
@@ -186,11 +217,20 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('rows_extracted', sa.Integer(), nullable=True),
     sa.Column('rows_loaded', sa.Integer(), nullable=True),
+    sa.Column('rows_inserted', sa.Integer(), nullable=True),
+    sa.Column('rows_updated', sa.Integer(), nullable=True),
     sa.Column('api_calls', sa.Integer(), nullable=True),
+    sa.Column('rate_limited', sa.Integer(), nullable=True),
+    sa.Column('quota_day_remaining', sa.Integer(), nullable=True),
+    sa.Column('quota_minute_remaining', sa.Integer(), nullable=True),
     sa.Column('quality_verdict', sa.String(length=32), nullable=True),
+    sa.Column('quality_summary', sa.JSON(), nullable=True),
     sa.Column('message', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('run_id', 'tenant_id', 'stream')
     )
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.create_index('ix_sync_runs_tenant_started', ['tenant_id', 'started_at'], unique=False)
+
     op.create_table('sync_state',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('stream', sa.String(length=64), nullable=False),
@@ -200,6 +240,7 @@ def upgrade() -> None:
     sa.Column('last_full_sync_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('last_error_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('tenant_id', 'stream')
     )
@@ -240,17 +281,28 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('connection_key')
     )
-    
+
 
 
 def downgrade() -> None:
-    
+
     op.drop_table('xero_tokens')
     op.drop_table('xero_tenants')
     op.drop_table('tracking_options')
     op.drop_table('tracking_categories')
     op.drop_table('sync_state')
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_sync_runs_tenant_started')
+
     op.drop_table('sync_runs')
+    with op.batch_alter_table('quarantine_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_quarantine_records_batch')
+
+    op.drop_table('quarantine_records')
+    with op.batch_alter_table('quarantine_batches', schema=None) as batch_op:
+        batch_op.drop_index('ix_quarantine_batches_tenant')
+
+    op.drop_table('quarantine_batches')
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index('ix_payments_invoice')
 
@@ -279,4 +331,4 @@ def downgrade() -> None:
     op.drop_table('credit_notes')
     op.drop_table('clients')
     op.drop_table('accounts')
-    
+

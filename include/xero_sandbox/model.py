@@ -1,0 +1,453 @@
+"""The one data model behind every route: a firm's books per tenant.
+
+Records are kept compact because the large dataset holds over a million journal lines:
+transactions are small ``__slots__`` objects that refer to each other by index, line items and
+journal lines live in column arrays, and GUIDs are computed from indexes (see ``ids``). Money is
+integer cents (unit amounts and quantities: ten-thousandths), so every total and the ground
+truth are exact.
+
+Journals are posted only through :meth:`Books.post_journal`, which refuses an unbalanced
+journal, and they are append-only: a change to a posted transaction posts a reversal and a new
+journal, as Xero does. The running ``net_by_account`` is updated on every post, so the truth
+and the trial balance agree with the journal lines by construction (and the tests check it).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from . import ids
+
+# ----------------------------------------------------------------------------- constants
+
+SOURCE_TYPES = (
+    "ACCREC", "ACCPAY", "ACCRECCREDIT", "ACCPAYCREDIT", "ACCRECPAYMENT", "ACCPAYPAYMENT",
+    "ARCREDITPAYMENT", "APCREDITPAYMENT", "MANJOURNAL",
+)
+ST = {name: i for i, name in enumerate(SOURCE_TYPES)}
+PAYMENT_SOURCE_TYPES = frozenset({ST["ACCRECPAYMENT"], ST["ACCPAYPAYMENT"], ST["ARCREDITPAYMENT"],
+                                  ST["APCREDITPAYMENT"]})
+
+ACCOUNT_CLASS = {
+    "BANK": "ASSET", "CURRENT": "ASSET", "FIXED": "ASSET", "INVENTORY": "ASSET", "NONCURRENT": "ASSET",
+    "PREPAYMENT": "ASSET", "CURRLIAB": "LIABILITY", "LIABILITY": "LIABILITY", "TERMLIAB": "LIABILITY",
+    "PAYG": "LIABILITY", "EQUITY": "EQUITY", "REVENUE": "REVENUE", "SALES": "REVENUE",
+    "OTHERINCOME": "REVENUE", "EXPENSE": "EXPENSE", "OVERHEADS": "EXPENSE", "DIRECTCOSTS": "EXPENSE",
+    "DEPRECIATN": "EXPENSE",
+}
+
+RATE_ONE = 1_000_000  # CurrencyRate is stored in millionths
+
+
+def rdiv(a: int, b: int) -> int:
+    """Integer a/b rounded half away from zero (b > 0), the way invoices round cents."""
+    q, r = divmod(abs(a), b)
+    if 2 * r >= b:
+        q += 1
+    return q if a >= 0 else -q
+
+
+def to_base(cents: int, rate_micros: int) -> int:
+    """Foreign-currency cents to base-currency cents (Xero's rate is foreign units per base unit)."""
+    if rate_micros == RATE_ONE:
+        return cents
+    return rdiv(cents * RATE_ONE, rate_micros)
+
+
+def dec2(cents: int) -> str:
+    """Cents as the truth's decimal string with exactly two places."""
+    return str((Decimal(cents) / 100).quantize(Decimal("0.01")))
+
+
+# ----------------------------------------------------------------------------- records
+
+class Account:
+    __slots__ = ("idx", "code", "name", "type", "tax_type", "status", "description", "system",
+                 "bank_number", "currency", "updated_ms", "enable_payments")
+
+    def __init__(self, idx, code, name, type_, tax_type, status="ACTIVE", description="", system="",
+                 bank_number="", currency="", updated_ms=0, enable_payments=False):
+        self.idx, self.code, self.name, self.type, self.tax_type = idx, code, name, type_, tax_type
+        self.status, self.description, self.system = status, description, system
+        self.bank_number, self.currency, self.updated_ms = bank_number, currency, updated_ms
+        self.enable_payments = enable_payments
+
+    @property
+    def cls(self) -> str:
+        return ACCOUNT_CLASS[self.type]
+
+
+class TrackingCategory:
+    __slots__ = ("idx", "name", "status", "options")
+
+    def __init__(self, idx, name, status="ACTIVE"):
+        self.idx, self.name, self.status, self.options = idx, name, status, []
+
+
+class TrackingOption:
+    __slots__ = ("idx", "category", "name", "status")
+
+    def __init__(self, idx, category, name, status="ACTIVE"):
+        self.idx, self.category, self.name, self.status = idx, category, name, status
+
+
+class Contact:
+    __slots__ = ("idx", "name", "first", "last", "email", "number", "status", "is_customer",
+                 "is_supplier", "updated_ms", "city", "region", "postcode", "country", "street",
+                 "phone", "currency", "tz")
+
+    def __init__(self, idx, name, first, last, email, number, updated_ms, street, city, region,
+                 postcode, country, phone, currency, tz="+0000"):
+        self.idx, self.name, self.first, self.last, self.email = idx, name, first, last, email
+        self.number, self.status, self.is_customer, self.is_supplier = number, "ACTIVE", False, False
+        self.updated_ms, self.street, self.city, self.region = updated_ms, street, city, region
+        self.postcode, self.country, self.phone, self.currency, self.tz = postcode, country, phone, currency, tz
+
+
+class Invoice:
+    """An invoice (ACCREC) or bill (ACCPAY). Money in cents of ``currency``."""
+
+    __slots__ = ("idx", "type", "number", "reference", "contact", "date", "due", "status", "lat",
+                 "currency", "rate", "line_start", "line_count", "sub_total", "total_tax", "total",
+                 "paid", "credited", "payments", "allocations", "updated_ms", "sent", "fully_paid_day",
+                 "has_attachments", "tz", "journal")
+
+    def __init__(self, idx, type_, number, reference, contact, date, due, lat, currency, rate):
+        self.idx, self.type, self.number, self.reference = idx, type_, number, reference
+        self.contact, self.date, self.due, self.status, self.lat = contact, date, due, "DRAFT", lat
+        self.currency, self.rate = currency, rate
+        self.line_start = self.line_count = self.sub_total = self.total_tax = self.total = 0
+        self.paid = self.credited = 0
+        self.payments: list[int] = []
+        self.allocations: list[int] = []
+        self.updated_ms = 0
+        self.sent = False
+        self.fully_paid_day: int | None = None
+        self.has_attachments = False
+        self.tz = "+0000"
+        self.journal = 0  # number of the journal currently representing it (0: none)
+
+    @property
+    def due_amount(self) -> int:
+        return self.total - self.paid - self.credited
+
+
+class CreditNote:
+    __slots__ = ("idx", "type", "number", "reference", "contact", "date", "status", "lat", "currency",
+                 "rate", "line_start", "line_count", "sub_total", "total_tax", "total", "allocations",
+                 "allocated", "updated_ms", "fully_paid_day", "tz", "journal")
+
+    def __init__(self, idx, type_, number, reference, contact, date, lat, currency, rate):
+        self.idx, self.type, self.number, self.reference = idx, type_, number, reference
+        self.contact, self.date, self.status, self.lat = contact, date, "DRAFT", lat
+        self.currency, self.rate = currency, rate
+        self.line_start = self.line_count = self.sub_total = self.total_tax = self.total = 0
+        self.allocations: list[int] = []
+        self.allocated = 0
+        self.updated_ms = 0
+        self.fully_paid_day: int | None = None
+        self.tz = "+0000"
+        self.journal = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.allocated
+
+
+class Payment:
+    __slots__ = ("idx", "invoice", "date", "amount", "rate", "status", "reference", "account",
+                 "updated_ms", "reconciled", "tz", "journal")
+
+    def __init__(self, idx, invoice, date, amount, rate, reference, account, updated_ms):
+        self.idx, self.invoice, self.date, self.amount, self.rate = idx, invoice, date, amount, rate
+        self.status, self.reference, self.account, self.updated_ms = "AUTHORISED", reference, account, updated_ms
+        self.reconciled = False
+        self.tz = "+0000"
+        self.journal = 0
+
+
+class Allocation:
+    __slots__ = ("idx", "credit_note", "invoice", "amount", "date")
+
+    def __init__(self, idx, credit_note, invoice, amount, date):
+        self.idx, self.credit_note, self.invoice, self.amount, self.date = idx, credit_note, invoice, amount, date
+
+
+@dataclass(frozen=True)
+class TaxRate:
+    code: str
+    name: str
+    bp: int  # basis points: 1500 = 15%
+
+
+# ----------------------------------------------------------------------------- column stores
+
+class LineStore:
+    """Line items of invoices and credit notes, one array per column.
+
+    An edit appends a fresh range and repoints the document, so old ranges stay valid for the
+    journals that were posted from them; ``uid`` keeps a LineItemID stable across edits.
+    """
+
+    def __init__(self) -> None:
+        self.uid = array("q")
+        self.desc = array("i")
+        self.qty = array("q")      # ten-thousandths
+        self.unit = array("q")     # ten-thousandths
+        self.account = array("h")
+        self.taxrate = array("h")  # index into Books.tax_rates
+        self.tax = array("q")      # cents
+        self.amount = array("q")   # cents (LineAmount)
+        self.track = array("i")    # project option idx or -1
+        self.track2 = array("i")   # discipline option idx or -1
+        self.next_uid = 0
+
+    def __len__(self) -> int:
+        return len(self.uid)
+
+    def add(self, uid, desc, qty, unit, account, taxrate, tax, amount, track, track2) -> None:
+        if uid < 0:
+            uid = self.next_uid
+            self.next_uid += 1
+        self.uid.append(uid)
+        self.desc.append(desc)
+        self.qty.append(qty)
+        self.unit.append(unit)
+        self.account.append(account)
+        self.taxrate.append(taxrate)
+        self.tax.append(tax)
+        self.amount.append(amount)
+        self.track.append(track)
+        self.track2.append(track2)
+
+
+class JournalStore:
+    """Posted journals (JournalNumber = index + 1) and their lines, append-only."""
+
+    def __init__(self) -> None:
+        self.date = array("i")
+        self.created = array("q")
+        self.stype = array("b")
+        self.src = array("i")
+        self.start = array("i")   # first line index; the next journal's start ends it
+        self.l_account = array("h")
+        self.l_net = array("q")
+        self.l_tax = array("q")
+        self.l_track = array("i")
+        self.l_track2 = array("i")
+        self.l_desc = array("i")
+        self.l_taxrate = array("h")
+        self.payment_numbers = array("i")  # JournalNumbers of cash (payment) journals, ascending
+
+    def __len__(self) -> int:
+        return len(self.date)
+
+    def line_range(self, j: int) -> range:
+        end = self.start[j + 1] if j + 1 < len(self.start) else len(self.l_net)
+        return range(self.start[j], end)
+
+
+# ----------------------------------------------------------------------------- the books
+
+@dataclass
+class Books:
+    """One Xero organisation (tenant)."""
+
+    no: int
+    tenant_id: str
+    name: str
+    short_code: str
+    country: str
+    base_currency: str
+    journals_enabled: bool
+    idspace: ids.IdSpace
+    tax_rates: list[TaxRate] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+    categories: list[TrackingCategory] = field(default_factory=list)
+    options: list[TrackingOption] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
+    invoices: list[Invoice] = field(default_factory=list)
+    credit_notes: list[CreditNote] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+    allocations: list[Allocation] = field(default_factory=list)
+    lines: LineStore = field(default_factory=LineStore)
+    journals: JournalStore = field(default_factory=JournalStore)
+    strings: list[str] = field(default_factory=list)
+    net_by_account: dict[int, int] = field(default_factory=dict)
+    created_ms: int = 0
+    version: int = 0  # bumped on every change; keys cached query results
+    _string_ix: dict[str, int] = field(default_factory=dict)
+    _guid_memo: dict[tuple[int, int], str] = field(default_factory=dict)
+    # indexes filled by the generator
+    account_by_code: dict[str, int] = field(default_factory=dict)
+    gst_account: int = -1
+    ar_account: int = -1
+    ap_account: int = -1
+    bank_account: int = -1
+    project_category: int = -1
+    discipline_category: int = -1
+    invoice_seq: int = 0
+    credit_seq: int = 0
+    projects: list = field(default_factory=list)   # generator's projects, for activity
+    suppliers: list = field(default_factory=list)  # (contact idx, supplier spec)
+
+    # -- ids
+    def guid(self, kind: int, idx: int) -> str:
+        return self.idspace.guid(self.no, kind, idx)
+
+    def ref_guid(self, kind: int, idx: int) -> str:
+        """GUID of a record referenced from many others (account, contact, tracking), memoised."""
+        key = (kind, idx)
+        g = self._guid_memo.get(key)
+        if g is None:
+            g = self._guid_memo[key] = self.idspace.guid(self.no, kind, idx)
+        return g
+
+    def index_of(self, guid: str, kind: int) -> int | None:
+        return self.idspace.index_of(guid, self.no, kind)
+
+    # -- strings
+    def s(self, text: str) -> int:
+        ix = self._string_ix.get(text)
+        if ix is None:
+            ix = len(self.strings)
+            self.strings.append(text)
+            self._string_ix[text] = ix
+        return ix
+
+    # -- documents
+    def set_lines(self, doc, specs, keep_uids: bool = False) -> None:
+        """Write a document's line items and recompute its totals.
+
+        ``specs``: (description, qty_1e4, unit_1e4, account_idx, taxrate_idx, track, track2). The
+        line amount is qty × unit rounded to cents; tax follows the document's LineAmountTypes.
+        """
+        old_uids = [self.lines.uid[i] for i in range(doc.line_start, doc.line_start + doc.line_count)]
+        start = len(self.lines)
+        sub = tax_total = 0
+        for n, (desc, qty, unit, acct, tr, track, track2) in enumerate(specs):
+            amount = rdiv(qty * unit, 1_000_000)
+            bp = self.tax_rates[tr].bp if doc.lat != "NoTax" else 0
+            if doc.lat == "Inclusive":
+                tax = rdiv(amount * bp, 10_000 + bp)
+                net = amount - tax
+            else:
+                tax = rdiv(amount * bp, 10_000)
+                net = amount
+            uid = old_uids[n] if keep_uids and n < len(old_uids) else -1
+            self.lines.add(uid, self.s(desc), qty, unit, acct, tr, tax, amount, track, track2)
+            sub += net
+            tax_total += tax
+        doc.line_start, doc.line_count = start, len(specs)
+        doc.sub_total, doc.total_tax, doc.total = sub, tax_total, sub + tax_total
+
+    def line_net(self, i: int, lat: str) -> int:
+        amt = self.lines.amount[i]
+        return amt - self.lines.tax[i] if lat == "Inclusive" else amt
+
+    # -- journals
+    def post_journal(self, day: int, created_ms: int, stype: str, src: int, lines) -> int:
+        """Append a balanced journal; ``lines``: (account, net, tax, track, track2, desc, taxrate).
+
+        Returns its JournalNumber. Lines with neither net nor tax are dropped, as Xero does.
+        """
+        lines = [ln for ln in lines if ln[1] or ln[2]]
+        total = sum(ln[1] for ln in lines)
+        if total != 0:
+            raise AssertionError(f"unbalanced journal ({total} cents) for {stype} #{src}")
+        js = self.journals
+        if len(js.created) and created_ms < js.created[-1]:
+            created_ms = js.created[-1]  # CreatedDateUTC never goes backwards with JournalNumber
+        js.date.append(day)
+        js.created.append(created_ms)
+        st = ST[stype]
+        js.stype.append(st)
+        js.src.append(src)
+        js.start.append(len(js.l_net))
+        nba = self.net_by_account
+        for acct, net, tax, track, track2, desc, tr in lines:
+            js.l_account.append(acct)
+            js.l_net.append(net)
+            js.l_tax.append(tax)
+            js.l_track.append(track)
+            js.l_track2.append(track2)
+            js.l_desc.append(desc)
+            js.l_taxrate.append(tr)
+            nba[acct] = nba.get(acct, 0) + net
+        number = len(js.date)
+        if st in PAYMENT_SOURCE_TYPES:
+            js.payment_numbers.append(number)
+        self.version += 1
+        return number
+
+    def reverse_journal(self, number: int, created_ms: int) -> int:
+        """Post the exact reversal of journal ``number`` (same date, source and accounts)."""
+        js = self.journals
+        j = number - 1
+        lines = [(js.l_account[i], -js.l_net[i], -js.l_tax[i], js.l_track[i], js.l_track2[i],
+                  js.l_desc[i], js.l_taxrate[i]) for i in js.line_range(j)]
+        return self.post_journal(js.date[j], created_ms, SOURCE_TYPES[js.stype[j]], js.src[j], lines)
+
+    def document_journal_lines(self, doc, control_account: int, sign: int):
+        """Journal lines for an invoice/bill/credit note: control account against its lines.
+
+        ``sign`` +1 for a sale (revenue credited), -1 for a purchase (expense debited); credit notes
+        pass the opposite sign of the document they credit.
+        """
+        out = []
+        tax_total_base = 0
+        ln = self.lines
+        for i in range(doc.line_start, doc.line_start + doc.line_count):
+            net = to_base(self.line_net(i, doc.lat), doc.rate)
+            tax = to_base(ln.tax[i], doc.rate)
+            tax_total_base += tax
+            out.append((ln.account[i], -sign * net, -sign * tax, ln.track[i], ln.track2[i], ln.desc[i],
+                        ln.taxrate[i]))
+        if tax_total_base:
+            out.append((self.gst_account, -sign * tax_total_base, 0, -1, -1, self.s(""), -1))
+        control = -sum(x[1] for x in out)
+        out.insert(0, (control_account, control, 0, -1, -1, self.s(""), -1))
+        return out
+
+    # -- truth
+    def truth(self) -> dict:
+        t: dict = {
+            "clients": {"count": len(self.contacts)},
+            "invoices": {"count": len(self.invoices), "total": dec2(sum(i.total for i in self.invoices))},
+            "invoice_lines": {"count": sum(i.line_count for i in self.invoices)},
+            "payments": {"count": len(self.payments), "amount": dec2(sum(p.amount for p in self.payments))},
+            "credit_notes": {"count": len(self.credit_notes),
+                             "total": dec2(sum(c.total for c in self.credit_notes))},
+        }
+        if self.journals_enabled:
+            by_code: dict[str, int] = {}
+            for acct, cents in self.net_by_account.items():
+                code = self.accounts[acct].code
+                by_code[code] = by_code.get(code, 0) + cents
+            t["journals"] = {"count": len(self.journals)}
+            t["journal_lines"] = {
+                "count": len(self.journals.l_net),
+                "net_by_account_code": {c: dec2(v) for c, v in sorted(by_code.items())},
+            }
+        return t
+
+
+@dataclass
+class Dataset:
+    """Everything one sandbox serves: the organisations in /connections order."""
+
+    name: str
+    seed: int
+    idspace: ids.IdSpace
+    tenants: list[Books]
+
+    def by_id(self, tenant_id: str) -> Books | None:
+        for b in self.tenants:
+            if b.tenant_id == tenant_id:
+                return b
+        return None
+
+    def truth(self) -> dict:
+        return {"tenants": {b.tenant_id: b.truth() for b in self.tenants}}

@@ -1,0 +1,79 @@
+"""The generated books: sizes, determinism, double entry, and the activity model (in-process)."""
+
+from __future__ import annotations
+
+from xero_sandbox.accounting import trial_balance_figures
+from xero_sandbox.activity import apply_activity
+from xero_sandbox.generate import build_dataset
+from xero_sandbox.ids import IdSpace
+
+
+def _balanced(b) -> None:
+    js = b.journals
+    for j in range(len(js)):
+        assert sum(js.l_net[i] for i in js.line_range(j)) == 0, j + 1
+    per_account: dict[int, int] = {}
+    for i, a in enumerate(js.l_account):
+        per_account[a] = per_account.get(a, 0) + js.l_net[i]
+    assert {k: v for k, v in per_account.items() if v} == {k: v for k, v in b.net_by_account.items() if v}
+    bal, _ = trial_balance_figures(b, 10**6)
+    assert {k: v for k, v in bal.items() if v} == {k: v for k, v in per_account.items() if v}
+
+
+def test_small_and_medium_sizes_and_gating():
+    small = build_dataset("small", 1)
+    assert len(small.tenants) == 2 and all(b.journals_enabled for b in small.tenants)
+    assert all(200 <= sum(1 for i in b.invoices) <= 600 for b in small.tenants)
+    medium = build_dataset("medium", 1)
+    first = medium.tenants[0]
+    assert len(medium.tenants) == 3
+    assert len(first.invoices) >= 5000 and len(first.journals) >= 20_000
+    assert [b.journals_enabled for b in medium.tenants] == [True, True, False]
+    assert "journals" not in medium.tenants[2].truth()
+    for b in medium.tenants:
+        _balanced(b)
+
+
+def test_many_and_resized():
+    many = build_dataset("many", 1)
+    assert len(many.tenants) == 50 and not many.tenants[-1].journals_enabled
+    assert len({b.tenant_id for b in many.tenants}) == 50
+    sixty = build_dataset("many", 1, tenants=60)
+    assert len(sixty.tenants) == 60 and not sixty.tenants[-1].journals_enabled
+    three = build_dataset("small", 1, tenants=3)
+    assert len(three.tenants) == 3 and all(b.journals_enabled for b in three.tenants)
+
+
+def test_deterministic():
+    a, b = build_dataset("small", 5), build_dataset("small", 5)
+    assert a.truth() == b.truth()
+    assert [t.tenant_id for t in a.tenants] == [t.tenant_id for t in b.tenants]
+    assert build_dataset("small", 6).truth() != a.truth()
+
+
+def test_ids_round_trip():
+    space = IdSpace(0xC0FFEE)
+    for tenant, kind, idx in [(0, 3, 0), (1, 3, 12345), (49, 11, 1_199_999)]:
+        g = space.guid(tenant, kind, idx)
+        assert len(g) == 36 and g.count("-") == 4
+        assert space.decode(g) == (tenant, kind, idx)
+    assert IdSpace(1).decode(space.guid(0, 3, 5)) is None
+    assert space.decode("not-a-guid") is None
+
+
+def test_activity_keeps_books_balanced_and_changes_truth():
+    ds = build_dataset("small", 1)
+    b = ds.tenants[0]
+    before = b.truth()
+    now = b.journals.created[-1] + 86_400_000
+    summary = apply_activity(b, 60, 40, 1, 1, now)
+    assert sum(summary.values()) >= 100
+    assert b.truth() != before
+    _balanced(b)
+    for inv in b.invoices:
+        assert inv.total - inv.paid - inv.credited >= 0 or inv.status in ("VOIDED", "DELETED")
+        if inv.status == "PAID":
+            assert inv.due_amount == 0
+    # stamped with "now", never earlier than generated records
+    assert max(i.updated_ms for i in b.invoices) >= now
+    assert b.journals.created[-1] >= now

@@ -1,0 +1,100 @@
+"""The official xero-python SDK (15.2.0), pointed at the sandbox, reads every stream unchanged,
+refreshes its token through the sandbox, and meets limits and plan gating as it would at Xero."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from xero_python.accounting import AccountingApi
+from xero_python.api_client import ApiClient
+from xero_python.api_client.configuration import Configuration
+from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
+from xero_python.exceptions import HTTPStatusException
+from xero_python.identity import IdentityApi
+
+
+def _client(sb, token: dict):
+    store = {"token": dict(token, expires_at=time.time() + token["expires_in"], scope=token["scope"].split())}
+    cfg = Configuration()  # not Configuration(oauth2_token=...): the SDK's pseudo-singleton ignores args
+    cfg.oauth2_token = OAuth2Token(client_id="sandbox-client", client_secret="sandbox-secret")
+    client = ApiClient(cfg, pool_threads=1)
+
+    @client.oauth2_token_getter
+    def _get():
+        return store["token"]
+
+    @client.oauth2_token_saver
+    def _save(t):
+        store["token"] = t
+
+    return client, store
+
+
+def test_sdk_reads_every_stream(small):
+    client, _ = _client(small, small.connect())
+    conns = IdentityApi(client, base_url=small.base_url).get_connections()
+    assert len(conns) == 2
+    acc = AccountingApi(client, base_url=f"{small.base_url}/api.xro/2.0")
+    truth = small.truth()["tenants"]
+    for c in conns:
+        tid = str(c.tenant_id)
+        t = truth[tid]
+        contacts = acc.get_contacts(tid, page=1, page_size=1000, include_archived=True).contacts
+        assert len(contacts) == t["clients"]["count"]
+        invoices = acc.get_invoices(tid, page=1, page_size=1000).invoices
+        assert len(invoices) == t["invoices"]["count"]
+        assert str(sum(i.total for i in invoices)) == t["invoices"]["total"]
+        assert sum(len(i.line_items) for i in invoices) == t["invoice_lines"]["count"]
+        assert any(tr.name == "Project" for i in invoices for ln in i.line_items for tr in ln.tracking)
+        payments = acc.get_payments(tid, page=1, page_size=1000).payments
+        assert len(payments) == t["payments"]["count"]
+        notes = acc.get_credit_notes(tid, page=1, page_size=1000).credit_notes
+        assert len(notes) == t["credit_notes"]["count"]
+        assert acc.get_accounts(tid).accounts
+        assert acc.get_organisations(tid).organisations[0].base_currency
+        assert acc.get_tracking_categories(tid, include_archived=True).tracking_categories
+        journals, offset = [], 0
+        while True:
+            batch = acc.get_journals(tid, offset=offset).journals
+            if not batch:
+                break
+            journals += batch
+            offset = batch[-1].journal_number
+        assert len(journals) == t["journals"]["count"]
+        assert acc.get_journals(tid, offset=0, payments_only=True).journals
+        report = acc.get_report_trial_balance(tid, date="2025-06-30").reports[0]
+        assert report.report_id == "TrialBalance"
+        one = acc.get_invoice(tid, invoices[0].invoice_id).invoices[0]
+        assert one.invoice_number == invoices[0].invoice_number
+        assert acc.get_contact(tid, contacts[0].contact_id).contacts[0].name == contacts[0].name
+        assert acc.get_journal(tid, journals[0].journal_id).journals[0].journal_number == 1
+
+
+def test_sdk_refreshes_through_the_sandbox(fresh, monkeypatch):
+    monkeypatch.setattr(TokenApi, "refresh_token_url", fresh.base_url + "/connect/token")
+    client, store = _client(fresh, fresh.connect())
+    acc = AccountingApi(client, base_url=f"{fresh.base_url}/api.xro/2.0")
+    tid = fresh.health()["tenants"][0]["tenantId"]
+    first_refresh = store["token"]["refresh_token"]
+    fresh.advance_clock(1801)
+    store["token"]["expires_at"] = time.time() + 5  # inside the SDK's 60 s buffer: it refreshes first
+    assert acc.get_accounts(tid).accounts
+    assert store["token"]["refresh_token"] != first_refresh
+    assert fresh.stats()["token_refreshes"] == 1
+
+
+def test_sdk_sees_rate_limits_and_plan_gate(medium):
+    client, _ = _client(medium, medium.connect())
+    acc = AccountingApi(client, base_url=f"{medium.base_url}/api.xro/2.0")
+    gated = medium.health()["tenants"][-1]["tenantId"]
+    with pytest.raises(HTTPStatusException) as err:
+        acc.get_journals(gated, offset=0)
+    assert err.value.status == 401 and b"AuthorizationUnsuccessful" in err.value.body
+    # xero-python's urllib3 pool retries a 429 that carries Retry-After (sleeping that long) before
+    # the SDK sees it; a single refusal is therefore absorbed.
+    medium.reset_stats()
+    medium.faults(endpoint="Accounts", status=429, count=1, retry_after=1)
+    assert acc.get_accounts(gated).accounts
+    assert medium.stats()["requests"]["GET /api.xro/2.0/Accounts"] == {"429": 1, "200": 1}
+    medium.clear_faults()
