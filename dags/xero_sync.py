@@ -9,7 +9,16 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task, task_group
+from airflow.sdk import Asset, dag, get_current_context, task, task_group
+
+from intoaec_xero.airflow.alerts import SyncFailureNotifier
+
+# Each IntoAEC table is an Asset, so downstream DAGs can be scheduled on fresh financial data.
+TABLE_ASSETS = [
+    Asset(f"intoaec://intoaec_db/{table}", group="intoaec_xero")
+    for table in ("clients", "invoices", "invoice_lines", "payments", "credit_notes", "accounts",
+                  "tracking_categories", "tracking_options", "journals", "journal_lines")
+]
 
 
 @dag(
@@ -19,7 +28,12 @@ from airflow.sdk import dag, get_current_context, task, task_group
     catchup=False,
     max_active_runs=1,
     tags=["xero", "intoaec"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    default_args={
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=2),
+        # Called on a task's final failure only, so one incident makes one alert, not one per retry.
+        "on_failure_callback": SyncFailureNotifier(),
+    },
     doc_md=__doc__,
 )
 def xero_sync():
@@ -39,7 +53,7 @@ def xero_sync():
             get_current_context()["tenant_name"] = tenant["tenant_name"]
             return tasks.extract(tenant, run_id=run_id)
 
-        @task(map_index_template="{{ tenant_name }}")
+        @task(map_index_template="{{ tenant_name }}", outlets=TABLE_ASSETS)
         def load(manifest: dict) -> dict:
             from intoaec_xero.airflow import tasks
 
@@ -54,7 +68,13 @@ def xero_sync():
 
         return tasks.report(run_id)
 
-    sync_tenant.expand(tenant=discover_tenants()) >> report()
+    @task(trigger_rule="all_done", retries=0)
+    def check_freshness() -> list[dict]:
+        from intoaec_xero.airflow import tasks
+
+        return tasks.check_freshness()
+
+    sync_tenant.expand(tenant=discover_tenants()) >> report() >> check_freshness()
 
 
 xero_sync()

@@ -37,7 +37,6 @@ from intoaec_xero.errors import (
     XeroUnavailable,
 )
 from intoaec_xero.limits import LimitPolicy, TenantLimiter
-from intoaec_xero.parsing import loads
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenSet, TokenStore
 
@@ -49,7 +48,8 @@ MAX_RETRY_WAIT_SECONDS = 120.0
 
 @dataclass
 class Response:
-    """One Xero answer: the exact JSON, the raw bytes (kept for replay) and the headers."""
+    """One Xero answer: the parsed JSON (numbers as floats: for paging only), the raw bytes
+    (kept for the load, which parses them exactly) and the headers."""
 
     payload: Any
     body: bytes
@@ -236,7 +236,9 @@ class XeroClient:
                 body = raw.data
                 self._note_headers(tenant_id, headers)
                 try:
-                    payload = loads(body)
+                    # Paging needs counts, ids and cursors only; the load re-reads the kept bytes
+                    # with exact decimals, so floats here never reach a money column.
+                    payload = json.loads(body)
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     raise XeroBadResponse(
                         f"{label} returned a body that is not complete JSON ({len(body)} bytes).",

@@ -6,8 +6,11 @@ the same schema and the same upsert (``INSERT … ON CONFLICT DO UPDATE``).
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import warnings
+from datetime import date, datetime
 from decimal import Decimal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -144,18 +147,21 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     if not rows:
         return 0
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - guarded by the supported-backends docs
-        raise ConfigurationError(f"Unsupported IntoAEC database backend {dialect!r}.")
     keys = [c.name for c in table.primary_key.columns]
     # A key twice in one statement is an error on PostgreSQL; the last version wins, as Xero's would.
     by_key = {tuple(row[k] for k in keys): row for row in rows}
     if len(by_key) != len(rows):
         rows = list(by_key.values())
     columns = list(rows[0].keys())
+    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        _copy_upsert(conn, table, keys, columns, rows)
+        return len(rows)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - guarded by the supported-backends docs
+        raise ConfigurationError(f"Unsupported IntoAEC database backend {dialect!r}.")
     statement = insert(table)
     updates = {c: statement.excluded[c] for c in columns if c not in keys}
     statement = (
@@ -166,6 +172,82 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     for start in range(0, len(rows), UPSERT_BATCH):
         conn.execute(statement, list(rows[start : start + UPSERT_BATCH]))
     return len(rows)
+
+
+# Below this many rows a plain INSERT … ON CONFLICT is as quick as staging through COPY.
+COPY_THRESHOLD = 200
+
+
+def _copy_upsert(conn: Connection, table: Table, keys: list[str], columns: list[str],
+                 rows: Sequence[Mapping[str, Any]]) -> None:
+    """PostgreSQL bulk upsert: COPY into a session temp table, then one INSERT … ON CONFLICT.
+
+    COPY moves rows an order of magnitude faster than parameterised INSERTs; the final
+    statement keeps the same upsert semantics, inside the caller's transaction.
+    """
+    stage = f"stage_{table.name}"
+    column_list = ", ".join(f'"{c}"' for c in columns)
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in keys)
+    conflict = f'DO UPDATE SET {updates}' if updates else "DO NOTHING"
+    conn.exec_driver_sql(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
+    )
+    conn.exec_driver_sql(f'TRUNCATE "{stage}"')
+    payload = "".join("\t".join(_copy_value(row[c]) for c in columns) + "\n" for row in rows)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        copy_sql = f'COPY "{stage}" ({column_list}) FROM STDIN'
+        if hasattr(cursor, "copy_expert"):  # psycopg2
+            cursor.copy_expert(copy_sql, io.StringIO(payload))
+        else:  # psycopg 3
+            with cursor.copy(copy_sql) as copy:
+                copy.write(payload)
+    finally:
+        cursor.close()
+    key_list = ", ".join(f'"{k}"' for k in keys)
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{stage}" '
+        f"ON CONFLICT ({key_list}) {conflict}"
+    )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    # Most text has nothing to escape; testing first is cheaper than translating every value.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_json(value: Any) -> str:
+    return _copy_text(json.dumps(value, default=str))
+
+
+_COPY_FORMATTERS: dict[type, Any] = {
+    str: _copy_text,
+    int: str,
+    Decimal: str,
+    bool: lambda v: "t" if v else "f",
+    date: date.isoformat,
+    datetime: datetime.isoformat,
+    dict: _copy_json,
+    list: _copy_json,
+    bytes: lambda v: "\\\\x" + v.hex(),
+}
+
+
+def _copy_value(value: Any) -> str:
+    """One value in COPY's text format (\\N is NULL)."""
+    if value is None:
+        return "\\N"
+    formatter = _COPY_FORMATTERS.get(type(value))
+    if formatter is None:  # subclasses (e.g. pendulum datetimes): find the base type once
+        formatter = next((f for t, f in _COPY_FORMATTERS.items() if t is not bool and isinstance(value, t)), str)
+        if isinstance(value, bool):
+            formatter = _COPY_FORMATTERS[bool]
+    return formatter(value)
 
 
 def money_sum(column) -> Any:

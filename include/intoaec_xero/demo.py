@@ -156,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             say("what landed differs from the sandbox's truth:\n  " + "\n  ".join(differences))
             return 1
         say(f"counts and money totals equal the sandbox's truth for {', '.join(sorted(tables))}")
+        from intoaec_xero.health import format_table, tenant_health
+
+        print()
+        say("intoaec-xero status:")
+        print(format_table(tenant_health(engine)))
+        print()
         say(f"done in {time.monotonic() - started:.0f} s")
         return 0
     except IntoAECXeroError as error:

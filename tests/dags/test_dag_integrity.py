@@ -39,3 +39,11 @@ def test_xero_sync_shape(dagbag):
     assert {"discover_tenants", "tenant.extract", "tenant.load", "report"} <= set(dag.task_dict)
     assert dag.task_dict["tenant.extract"].pool == "xero_api"
     assert dag.catchup is False
+
+
+def test_xero_sync_publishes_each_table_as_an_asset_and_alerts_on_failure(dagbag):
+    dag = dagbag.dags["xero_sync"]
+    uris = {outlet.uri for outlet in dag.task_dict["tenant.load"].outlets}
+    assert {"intoaec://intoaec_db/invoices", "intoaec://intoaec_db/journal_lines"} <= uris
+    assert dag.task_dict["tenant.extract"].on_failure_callback
+    assert "check_freshness" in dag.task_dict

@@ -60,3 +60,29 @@ def test_unreachable_database_is_one_sentence():
     engine = db.create_db_engine("postgresql://postgres@127.0.0.1:9/nothing")
     with pytest.raises(TargetDatabaseError, match="Cannot connect to the IntoAEC database"):
         db.upgrade(engine)
+
+
+def test_bulk_upsert_round_trips_awkward_values(engine):
+    """Above the COPY threshold PostgreSQL stages through COPY: escaping must be exact."""
+    from intoaec_xero.schema import invoice_lines
+
+    awkward = ["tab\there", "new\nline", "back\\slash", "CR\rLF", "ünïcødé — “quotes” ✓", "\\N", "", "'; DROP"]
+    rows = [
+        {"tenant_id": "t", "line_item_id": f"l{n}", "invoice_id": "i", "line_number": n,
+         "description": awkward[n % len(awkward)] if n % 9 else None,
+         "quantity": Decimal("1.2345"), "unit_amount": Decimal(f"{n}.0001"), "line_amount": Decimal("-0.01"),
+         "project": None, "tracking": [{"category": "Project", "option": awkward[n % len(awkward)]}]}
+        for n in range(db.COPY_THRESHOLD + 50)
+    ]
+    with engine.begin() as conn:
+        db.upsert(conn, invoice_lines, rows)
+    with engine.begin() as conn:  # again: an update through the same path
+        db.upsert(conn, invoice_lines, rows)
+    with engine.connect() as conn:
+        stored = {r.line_item_id: r for r in conn.execute(select(invoice_lines))}
+    assert len(stored) == len(rows)
+    for row in rows:
+        got = stored[row["line_item_id"]]
+        assert got.description == row["description"]
+        assert got.unit_amount == row["unit_amount"] and got.quantity == row["quantity"]
+        assert got.tracking == row["tracking"]

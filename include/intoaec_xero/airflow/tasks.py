@@ -133,3 +133,17 @@ def report(run_id: str, db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
         log.info("%-30s %-20s %-11s extracted=%s loaded=%s calls=%s %s", row["tenant_name"], row["stream"],
                  row["status"], row["rows_extracted"], row["rows_loaded"], row["api_calls"], row["message"] or "")
     return [{k: (str(v) if v is not None else None) for k, v in row.items()} for row in rows]
+
+
+def check_freshness(db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
+    """Fail when any tenant is stale, failing or needs reconnecting; alert once per incident."""
+    from intoaec_xero import freshness
+    from intoaec_xero.airflow.alerts import deliver
+
+    outcome = freshness.check(_engine(db_conn_id))
+    for incident in outcome["new_incidents"]:
+        deliver(f"Xero sync: {incident['tenant']} needs attention", incident["incident"])
+    if outcome["unhealthy"]:
+        names = ", ".join(f"{u['tenant']} ({u['verdict']})" for u in outcome["unhealthy"])
+        _fail_clearly(IntoAECXeroError(f"Tenants needing attention: {names}. See intoaec-xero status."))
+    return outcome["unhealthy"]

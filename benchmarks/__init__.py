@@ -1,0 +1,1 @@
+"""Benchmarks, each writing its own section of docs/benchmarks.md (see ``benchmarks.report``)."""

@@ -1,0 +1,194 @@
+"""Full sync of the sandbox's ``large`` dataset (limits off) into PostgreSQL and SQLite.
+
+Reports rows/s per stream, peak memory of the syncing process, API calls against the minimum
+Xero allows, and the end-to-end rate against PostgreSQL ``COPY`` of the same rows into the
+same tables. Writes the "Full sync (large)" section of docs/benchmarks.md.
+
+    .venv/bin/python -m benchmarks.sync_large [--dataset large] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.report import write_section
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+HEADING = "Full sync (large)"
+
+# Runs in a child process so its peak RSS is the sync's alone.
+CHILD = r'''
+import json, resource, sys, time
+from datetime import datetime
+from sqlalchemy import select
+from intoaec_xero import db
+from intoaec_xero.client import XeroClient
+from intoaec_xero.oauth import finish_authorization, start_authorization
+from intoaec_xero.pipeline import discover_tenants, extract_tenant, load_tenant, selected_streams
+from intoaec_xero.rawstore import RawStore
+from intoaec_xero.schema import sync_runs
+from intoaec_xero.settings import XeroSettings
+from intoaec_xero.tokens import TokenCipher, TokenStore
+from xero_sandbox.testing import sign_in_and_consent
+
+base_url, db_url, raw_root = sys.argv[1:4]
+engine = db.create_db_engine(db_url)
+db.upgrade(engine)
+settings = XeroSettings.for_single_host(base_url, client_id="sandbox-client", client_secret="sandbox-secret",
+                                        calls_per_minute=0)
+store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+request = start_authorization(settings, "http://127.0.0.1:9/cb")
+store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
+client = XeroClient(settings, store)
+raw = RawStore(raw_root)
+streams = selected_streams()
+out = {"streams": {}, "tenants": 0}
+started = time.perf_counter()
+for tenant in discover_tenants(client, settings, engine):
+    out["tenants"] += 1
+    manifest = extract_tenant(client, engine, raw, "bench", tenant, streams)
+    load_started = datetime.fromisoformat(manifest["streams"][-1]["finished_at"])
+    load_tenant(engine, raw, manifest)
+    with engine.connect() as conn:
+        finished = {r.stream: r.finished_at for r in conn.execute(
+            select(sync_runs.c.stream, sync_runs.c.finished_at, sync_runs.c.rows_loaded)
+            .where(sync_runs.c.run_id == "bench", sync_runs.c.tenant_id == tenant["tenant_id"]))}
+        loaded = {r.stream: r.rows_loaded for r in conn.execute(
+            select(sync_runs.c.stream, sync_runs.c.rows_loaded)
+            .where(sync_runs.c.run_id == "bench", sync_runs.c.tenant_id == tenant["tenant_id"]))}
+    previous = load_started
+    for item in manifest["streams"]:
+        name = item["stream"]
+        entry = out["streams"].setdefault(name, {"records": 0, "rows": 0, "calls": 0, "seconds": 0.0,
+                                                 "minimum_calls": 0})
+        extract_seconds = (datetime.fromisoformat(item["finished_at"])
+                           - datetime.fromisoformat(item["started_at"])).total_seconds()
+        done = finished.get(name)
+        load_seconds = 0.0
+        if done is not None and not item["unavailable"]:
+            done = done.replace(tzinfo=previous.tzinfo) if done.tzinfo is None else done
+            load_seconds = max(0.0, (done - previous).total_seconds())
+            previous = done
+        entry["records"] += item["records"]
+        entry["rows"] += loaded.get(name) or 0
+        entry["calls"] += item["api_calls"]
+        entry["seconds"] += extract_seconds + load_seconds
+        n = item["records"]
+        per_call = 100 if name == "journals" else 1000
+        paged = name not in ("accounts", "tracking_categories")
+        entry["minimum_calls"] += (max(1, -(-n // per_call)) if paged else 1) if not item["unavailable"] else 1
+out["seconds"] = time.perf_counter() - started
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+'''
+
+
+def run_sync(base_url: str, db_url: str) -> dict:
+    with tempfile.TemporaryDirectory() as raw_root:
+        result = subprocess.run([sys.executable, "-c", CHILD, base_url, db_url, raw_root],
+                                capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"sync failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def copy_rate(db_url: str) -> tuple[int, float]:
+    """Rows and seconds for COPY of every loaded table into an empty twin of it."""
+    import psycopg2
+
+    from intoaec_xero.schema import TARGET_TABLES
+
+    conn = psycopg2.connect(db_url.replace("postgresql+psycopg2://", "postgresql://"))
+    conn.autocommit = True
+    total_rows, total_seconds = 0, 0.0
+    with conn.cursor() as cur:
+        for table in TARGET_TABLES:
+            buffer = io.StringIO()
+            cur.copy_expert(f"COPY {table} TO STDOUT", buffer)
+            rows = buffer.getvalue().count("\n")
+            if not rows:
+                continue
+            cur.execute(f"CREATE TEMP TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
+            buffer.seek(0)
+            started = time.perf_counter()
+            cur.copy_expert(f"COPY bench_{table} FROM STDIN", buffer)
+            total_seconds += time.perf_counter() - started
+            total_rows += rows
+    conn.close()
+    return total_rows, total_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="large")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    from sqlalchemy import create_engine, text
+    from xero_sandbox.testing import running_sandbox
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = "intoaec_bench"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    pg_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch, \
+            running_sandbox(dataset=args.dataset, seed=args.seed, limits=False, startup_timeout=300) as sandbox:
+        truth = sandbox.truth()
+        for backend, url in (("PostgreSQL", pg_url), ("SQLite", f"sqlite:///{Path(scratch) / 'bench.db'}")):
+            print(f"syncing {args.dataset} into {backend} ...", flush=True)
+            results[backend] = run_sync(sandbox.base_url, url)
+            from intoaec_xero import db, report
+
+            engine = db.create_db_engine(url)
+            results[backend]["differences"] = report.compare_with_truth(engine, truth)
+            engine.dispose()
+            print(f"  {results[backend]['seconds']:.0f} s, peak {results[backend]['peak_rss_mb']:.0f} MB", flush=True)
+        copy_rows, copy_seconds = copy_rate(pg_url)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    lines = [f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `make bench`, sandbox `{args.dataset}` "
+             f"(seed {args.seed}, limits off), {results['PostgreSQL']['tenants']} tenants.", ""]
+    for backend, result in results.items():
+        rows = sum(s["rows"] for s in result["streams"].values())
+        calls = sum(s["calls"] for s in result["streams"].values())
+        minimum = sum(s["minimum_calls"] for s in result["streams"].values())
+        lines += [f"### {backend}", "",
+                  f"- {rows:,} rows in {result['seconds']:.1f} s: **{rows / result['seconds']:,.0f} rows/s** end to end",
+                  f"- peak memory of the syncing process: **{result['peak_rss_mb']:.0f} MB**",
+                  f"- API calls: {calls:,} (minimum Xero allows: {minimum:,})",
+                  "- equal to the sandbox's truth: " + ("yes" if not result["differences"] else
+                                                        "NO: " + "; ".join(result["differences"][:5])),
+                  "", "| stream | records | rows loaded | seconds | rows/s | API calls | minimum |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, s in result["streams"].items():
+            rate = s["rows"] / s["seconds"] if s["seconds"] else 0
+            lines.append(f"| {name} | {s['records']:,} | {s['rows']:,} | {s['seconds']:.1f} | {rate:,.0f} | "
+                         f"{s['calls']:,} | {s['minimum_calls']:,} |")
+        lines.append("")
+    pg = results["PostgreSQL"]
+    pg_rows = sum(s["rows"] for s in pg["streams"].values())
+    copy_per_s = copy_rows / copy_seconds if copy_seconds else math.inf
+    sync_per_s = pg_rows / pg["seconds"]
+    lines += ["### Against PostgreSQL COPY", "",
+              f"`COPY` of the same {copy_rows:,} rows into empty twins of the same tables took {copy_seconds:.1f} s "
+              f"({copy_per_s:,.0f} rows/s). The end-to-end sync (API, parsing, checks, upsert) ran at "
+              f"{sync_per_s:,.0f} rows/s: **{100 * sync_per_s / copy_per_s:.0f}% of the COPY rate** (target ≥ 30%).",
+              ""]
+    write_section(HEADING, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

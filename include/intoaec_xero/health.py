@@ -1,0 +1,187 @@
+"""Sync health per tenant: the answer to "is this firm's ledger current?" at a glance.
+
+Built from the pipeline's own records (xero_tenants, xero_tokens, sync_state, sync_runs,
+dq_results), so the CLI, the Airflow UI page and the freshness check all say the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
+from intoaec_xero.tokens import STATUS_RECONNECT
+
+HEALTHY = "healthy"
+STALE = "stale"
+FAILING = "failing"
+RECONNECT = "reconnect_needed"
+DISCONNECTED = "disconnected"
+NEVER_SYNCED = "never_synced"
+
+
+def stale_after() -> timedelta:
+    """Default: twice the sync schedule's interval (hourly → 2 h); INTOAEC_STALE_AFTER_MINUTES overrides."""
+    minutes = os.environ.get("INTOAEC_STALE_AFTER_MINUTES")
+    return timedelta(minutes=float(minutes)) if minutes else timedelta(hours=2)
+
+
+@dataclass
+class StreamHealth:
+    stream: str
+    last_success_at: str | None
+    age_minutes: float | None
+    last_status: str | None
+    rows_loaded: int | None
+    api_calls: int | None
+    last_error: str | None
+    quality_verdict: str | None
+
+
+@dataclass
+class TenantHealth:
+    tenant_id: str
+    tenant_name: str
+    connection_status: str
+    sync_enabled: bool
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    last_success_at: str | None = None
+    age_minutes: float | None = None
+    rows_last_run: int = 0
+    api_calls_last_run: int = 0
+    quota_day_remaining: int | None = None
+    quality_verdict: str | None = None
+    journals: str = "unknown"
+    backfill: dict[str, Any] | None = None
+    streams: list[StreamHealth] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.verdict == HEALTHY
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def tenant_health(engine: Engine, *, now: datetime | None = None,
+                  threshold: timedelta | None = None) -> list[TenantHealth]:
+    now = now or datetime.now(UTC)
+    threshold = threshold or stale_after()
+    with engine.connect() as conn:
+        tenants = conn.execute(select(xero_tenants).order_by(xero_tenants.c.tenant_name)).mappings().all()
+        grants = dict(conn.execute(select(xero_tokens.c.connection_key, xero_tokens.c.status)).all())
+        states = conn.execute(select(sync_state)).mappings().all()
+        latest_run = (
+            select(sync_runs.c.tenant_id, sync_runs.c.stream, func.max(sync_runs.c.started_at).label("started_at"))
+            .group_by(sync_runs.c.tenant_id, sync_runs.c.stream)
+            .subquery()
+        )
+        runs = conn.execute(
+            select(sync_runs).join(
+                latest_run,
+                (sync_runs.c.tenant_id == latest_run.c.tenant_id)
+                & (sync_runs.c.stream == latest_run.c.stream)
+                & (sync_runs.c.started_at == latest_run.c.started_at),
+            )
+        ).mappings().all()
+    state_by = {(s["tenant_id"], s["stream"]): s for s in states}
+    runs_by = {(r["tenant_id"], r["stream"]): r for r in runs}
+    result = []
+    for tenant in tenants:
+        tid = tenant["tenant_id"]
+        status = tenant["connection_status"]
+        if grants.get(tenant["connection_key"]) == STATUS_RECONNECT:
+            status = "Reconnect needed"
+        health = TenantHealth(tenant_id=tid, tenant_name=tenant["tenant_name"], connection_status=status,
+                              sync_enabled=bool(tenant["sync_enabled"]), verdict=HEALTHY)
+        streams = sorted({s for (t, s) in list(state_by) + list(runs_by) if t == tid})
+        oldest: datetime | None = None
+        for name in streams:
+            if name.startswith("_"):  # bookkeeping rows (open alert incidents), not data streams
+                continue
+            if name.endswith("_backfill"):
+                details = (state_by.get((tid, name)) or {}).get("details")
+                health.backfill = details or {"offset": (state_by.get((tid, name)) or {}).get("journal_offset")}
+                continue
+            st = state_by.get((tid, name)) or {}
+            run = runs_by.get((tid, name)) or {}
+            success = _aware(st.get("last_success_at"))
+            age = (now - success).total_seconds() / 60 if success else None
+            health.streams.append(StreamHealth(
+                stream=name, last_success_at=success.isoformat() if success else None,
+                age_minutes=round(age, 1) if age is not None else None, last_status=run.get("status"),
+                rows_loaded=run.get("rows_loaded"), api_calls=run.get("api_calls"),
+                last_error=st.get("last_error"), quality_verdict=run.get("quality_verdict")))
+            if run.get("status") == "unavailable" and name == "journals":
+                health.journals = "not on this Xero plan"
+                continue
+            if name == "journals" and success:
+                health.journals = "available"
+            if success and (oldest is None or success < oldest):
+                oldest = success
+            health.rows_last_run += run.get("rows_loaded") or 0
+            health.api_calls_last_run += run.get("api_calls") or 0
+            if run.get("quota_day_remaining") is not None:
+                health.quota_day_remaining = run["quota_day_remaining"]
+            if run.get("quality_verdict") and health.quality_verdict != "failed":
+                health.quality_verdict = run["quality_verdict"]
+            if run.get("status") in ("failed", "rejected", "quarantined"):
+                health.reasons.append(f"{name}: {st.get('last_error') or run.get('message') or run['status']}")
+        if oldest:
+            health.last_success_at = oldest.isoformat()
+            health.age_minutes = round((now - oldest).total_seconds() / 60, 1)
+        health.verdict = _verdict(health, oldest, now, threshold)
+        result.append(health)
+    return result
+
+
+def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, threshold: timedelta) -> str:
+    if health.connection_status == "Reconnect needed":
+        health.reasons.insert(0, "the Xero grant expired or was revoked: reconnect Xero")
+        return RECONNECT
+    if health.connection_status == "Disconnected":
+        health.reasons.insert(0, "the organisation was disconnected in Xero")
+        return DISCONNECTED
+    if health.reasons:
+        return FAILING
+    if oldest is None:
+        health.reasons.append("no successful sync yet")
+        return NEVER_SYNCED
+    if now - oldest > threshold:
+        health.reasons.append(f"last successful sync {health.age_minutes:.0f} min ago "
+                              f"(threshold {threshold.total_seconds() / 60:.0f} min)")
+        return STALE
+    return HEALTHY
+
+
+def format_table(healths: list[TenantHealth]) -> str:
+    header = ["tenant", "connection", "sync", "verdict", "last success", "age", "rows", "calls", "quota left",
+              "quality", "journals"]
+    rows = []
+    for h in healths:
+        rows.append([
+            h.tenant_name, h.connection_status, "enabled" if h.sync_enabled else "off", h.verdict.upper(),
+            (h.last_success_at or "-")[:16].replace("T", " "),
+            f"{h.age_minutes:.0f} min" if h.age_minutes is not None else "-",
+            str(h.rows_last_run), str(h.api_calls_last_run),
+            str(h.quota_day_remaining) if h.quota_day_remaining is not None else "-",
+            h.quality_verdict or "-", h.journals,
+        ])
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for h in healths:
+        for reason in h.reasons:
+            lines.append(f"  {h.tenant_name}: {reason}")
+    return "\n".join(lines)
