@@ -10,7 +10,7 @@ INTOAEC_DB_URL ?=
 export TZ := UTC
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install lock demo test sandbox airflow lint clean
+.PHONY: install lock demo test sandbox airflow bench lint clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ airflow: install
 	  bash -c 'airflow db migrate >/dev/null && airflow pools set xero_api 5 "Xero API: concurrent calls per tenant" >/dev/null && \
 	    echo "Airflow UI: http://127.0.0.1:8080 (user admin; password in $(AIRFLOW_UI_HOME)/simple_auth_manager_passwords.json.generated)" && \
 	    exec airflow standalone'
+
+# Benchmarks (not timed tests): each writes its own section of docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m benchmarks.sync_large --dataset $(or $(BENCH_DATASET),large)
 
 lint: install
 	$(BIN)/ruff check include dags plugins tests
