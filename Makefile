@@ -41,7 +41,7 @@ airflow: install
 	@mkdir -p $(AIRFLOW_UI_HOME)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW_HOME=$(AIRFLOW_UI_HOME) \
 	  AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
-	  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 \
+	  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__CORE__TEST_CONNECTION=Enabled \
 	  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin INTOAEC_DATA_DIR=$(CURDIR)/var \
 	  bash -c 'airflow db migrate >/dev/null && airflow pools set xero_api 5 "Xero API: concurrent calls per tenant" >/dev/null && \
 	    echo "Airflow UI: http://127.0.0.1:8080 (user admin; password in $(AIRFLOW_UI_HOME)/simple_auth_manager_passwords.json.generated)" && \

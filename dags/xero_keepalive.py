@@ -1,18 +1,15 @@
 """xero_keepalive: renew each Xero grant daily, so none dies of Xero's 60-day idle expiry.
 
 Created unpaused and independent of xero_sync, so grants stay alive while syncs are paused.
-A grant Xero already refused fails the run with the reason (Reconnect needed on the Xero page).
-Connections: XERO_KEEPALIVE_CONN_IDS (comma-separated), xero_default by default.
+Renews the same connections xero_sync reads (Variable intoaec_xero_conn_ids or
+INTOAEC_XERO_CONN_IDS, else xero_default). A grant Xero already refused fails its task with
+the reason (Reconnect on the Xero page) and no retries; the other grants are still renewed.
 """
 
 from __future__ import annotations
 
-import os
-
 import pendulum
-from airflow.sdk import dag, task
-
-CONN_IDS = [c.strip() for c in os.environ.get("XERO_KEEPALIVE_CONN_IDS", "xero_default").split(",") if c.strip()]
+from airflow.sdk import dag, get_current_context, task
 
 
 @dag(
@@ -27,13 +24,20 @@ CONN_IDS = [c.strip() for c in os.environ.get("XERO_KEEPALIVE_CONN_IDS", "xero_d
     doc_md=__doc__,
 )
 def xero_keepalive():
-    @task(map_index_template="{{ task.op_kwargs['xero_conn_id'] }}")
+    @task
+    def connections() -> list[str]:
+        from intoaec_xero.airflow.tasks import xero_conn_ids
+
+        return xero_conn_ids()
+
+    @task(map_index_template="{{ xero_conn_id }}")
     def renew_grant(xero_conn_id: str) -> dict:
         from intoaec_xero.airflow.hooks import XeroHook
 
+        get_current_context()["xero_conn_id"] = xero_conn_id
         return XeroHook(xero_conn_id=xero_conn_id).keep_alive()
 
-    renew_grant.expand(xero_conn_id=CONN_IDS)
+    renew_grant.expand(xero_conn_id=connections())
 
 
 xero_keepalive()

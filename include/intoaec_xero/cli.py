@@ -15,6 +15,8 @@ import sys
 import webbrowser
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from intoaec_xero import db, report
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.settings import DEFAULT_CONNECTION_KEY
@@ -64,11 +66,13 @@ def cmd_connect(args) -> int:
         request = oauth.start_authorization(settings, args.redirect_uri)
         tokens = oauth.finish_authorization(settings, request, _sign_in(args, request))
     oauth.complete_sign_in(settings, store, tokens, build_client(settings, store))
-    orgs = oauth.organisations(engine, settings.connection_key, store.info())
-    if settings.grant_type == "client_credentials" and not orgs:
+    custom = settings.grant_type == "client_credentials"
+    orgs = oauth.organisations(engine, settings.connection_key, store.info(), custom_connection=custom)
+    if custom and not orgs:
         print("Connected with a Xero custom connection (one organisation; Xero names it on the first API call).")
         return 0
-    print(f"Connected to {len(orgs)} organisation{'s' if len(orgs) != 1 else ''}:")
+    print(f"Connected{' with a Xero custom connection' if custom else ''} to {len(orgs)} "
+          f"organisation{'s' if len(orgs) != 1 else ''}:")
     for org in orgs:
         flags = [org.status, "Sync Enabled" if org.sync_enabled else "Sync Disabled (tenant filter)",
                  "Future Access Saved" if org.future_access_saved else "No Future Access"]
@@ -223,6 +227,24 @@ def cmd_replay(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_status(args) -> int:
+    from datetime import timedelta
+
+    from intoaec_xero.health import format_table, tenant_health
+
+    engine = _engine(args)
+    threshold = timedelta(minutes=args.stale_after) if args.stale_after else None
+    healths = tenant_health(engine, threshold=threshold)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in healths], indent=2))
+    elif not healths:
+        print("No Xero organisations yet: connect Xero, then let xero_sync run.")
+    else:
+        print(format_table(healths))
+    # Non-zero when any tenant needs attention, so monitoring can run this command as a check.
+    return 0 if healths and all(h.healthy or not h.sync_enabled for h in healths) else 2
+
+
 def cmd_counts(args) -> int:
     engine = _engine(args)
     if args.json:
@@ -230,6 +252,10 @@ def cmd_counts(args) -> int:
     else:
         print(report.format_counts(engine))
     return 0
+
+
+# Feature modules that add their own sub-commands: each has ``register(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = ("intoaec_xero.backfill.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,9 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("run_id")
     replay.set_defaults(func=cmd_replay)
 
+    status = commands.add_parser("status", help="connection and sync health per tenant (exit 2 when unhealthy)")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--stale-after", type=float, default=0, metavar="MINUTES",
+                        help="how old a tenant's data may be (default: INTOAEC_STALE_AFTER_MINUTES or 120)")
+    status.set_defaults(func=cmd_status)
+
     counts = commands.add_parser("counts", help="rows per tenant and table")
     counts.add_argument("--json", action="store_true")
     counts.set_defaults(func=cmd_counts)
+
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
 
 
@@ -285,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except IntoAECXeroError as error:
         print(f"intoaec-xero: {error}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as error:
+        detail = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        hint = (" The schema is missing or old: run `intoaec-xero db upgrade`."
+                if "no such table" in detail or "does not exist" in detail else "")
+        print(f"intoaec-xero: the IntoAEC database answered: {detail}.{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("intoaec-xero: interrupted", file=sys.stderr)

@@ -101,9 +101,14 @@ def connect(settings: XeroSettings, store: TokenStore) -> None:
     """The authorization-code flow with PKCE; the sandbox's scripted user signs in and approves."""
     from xero_sandbox.testing import sign_in_and_consent
 
+    from intoaec_xero.client import XeroClient
+    from intoaec_xero.oauth import complete_sign_in
+
     request = start_authorization(settings, redirect_uri="http://127.0.0.1:8765/xero/callback")
     callback = sign_in_and_consent(request.url, email=SANDBOX_USER[0], password=SANDBOX_USER[1])
-    store.save(finish_authorization(settings, request, callback))
+    tokens = finish_authorization(settings, request, callback)
+    # Stored before first use, then the organisations are recorded with their statuses.
+    complete_sign_in(settings, store, tokens, XeroClient(settings, store))
 
 
 def main(argv: list[str] | None = None) -> int:

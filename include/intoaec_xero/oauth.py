@@ -245,15 +245,17 @@ def mark_organisation_disconnected(engine: Engine, tenant_id: str) -> None:
         )
 
 
-def organisations(engine: Engine, connection_key: str, grant: GrantInfo | None) -> list[Organisation]:
+def organisations(engine: Engine, connection_key: str, grant: GrantInfo | None,
+                  custom_connection: bool = False) -> list[Organisation]:
     """The organisations of one Xero connection, with the three statuses IntoAEC users know."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(xero_tenants).where(xero_tenants.c.connection_key == connection_key)
             .order_by(xero_tenants.c.tenant_name)
         ).mappings().all()
-    # Offline access: a stored, working grant that can mint access tokens without the user.
-    saved = grant is not None and grant.status == STATUS_ACTIVE and grant.has_refresh_token
+    # Offline access: a stored, working grant that can mint access tokens without the user
+    # (a custom connection mints them from the app's credentials alone).
+    saved = grant is not None and grant.status == STATUS_ACTIVE and (grant.has_refresh_token or custom_connection)
     return [
         Organisation(
             tenant_id=row["tenant_id"],

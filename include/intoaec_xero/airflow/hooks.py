@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.http.hooks.http import HttpHook
 from requests import Session
+from sqlalchemy import Engine
 
 from intoaec_xero import db, oauth
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID, db_url, get_connection, xero_settings
@@ -30,7 +32,7 @@ from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenStore, regis
 # Connection extras that configure Xero, not HTTP: HttpHook would otherwise send them as headers.
 XERO_EXTRA_KEYS = frozenset({
     "scopes", "tenant_filter", "api_base_url", "identity_base_url", "login_base_url",
-    "connections_base_url", "grant_type",
+    "connections_base_url", "grant_type", "calls_per_minute",
 })
 
 
@@ -59,15 +61,28 @@ def token_cipher() -> TokenCipher:
     return TokenCipher(conf.get("core", "fernet_key", fallback="") or None)
 
 
-def engine_for(db_conn_id: str = DB_CONN_ID):
-    """The IntoAEC database: the ``intoaec_db`` connection, else INTOAEC_DB_URL."""
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(db_conn_id: str = DB_CONN_ID) -> Engine:
+    """The IntoAEC database: the ``intoaec_db`` connection, else INTOAEC_DB_URL.
+
+    One engine per URL and process, brought up to the current schema once: the API server
+    serves the Xero page for weeks, and may be the first to touch a fresh database.
+    """
     try:
         url = db_url(get_connection(db_conn_id))
     except ConfigurationError:
         url = os.environ.get("INTOAEC_DB_URL", "")
         if not url:
             raise
-    return db.create_db_engine(url)
+    with _engines_lock:
+        if url not in _engines:
+            engine = db.create_db_engine(url)
+            db.upgrade(engine)
+            _engines[url] = engine
+        return _engines[url]
 
 
 class XeroHook(HttpHook):

@@ -11,8 +11,7 @@ import os
 from typing import Any
 
 from intoaec_xero import db
-from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID, db_url, get_connection, xero_settings
-from intoaec_xero.client import build_client
+from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.pipeline import (
     discover_tenants,
@@ -24,7 +23,6 @@ from intoaec_xero.pipeline import (
 )
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.runtime import raw_dir
-from intoaec_xero.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +45,18 @@ def xero_conn_ids() -> list[str]:
 
 
 def _engine(db_conn_id: str = DB_CONN_ID):
-    return db.create_db_engine(db_url(get_connection(db_conn_id)))
+    from intoaec_xero.airflow.hooks import engine_for
+
+    return engine_for(db_conn_id)
 
 
-def _client(conn_id: str, engine):
-    settings = xero_settings(get_connection(conn_id), conn_id)
-    return settings, build_client(settings, TokenStore(engine, settings.connection_key))
+def _client(conn_id: str, db_conn_id: str = DB_CONN_ID):
+    """Through the hook: tokens are registered with Airflow's log maskers, and the Fernet key is
+    found however Airflow is configured."""
+    from intoaec_xero.airflow.hooks import XeroHook
+
+    hook = XeroHook(xero_conn_id=conn_id, db_conn_id=db_conn_id)
+    return hook.settings, hook.get_client()
 
 
 def _fail_clearly(error: Exception):
@@ -70,14 +74,13 @@ def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
     grid with that reason.
     """
     try:
-        engine = _engine(db_conn_id)
-        db.upgrade(engine)
+        engine = _engine(db_conn_id)  # brings the schema up to date
     except IntoAECXeroError as error:
         _fail_clearly(error)
     tenants: list[dict[str, str]] = []
     for conn_id in xero_conn_ids():
         try:
-            settings, client = _client(conn_id, engine)
+            settings, client = _client(conn_id, db_conn_id)
             found = discover_tenants(client, settings, engine)
         except IntoAECXeroError as error:
             log.error("Xero connection '%s': %s", conn_id, error)
@@ -98,7 +101,7 @@ def extract(tenant: dict[str, str], run_id: str, streams: list[str] | None = Non
         _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {tenant['error']}"))
     try:
         engine = _engine(db_conn_id)
-        _settings, client = _client(tenant.get("conn_id") or XERO_CONN_ID, engine)
+        _settings, client = _client(tenant.get("conn_id") or XERO_CONN_ID, db_conn_id)
         return extract_tenant(client, engine, RawStore(raw_dir()), run_id, tenant, selected_streams(streams),
                               full=full)
     except IntoAECXeroError as error:

@@ -1,0 +1,258 @@
+"""The Xero page in the Airflow UI: connect, see, reconnect and disconnect organisations.
+
+This is IntoAEC's "Configure Xero" flow inside Airflow: Connect to Xero → Xero sign-in →
+approve → back here, where every organisation reads Connected / Sync Enabled / Future Access
+Saved. A FastAPI app mounted by the plugin under ``/xero`` and linked from the Admin menu.
+
+The link opens the page on its own rather than embedded: Airflow embeds plugin views in a
+sandboxed iframe that may not navigate the window, and Xero's sign-in refuses to be framed,
+so the sign-in has to start from a top-level page.
+
+Airflow does not protect plugin apps, so every route requires a logged-in Airflow user who
+may read (page) or edit (connect, disconnect) the Xero connection. The sign-in in progress
+(PKCE verifier, ``state``, who started it) travels in a short-lived cookie encrypted with the
+API server's secret key: nothing is kept in memory, so any API-server worker can finish it,
+and a callback whose ``state`` does not match that cookie is refused before any code is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+from airflow.api_fastapi.core_api.security import GetUserDep
+from airflow.configuration import conf
+from airflow.plugins_manager import AirflowPlugin
+from cryptography.fernet import Fernet, InvalidToken
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from intoaec_xero import oauth
+from intoaec_xero.airflow.connections import XERO_CONN_ID
+from intoaec_xero.airflow.hooks import XeroHook
+from intoaec_xero.errors import IntoAECXeroError, XeroUnavailable
+from intoaec_xero.tokens import STATUS_RECONNECT
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+MOUNT = "/xero"
+SIGN_IN_COOKIE = "intoaec_xero_sign_in"
+SIGN_IN_SECONDS = 900  # Xero's codes live 5 minutes; signing in may take a while longer
+NOTICES = {
+    "connected": "Connected to Xero.",
+    "disconnected": "Organisation disconnected.",
+}
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("xero_templates")),
+    autoescape=select_autoescape(["html"]),
+)
+
+app = FastAPI(title="Xero", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+# -- security ---------------------------------------------------------------------------------
+
+def _secret() -> bytes:
+    secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
+    if not secret:
+        raise HTTPException(500, "The API server has no [api] secret_key to protect the Xero sign-in with.")
+    return secret.encode()
+
+
+def _fernet() -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"intoaec-xero-sign-in\0" + _secret()).digest()))
+
+
+def _csrf_token(user) -> str:
+    return hmac.new(_secret(), b"intoaec-xero-csrf\0" + user.get_name().encode(), hashlib.sha256).hexdigest()
+
+
+def _require(user, method: str, conn_id: str, csrf: str | None = None) -> None:
+    allowed = get_auth_manager().is_authorized_connection(
+        method=method, details=ConnectionDetails(conn_id=conn_id), user=user
+    )
+    if not allowed:
+        raise HTTPException(403, f"You may not {'change' if method != 'GET' else 'see'} the Xero connection "
+                                 f"'{conn_id}'.")
+    if csrf is not None and not hmac.compare_digest(csrf, _csrf_token(user)):
+        raise HTTPException(403, "This form is stale or did not come from the Xero page; reload the page.")
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _refusal(request: Request, error: StarletteHTTPException) -> Response:
+    """Refusals as a page (the browser is the client), with the way to log in when that is what is missing."""
+    login = None
+    if error.status_code == 401:
+        login = get_auth_manager().get_url_login(next_url=str(request.url))
+    body = _templates.get_template("refused.html").render(status=error.status_code, detail=error.detail, login=login)
+    return HTMLResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+def _root(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/") or MOUNT
+
+
+def _page(request: Request, conn_id: str, notice: str | None = None) -> str:
+    query = {"conn_id": conn_id} | ({"notice": notice} if notice else {})
+    return f"{_root(request)}/?{urlencode(query)}"
+
+
+def _redirect_uri(request: Request) -> str:
+    """What Xero must send the browser back to; it has to be registered on the Xero app as is."""
+    configured = os.environ.get("INTOAEC_XERO_REDIRECT_URI")
+    if configured:
+        return configured
+    base_url = conf.get("api", "base_url", fallback="")
+    if base_url:
+        return f"{base_url.rstrip('/')}{MOUNT}/callback"
+    return str(request.url_for("callback"))
+
+
+def _render(request: Request, user, conn_id: str, *, error: str | None = None, notice: str | None = None,
+            status_code: int = 200) -> HTMLResponse:
+    root = _root(request)
+    context = {"root": root, "airflow_home": (root[: -len(MOUNT)] if root.endswith(MOUNT) else "") + "/",
+               "conn_id": conn_id, "csrf": _csrf_token(user), "error": error,
+               "notice": NOTICES.get(notice or ""), "user": user.get_name(), "orgs": [], "grant": None,
+               "settings": None, "grant_state": "not_connected", "setup_problem": None}
+    try:
+        hook = XeroHook(xero_conn_id=conn_id)
+        context["settings"] = hook.settings
+        store = hook.get_token_store()
+        grant = store.info()
+        context["grant"] = grant
+        context["orgs"] = oauth.organisations(hook.engine, conn_id, grant,
+                                              custom_connection=hook.settings.grant_type == "client_credentials")
+        if grant is not None:
+            context["grant_state"] = "reconnect" if grant.status == STATUS_RECONNECT else "connected"
+    except IntoAECXeroError as problem:
+        context["setup_problem"] = str(problem)
+    body = _templates.get_template("xero.html").render(**context)
+    return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/", response_class=HTMLResponse)
+def page(request: Request, user: GetUserDep, conn_id: str = XERO_CONN_ID, notice: str | None = None):
+    _require(user, "GET", conn_id)
+    return _render(request, user, conn_id, notice=notice)
+
+
+@app.post("/connect")
+def connect(request: Request, user: GetUserDep, conn_id: Annotated[str, Form()] = XERO_CONN_ID,
+            csrf: Annotated[str, Form()] = ""):
+    """Start the sign-in: PKCE + state, remembered in an encrypted cookie, then off to Xero."""
+    _require(user, "PUT", conn_id, csrf)
+    hook = XeroHook(xero_conn_id=conn_id)
+    try:
+        settings = hook.settings
+        if settings.grant_type == "client_credentials":
+            store = hook.get_token_store()
+            tokens = oauth.client_credentials_token(settings, hook.get_conn())
+            oauth.complete_sign_in(settings, store, tokens, hook.get_client())
+            return RedirectResponse(_page(request, conn_id, "connected"), status_code=303)
+        auth = oauth.start_authorization(settings, _redirect_uri(request))
+    except IntoAECXeroError as problem:
+        return _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
+    pending = {"conn_id": conn_id, "user": user.get_name(), "request": auth.to_dict()}
+    response = RedirectResponse(auth.url, status_code=303)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        _fernet().encrypt(json.dumps(pending).encode()).decode(),
+        max_age=SIGN_IN_SECONDS,
+        path=MOUNT,
+        httponly=True,
+        samesite="lax",  # sent on Xero's top-level redirect back, not on cross-site posts
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@app.get("/callback", response_class=HTMLResponse)
+def callback(request: Request, user: GetUserDep):
+    """Xero sends the browser back here: check state, exchange the code, store, read /connections."""
+    pending = _pending_sign_in(request)
+    if pending is None:
+        return _refused_callback(
+            request,
+            "This Xero sign-in was not started from this page, or it is older than 15 minutes, so it was "
+            "refused. Start again with Connect to Xero. (Finishing `intoaec-xero connect` in a terminal? "
+            "Copy this page's address into the terminal instead.)",
+        )
+    conn_id = pending["conn_id"]
+    if pending.get("user") != user.get_name():
+        return _refused_callback(request, "This Xero sign-in was started by another Airflow user; it was refused.")
+    _require(user, "PUT", conn_id)
+    hook = XeroHook(xero_conn_id=conn_id)
+    try:
+        settings = hook.settings
+        auth = oauth.AuthorizationRequest.from_dict(pending["request"])
+        tokens = oauth.finish_authorization(settings, auth, str(request.url), session=hook.get_conn())
+        connections = oauth.complete_sign_in(settings, hook.get_token_store(), tokens, hook.get_client())
+    except IntoAECXeroError as problem:
+        response = _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
+        response.delete_cookie(SIGN_IN_COOKIE, path=MOUNT)
+        return response
+    log.info("Xero connection '%s' connected by %s: %d organisation(s).", conn_id, user.get_name(), len(connections))
+    response = RedirectResponse(_page(request, conn_id, "connected"), status_code=303)
+    response.delete_cookie(SIGN_IN_COOKIE, path=MOUNT)
+    return response
+
+
+@app.post("/organisations/{tenant_id}/disconnect")
+def disconnect(request: Request, tenant_id: str, user: GetUserDep,
+               conn_id: Annotated[str, Form()] = XERO_CONN_ID, csrf: Annotated[str, Form()] = ""):
+    """Xero's DELETE /connections/{id} for one organisation; the grant stays for the others."""
+    _require(user, "PUT", conn_id, csrf)
+    hook = XeroHook(xero_conn_id=conn_id)
+    org = next((o for o in oauth.organisations(hook.engine, conn_id, None) if o.tenant_id == tenant_id), None)
+    if org is None:
+        raise HTTPException(404, "No such organisation on this Xero connection.")
+    try:
+        if org.connection_id:
+            oauth.delete_connection(hook.get_client(), org.connection_id, session=hook.get_conn())
+        oauth.mark_organisation_disconnected(hook.engine, tenant_id)
+    except IntoAECXeroError as problem:
+        return _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
+    log.info("Xero organisation %s disconnected from '%s' by %s.", org.name, conn_id, user.get_name())
+    return RedirectResponse(_page(request, conn_id, "disconnected"), status_code=303)
+
+
+def _pending_sign_in(request: Request) -> dict | None:
+    cookie = request.cookies.get(SIGN_IN_COOKIE)
+    if not cookie:
+        return None
+    try:
+        return json.loads(_fernet().decrypt(cookie.encode(), ttl=SIGN_IN_SECONDS))
+    except (InvalidToken, ValueError):
+        return None
+
+
+def _refused_callback(request: Request, detail: str) -> HTMLResponse:
+    body = _templates.get_template("refused.html").render(status=400, detail=detail, login=None,
+                                                          back=f"{_root(request)}/")
+    response = HTMLResponse(body, status_code=400)
+    response.delete_cookie(SIGN_IN_COOKIE, path=MOUNT)
+    return response
+
+
+def _status_for(problem: IntoAECXeroError) -> int:
+    return 502 if isinstance(problem, XeroUnavailable) else 400
+
+
+class XeroPlugin(AirflowPlugin):
+    name = "intoaec_xero"
+    fastapi_apps = [{"app": app, "url_prefix": MOUNT, "name": "Xero"}]
+    external_views = [{"name": "Xero", "href": "xero/", "destination": "nav", "category": "admin"}]

@@ -1,0 +1,156 @@
+"""A real Airflow API server with this project's plugin, pointed at a sandbox, for the page tests.
+
+One per test session (a migrate and a start take ~20 s): SimpleAuthManager with an ``admin``
+and a ``viewer``, the Test button enabled, the ``xero_default`` and ``intoaec_db`` connections
+from the environment, and a fixed Fernet key so the tests can read what the page stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from intoaec_xero import db
+from intoaec_xero.schema import xero_tenants, xero_tokens
+from intoaec_xero.tokens import TokenCipher, TokenStore
+from sqlalchemy import create_engine, delete, text
+from sqlalchemy.engine import make_url
+
+from tests.conftest import POSTGRES_ADMIN_URL, REPO
+
+PASSWORDS = {"admin": "admin-password", "viewer": "viewer-password"}
+CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
+
+
+@dataclass
+class AirflowUI:
+    base_url: str
+    sandbox: object
+    db_url: str
+    fernet_key: str
+    log_path: Path
+
+    def session(self, user: str = "admin") -> requests.Session:
+        """A logged-in browser-like session: Airflow's JWT in its ``_token`` cookie, as the UI has it."""
+        answer = requests.post(f"{self.base_url}/auth/token", json={"username": user, "password": PASSWORDS[user]},
+                               timeout=30)
+        answer.raise_for_status()
+        session = requests.Session()
+        session.cookies.set("_token", answer.json()["access_token"])
+        return session
+
+    def bearer(self, user: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.session(user).cookies['_token']}"}
+
+    @property
+    def engine(self):
+        return db.create_db_engine(self.db_url)
+
+    def store(self) -> TokenStore:
+        return TokenStore(self.engine, "xero_default", TokenCipher(self.fernet_key))
+
+    def reset(self) -> None:
+        """Back to "never connected": no grant, no organisations."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(xero_tokens))
+            conn.execute(delete(xero_tenants))
+
+
+def _free_port() -> int:
+    from xero_sandbox.testing import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def airflow_ui():
+    from xero_sandbox.testing import running_sandbox
+
+    home = Path(tempfile.mkdtemp(prefix="intoaec-airflow-ui-"))
+    (home / "passwords.json").write_text(json.dumps(PASSWORDS))
+    name = f"intoaec_ui_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db_url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    db.upgrade(db.create_db_engine(db_url))
+    fernet_key = Fernet.generate_key().decode()
+    port = _free_port()
+    with running_sandbox(dataset="small", seed=1) as sandbox:
+        env = dict(
+            os.environ,
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin,viewer:viewer",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
+            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+            AIRFLOW__CORE__FERNET_KEY=fernet_key,
+            AIRFLOW__API__SECRET_KEY=Fernet.generate_key().decode(),
+            AIRFLOW__API_AUTH__JWT_SECRET=Fernet.generate_key().decode(),
+            AIRFLOW__API__WORKERS="1",
+            AIRFLOW_CONN_XERO_DEFAULT=json.dumps({
+                "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
+                "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url},
+            }),
+            AIRFLOW_CONN_INTOAEC_DB=json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}),
+        )
+        env.pop("INTOAEC_FERNET_KEY", None)  # the server must use Airflow's key, as in production
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        log_path = home / "api-server.log"
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],
+                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(base_url, server, log_path)
+            yield AirflowUI(base_url, sandbox, db_url, fernet_key, log_path)
+        finally:
+            _stop_group(server)
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _wait_healthy(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"airflow api-server exited ({server.returncode}):\n{log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"airflow api-server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """The API server forks workers: stop its whole process group, which only it and they are in."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # any straggler of that group
+    except ProcessLookupError:
+        pass
