@@ -31,6 +31,9 @@ TABLE_ASSETS = [
     default_args={
         "retries": 2,
         "retry_delay": pendulum.duration(minutes=2),
+        # A tenant's load outranks the extracts still waiting, so with many tenants each one lands
+        # as soon as its own extract is done instead of queueing behind every other tenant's.
+        "weight_rule": "upstream",
         # Called on a task's final failure only, so one incident makes one alert, not one per retry.
         "on_failure_callback": SyncFailureNotifier(),
     },

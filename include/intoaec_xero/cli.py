@@ -255,7 +255,7 @@ def cmd_counts(args) -> int:
 
 
 # Feature modules that add their own sub-commands: each has ``register(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("intoaec_xero.backfill.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("intoaec_xero.backfill.cli", "intoaec_xero.quality.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -151,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.format_counts(engine))
         print()
+        from intoaec_xero.quality import docs
+        from intoaec_xero.quality.record import format_summary
+
+        print(format_summary(engine))
+        print(f"Data Docs: {docs.describe(docs.latest_index(REPO / 'var'))}")
+        print()
         streams = [get_stream(s) for s in args.streams.split(",") if s] or list(STREAMS.values())
         tables = {t for s in streams for t in s.targets}
         differences = report.compare_with_truth(engine, truth, tables)

@@ -57,8 +57,16 @@ def extract_stream(
     run_id: str,
     *,
     full: bool = False,
+    where: str | None = None,
+    start_offset: int | None = None,
+    max_pages: int | None = None,
 ) -> StreamExtract:
-    """Fetch every page the stream needs this run and keep them in the raw store."""
+    """Fetch every page the stream needs this run and keep them in the raw store.
+
+    ``where`` narrows paged streams (a backfill's date window). ``start_offset`` and
+    ``max_pages`` let a caller walk Journals in small steps from its own checkpoint, so a
+    walk through years of ledger can stop at any page and resume there.
+    """
     result = StreamExtract(stream=stream.name, full=full or state.watermark is None)
     raw.reset(run_id, tenant_id, stream.name)
     since = None
@@ -68,9 +76,9 @@ def extract_stream(
     calls_before = client.stats.calls
     try:
         if stream.paging is Paging.OFFSET:
-            _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since)
+            _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset, max_pages)
         else:
-            _walk_pages(client, stream, tenant_id, raw, run_id, result, since)
+            _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where, max_pages)
     except XeroAccessDenied as error:
         if not stream.plan_gated or error.status != 401:
             raise
@@ -106,11 +114,11 @@ def _note_cursor(stream: Stream, records: list[dict[str, Any]], result: StreamEx
         result.max_cursor = best.isoformat()
 
 
-def _walk_pages(client, stream, tenant_id, raw, run_id, result, since) -> None:
+def _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where=None, max_pages=None) -> None:
     page = 1
     while True:
         response = client.get(stream.sdk_method, tenant_id, stream.label,
-                              **stream.request_params(page=page, if_modified_since=since))
+                              **stream.request_params(page=page, if_modified_since=since, where=where))
         records = _records(stream, response.payload)
         if records or page == 1:
             result.pages += 1
@@ -125,13 +133,19 @@ def _walk_pages(client, stream, tenant_id, raw, run_id, result, since) -> None:
             return
         if len(records) < stream.page_size:
             return
+        if max_pages and page >= max_pages:
+            return
         if page % 10 == 0:
             log.info("%s %s: %d records over %d pages so far", tenant_id, stream.name, result.records, page)
         page += 1
 
 
-def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since) -> None:
-    offset = 0 if result.full else (state.journal_offset or 0)
+def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset=None,
+                  max_pages=None) -> None:
+    if start_offset is not None:
+        offset = start_offset
+    else:
+        offset = 0 if result.full else (state.journal_offset or 0)
     while True:
         response = client.get(stream.sdk_method, tenant_id, stream.label,
                               **stream.request_params(offset=offset, if_modified_since=since))
@@ -146,6 +160,8 @@ def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since) 
         offset = max(int(r[stream.offset_field]) for r in records)
         result.last_offset = offset
         if len(records) < stream.page_size:
+            break
+        if max_pages and result.pages >= max_pages:
             break
         if result.pages % 20 == 0:
             log.info("%s %s: %d records, offset %d", tenant_id, stream.name, result.records, offset)

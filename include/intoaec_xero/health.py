@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
 from intoaec_xero.tokens import STATUS_RECONNECT
@@ -40,6 +40,7 @@ class StreamHealth:
     api_calls: int | None
     last_error: str | None
     quality_verdict: str | None
+    last_run_id: str | None = None  # where the UI links to the run behind last_status
 
 
 @dataclass
@@ -122,7 +123,8 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                 stream=name, last_success_at=success.isoformat() if success else None,
                 age_minutes=round(age, 1) if age is not None else None, last_status=run.get("status"),
                 rows_loaded=run.get("rows_loaded"), api_calls=run.get("api_calls"),
-                last_error=st.get("last_error"), quality_verdict=run.get("quality_verdict")))
+                last_error=st.get("last_error"), quality_verdict=run.get("quality_verdict"),
+                last_run_id=run.get("run_id")))
             if run.get("status") == "unavailable" and name == "journals":
                 health.journals = "not on this Xero plan"
                 continue
@@ -163,6 +165,68 @@ def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, thres
                               f"(threshold {threshold.total_seconds() / 60:.0f} min)")
         return STALE
     return HEALTHY
+
+
+PROBLEM_STATUSES = ("failed", "rejected", "quarantined")
+
+
+@dataclass
+class RunSummary:
+    """One run of one tenant summed over its streams: how big and how costly each sync was."""
+
+    run_id: str
+    started_at: str | None
+    finished_at: str | None
+    streams: int
+    problem_streams: int
+    rows_loaded: int
+    api_calls: int
+    rate_limited: int
+    quota_day_remaining: int | None
+
+    @property
+    def status(self) -> str:
+        if self.problem_streams:
+            return "failed" if self.problem_streams == self.streams else "partial"
+        return "success"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"status": self.status}
+
+
+def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) -> dict[str, list[RunSummary]]:
+    """Each tenant's runs since ``days`` ago, oldest first, summed in the database.
+
+    An hourly schedule makes ~720 runs × 10 streams a month per tenant, so the sums are left to
+    SQL rather than pulling every ``sync_runs`` row into the API server for one page view.
+    """
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=days)
+    problem = case((sync_runs.c.status.in_(PROBLEM_STATUSES), 1), else_=0)
+    started = func.min(sync_runs.c.started_at).label("started_at")
+    query = (
+        select(sync_runs.c.tenant_id, sync_runs.c.run_id, started,
+               func.max(sync_runs.c.finished_at).label("finished_at"),
+               func.count().label("streams"), func.sum(problem).label("problem_streams"),
+               func.sum(func.coalesce(sync_runs.c.rows_loaded, 0)).label("rows_loaded"),
+               func.sum(func.coalesce(sync_runs.c.api_calls, 0)).label("api_calls"),
+               func.sum(func.coalesce(sync_runs.c.rate_limited, 0)).label("rate_limited"),
+               func.min(sync_runs.c.quota_day_remaining).label("quota_day_remaining"))
+        .where(sync_runs.c.started_at >= since)
+        .group_by(sync_runs.c.tenant_id, sync_runs.c.run_id)
+        .order_by(started, sync_runs.c.run_id)
+    )
+    history: dict[str, list[RunSummary]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            begun, ended = _aware(row["started_at"]), _aware(row["finished_at"])
+            history.setdefault(row["tenant_id"], []).append(RunSummary(
+                run_id=row["run_id"], started_at=begun.isoformat() if begun else None,
+                finished_at=ended.isoformat() if ended else None, streams=int(row["streams"]),
+                problem_streams=int(row["problem_streams"] or 0), rows_loaded=int(row["rows_loaded"] or 0),
+                api_calls=int(row["api_calls"] or 0), rate_limited=int(row["rate_limited"] or 0),
+                quota_day_remaining=row["quota_day_remaining"]))
+    return history
 
 
 def format_table(healths: list[TenantHealth]) -> str:

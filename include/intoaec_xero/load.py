@@ -7,9 +7,12 @@ the next run reads the same changes again and the upsert makes that harmless.
 
 from __future__ import annotations
 
+import gzip
 import logging
+import zlib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,14 +21,19 @@ from sqlalchemy import Engine, delete, select
 from intoaec_xero import state
 from intoaec_xero.db import upsert
 from intoaec_xero.extract import StreamExtract
-from intoaec_xero.parsing import loads
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import metadata
 from intoaec_xero.streams import Stream
-from intoaec_xero.transform import RecordError, transform_record
-from intoaec_xero.validate import BatchRejected, CheckResult, check_batch
+from intoaec_xero.transform import transform_record
+from intoaec_xero.validate import BatchRejected, CheckResult, StreamValidator
+
+__all__ = ["BatchRejected", "StreamLoad", "kept_pages", "load_stream"]
 
 log = logging.getLogger(__name__)
+
+# Rows (all tables of a stream) checked and written together. Big enough that the checks' fixed
+# cost per chunk is noise, small enough that a large tenant's journals never sit in memory whole.
+CHUNK_ROWS = 100_000
 
 # Child tables whose rows are replaced whole when their parent arrives again (a line removed
 # from an edited invoice must disappear).
@@ -41,9 +49,11 @@ class StreamLoad:
     rows: dict[str, int] = field(default_factory=dict)
     corrected: int = 0
     checks: list[dict[str, Any]] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list, repr=False)
+    validations: list[Any] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"stream": self.stream, "rows": self.rows, "corrected": self.corrected, "checks": self.checks}
 
 
 def load_stream(
@@ -53,32 +63,58 @@ def load_stream(
     tenant_id: str,
     stream: Stream,
     extracted: StreamExtract,
+    *,
+    accept: tuple[str, ...] = (),
 ) -> StreamLoad:
+    """Read the kept pages, transform, check a chunk at a time, write what passed, advance.
+
+    Raises :class:`BatchRejected` when an ``error`` check fails: the transaction rolls back, so
+    no row of the batch stays and the watermark does not move.
+    """
     result = StreamLoad(stream=stream.name)
     counts: dict[str, int] = defaultdict(int)
-    checks: list[CheckResult] = []
     with engine.begin() as conn:
-        for page_number, body in enumerate(raw.pages(run_id, tenant_id, stream.name), start=1):
-            payload = loads(body)
-            rows_by_table: dict[str, list[dict[str, Any]]] = {t: [] for t in stream.targets}
-            for position, record in enumerate(payload.get(stream.records_key) or ()):
-                try:
-                    for table, rows in transform_record(stream.name, tenant_id, record).items():
+        validator = StreamValidator(conn, tenant_id, stream, expected_pages=extracted.pages or None,
+                                    expected_records=extracted.records, accept=accept)
+        # Rows gathered per record (not per page: journals come 100 to a page) and checked and
+        # written a chunk at a time. A record listed twice (edited while Xero paged) keeps only its
+        # later version, lines included, as it would had each page been written on its own.
+        pending: dict[Any, dict[str, list[dict[str, Any]]]] = {}
+        pending_rows = 0
+
+        def flush() -> None:
+            nonlocal pending, pending_rows
+            if pending_rows:
+                rows_by_table: dict[str, list[dict[str, Any]]] = {t: [] for t in stream.targets}
+                for record_rows in pending.values():
+                    for table, rows in record_rows.items():
                         rows_by_table[table].extend(rows)
-                except RecordError as error:
-                    key = record.get(stream.primary_key) if isinstance(record, dict) else None
-                    checks.append(CheckResult(stream.name, "record_readable", "error", False,
-                                              observed=str(error), expected="a readable record",
-                                              failing_keys=[key or f"page {page_number} #{position}"]))
-                    raise BatchRejected(tenant_id, stream.name, checks) from error
-            checks.extend(check_batch(tenant_id, stream.name, rows_by_table))
-            for table_name in stream.targets:
-                rows = rows_by_table[table_name]
-                if extracted.extra.get("reconcile") and table_name == stream.targets[0]:
-                    result.corrected += _count_changed(conn, metadata.tables[table_name], rows)
-                if table_name in CHILD_OF:
-                    _drop_children(conn, table_name, tenant_id, rows_by_table)
-                counts[table_name] += upsert(conn, metadata.tables[table_name], rows)
+                if validator.check(rows_by_table):
+                    _write(conn, stream, tenant_id, rows_by_table, counts, result,
+                           bool(extracted.extra.get("reconcile")))
+            pending = {}
+            pending_rows = 0
+
+        for page_number, body in kept_pages(raw, run_id, tenant_id, stream.name):
+            records = validator.read_page(page_number, body)
+            for position, record in enumerate(records or ()):
+                try:
+                    record_rows = transform_record(stream.name, tenant_id, record)
+                except Exception as error:  # noqa: BLE001 - hostile input is a finding, never a crash
+                    validator.unreadable(page_number, position, record, error)
+                    continue
+                key = record.get(stream.primary_key)
+                key = key if isinstance(key, str) else (page_number, position)
+                earlier = pending.pop(key, None)
+                if earlier:
+                    pending_rows -= sum(map(len, earlier.values()))
+                pending[key] = record_rows
+                pending_rows += sum(map(len, record_rows.values()))
+            if pending_rows >= CHUNK_ROWS:
+                flush()
+        flush()
+        result.validations = validator.validations
+        result.results = validator.finish()
         state.advance(
             conn,
             tenant_id,
@@ -88,8 +124,30 @@ def load_stream(
             full=extracted.full,
         )
     result.rows = dict(counts)
-    result.checks = [asdict(c) for c in checks if not c.passed]
+    result.checks = [c.to_dict() for c in result.results if not c.passed]
     return result
+
+
+def kept_pages(raw: RawStore, run_id: str, tenant_id: str, stream: str) -> Iterator[tuple[int, bytes | Exception]]:
+    """Each kept page, or the error reading it: a damaged file is a finding for the checks, not a crash."""
+    paths = sorted(raw.stream_dir(run_id, tenant_id, stream).glob("page-*.json.gz"))
+    for number, path in enumerate(paths, start=1):
+        try:
+            with gzip.open(path, "rb") as handle:
+                yield number, handle.read()
+        except (OSError, EOFError, zlib.error) as error:
+            yield number, error
+
+
+def _write(conn, stream: Stream, tenant_id: str, rows_by_table: dict[str, list[dict[str, Any]]],
+           counts: dict[str, int], result: StreamLoad, reconcile: bool) -> None:
+    for table_name in stream.targets:
+        rows = rows_by_table[table_name]
+        if reconcile and table_name == stream.targets[0]:
+            result.corrected += _count_changed(conn, metadata.tables[table_name], rows)
+        if table_name in CHILD_OF:
+            _drop_children(conn, table_name, tenant_id, rows_by_table)
+        counts[table_name] += upsert(conn, metadata.tables[table_name], rows)
 
 
 def _count_changed(conn, table, rows: list[dict[str, Any]]) -> int:

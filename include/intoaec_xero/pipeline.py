@@ -21,6 +21,8 @@ from intoaec_xero.db import upsert
 from intoaec_xero.errors import IntoAECXeroError, XeroAuthError
 from intoaec_xero.extract import StreamExtract, extract_stream
 from intoaec_xero.load import load_stream
+from intoaec_xero.quality import reports as quality_reports
+from intoaec_xero.quality.model import ERROR, CheckResult
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
@@ -151,6 +153,7 @@ def extract_tenant(
             reconcile = full or _reconcile_due(stream, stream_state, started)
             result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=reconcile)
             result.extra["reconcile"] = bool(reconcile and stream_state.watermark)
+            quality_reports.after_extract(client, engine, raw, run_id, tenant_id, stream, result)
         except IntoAECXeroError as error:
             message = f"{tenant['tenant_name']}: {stream.name} extract failed: {error}"
             state.record_error(engine, tenant_id, stream.name, str(error))
@@ -204,39 +207,111 @@ def replay_run(engine: Engine, raw: RawStore, run_id: str) -> list[dict[str, Any
 
 
 def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Load what :func:`extract_tenant` kept; each stream commits on its own with its watermark."""
-    run_id, tenant_id = manifest["run_id"], manifest["tenant_id"]
-    summary: dict[str, Any] = {"tenant_id": tenant_id, "tenant_name": manifest["tenant_name"],
-                               "streams": {}, "failed": []}
+    """Load what :func:`extract_tenant` kept; each stream commits on its own with its watermark.
+
+    A stream whose batch fails an ``error`` check is quarantined and the others carry on; after
+    the streams, the tenant's ledger is reconciled. Every verdict goes to ``dq_results``, each
+    stream's summary to its ``sync_runs`` row, and the GX results to Data Docs.
+    """
+    from intoaec_xero.quality import docs, quarantine, reconcile
+    from intoaec_xero.quality.record import record_results, record_stream_verdict
+
+    run_id, tenant_id, name = manifest["run_id"], manifest["tenant_id"], manifest["tenant_name"]
+    summary: dict[str, Any] = {"tenant_id": tenant_id, "tenant_name": name, "streams": {}, "failed": []}
+    verdicts: dict[str, list[CheckResult]] = {}
+    outcomes: dict[str, str] = {}
+    validations: list[Any] = []
     for item in manifest["streams"]:
         extracted = StreamExtract(**item)
         stream = get_stream(extracted.stream)
         if extracted.unavailable:
             summary["streams"][stream.name] = {"status": "unavailable", "reason": extracted.unavailable}
+            outcomes[stream.name] = "unavailable"
+            verdicts[stream.name] = [CheckResult.skip(stream.targets[0], "batch_checks", ERROR, extracted.unavailable)]
+            record_results(engine, run_id, tenant_id, verdicts[stream.name])
             continue
         try:
             loaded = load_stream(engine, raw, run_id, tenant_id, stream, extracted)
         except BatchRejected as error:
-            state.record_error(engine, tenant_id, stream.name, str(error))
-            state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
-                             finished_at=_now(), status="rejected", quality_verdict="failed",
-                             message=str(error))
-            summary["streams"][stream.name] = {"status": "rejected", "reason": str(error)}
-            summary["failed"].append(str(error))
-            log.error("%s", error)
+            validations.extend(getattr(error, "validations", []))
+            message = _quarantine(engine, raw, run_id, tenant_id, name, stream, error)
+            summary["streams"][stream.name] = {"status": "rejected", "reason": message}
+            summary["failed"].append(message)
+            outcomes[stream.name] = "rejected"
+            verdicts[stream.name] = error.results
+            record_results(engine, run_id, tenant_id, error.results)
             continue
+        validations.extend(loaded.validations)
+        outcomes[stream.name] = "success"
+        verdicts[stream.name] = list(loaded.results)
+        record_results(engine, run_id, tenant_id, loaded.results)
+        superseded = quarantine.supersede(engine, tenant_id, stream.name, run_id)
         rows = sum(loaded.rows.values())
-        note = (f"full reconcile corrected {loaded.corrected} row(s) whose edits did not bump UpdatedDateUTC"
-                if extracted.extra.get("reconcile") else None)
-        if note:
-            log.info("%s: %s %s", manifest["tenant_name"], stream.name, note)
+        notes = []
+        if extracted.extra.get("reconcile"):
+            notes.append(f"full reconcile corrected {loaded.corrected} row(s) whose edits did not bump "
+                         "UpdatedDateUTC")
+        if superseded:
+            notes.append(f"loaded the changes of {superseded} quarantined batch(es), now superseded")
+        for note in notes:
+            log.info("%s: %s %s", name, stream.name, note)
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
-                         finished_at=_now(), status="success", rows_loaded=rows,
-                         quality_verdict="warn" if loaded.checks else "passed", message=note)
+                         finished_at=_now(), status="success", rows_loaded=rows, message="; ".join(notes) or None)
+        warnings = [c for c in loaded.results if not c.passed]
+        if warnings:
+            log.warning("%s: %s loaded with %d warning(s): %s", name, stream.name, len(warnings),
+                        "; ".join(f"{c.label()} {c.observed}" for c in warnings))
         summary["streams"][stream.name] = {"status": "success", "rows": loaded.rows}
-        log.info("%s: %s loaded %s", manifest["tenant_name"], stream.name,
+        log.info("%s: %s loaded %s", name, stream.name,
                  ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no changes")
+
+    ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes)
+    record_results(engine, run_id, tenant_id, ledger)
+    table_streams = {t: s.name for s in STREAMS.values() for t in s.targets}
+    for check in ledger:
+        stream_name = table_streams[check.table]
+        if stream_name in verdicts:
+            verdicts[stream_name].append(check)
+        if check.failed_error:
+            message = f"{name} ({tenant_id}): reconciliation {check.describe()}"
+            summary["failed"].append(message)
+            log.error("%s", message)
+        elif not check.passed:
+            log.warning("%s: reconciliation %s", name, check.describe())
+        elif check.skipped:
+            log.info("%s: %s skipped: %s", name, check.label(), check.skipped)
+    summary["quality"] = {
+        stream_name: record_stream_verdict(engine, run_id, tenant_id, stream_name, checks)
+        for stream_name, checks in verdicts.items()
+    }
+    # A backfill loads history a page at a time; its verdicts are in dq_results, the docs show the syncs.
+    index = None if reconcile.is_backfill(manifest) else docs.publish(run_id, name, validations)
+    if index:
+        log.info("%s: data quality %s; Data Docs: %s", name,
+                 ", ".join(f"{s} {v}" for s, v in summary["quality"].items()), docs.describe(index))
     return summary
+
+
+def _quarantine(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, name: str, stream: Stream,
+                error: BatchRejected) -> str:
+    """Keep the rejected batch aside and say, in one message, what failed where and what to do."""
+    from intoaec_xero.quality import quarantine
+
+    failed = "; ".join(r.describe() for r in error.failed)
+    message = (f"{name} ({tenant_id}): {stream.name} batch of run {run_id} rejected and quarantined: {failed}. "
+               "Nothing of it was loaded and the watermark did not move.")
+    try:
+        batch_id = quarantine.quarantine_batch(engine, raw, run_id, tenant_id, stream, error, message)
+        message += (f" Inspect it with `intoaec-xero quarantine show {batch_id}`; after a fix, "
+                    f"`intoaec-xero quarantine release {batch_id}`.")
+    except Exception as failure:  # noqa: BLE001 - the rejection must still be reported
+        log.exception("Could not copy the rejected batch to quarantine")
+        message += f" (Copying it to quarantine failed too: {failure}.)"
+    state.record_error(engine, tenant_id, stream.name, message)
+    state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
+                     finished_at=_now(), status="rejected", message=message)
+    log.error("%s", message)
+    return message
 
 
 class TenantSyncFailed(IntoAECXeroError):

@@ -14,7 +14,8 @@ XERO_LOGIN_BASE_URL = "https://login.xero.com"
 XERO_CONNECTIONS_BASE_URL = "https://api.xero.com"
 
 # Apps created since March 2026 must ask for granular scopes; these are the read-only ones
-# the sync needs. offline_access is what yields a refresh token.
+# the sync needs. offline_access is what yields a refresh token; the trial balance report is
+# what the ledger is reconciled against.
 DEFAULT_SCOPES = (
     "offline_access",
     "accounting.invoices.read",
@@ -22,6 +23,7 @@ DEFAULT_SCOPES = (
     "accounting.contacts.read",
     "accounting.settings.read",
     "accounting.journals.read",
+    "accounting.reports.trialbalance.read",
 )
 
 DEFAULT_CONNECTION_KEY = "xero_default"

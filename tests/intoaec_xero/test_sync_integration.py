@@ -142,3 +142,27 @@ def test_a_revoked_grant_is_an_auth_error_not_a_retry_loop(sandbox, engine, tmp_
         client.connections()
     assert store.status() == "reconnect_needed"
     assert db.describe(engine)
+
+
+def test_an_invoice_listed_twice_keeps_only_its_latest_lines(engine, tmp_path):
+    """Xero can list an invoice on two pages when it is edited mid-read; the later version wins whole."""
+    import gzip
+    import json
+
+    from intoaec_xero.extract import StreamExtract
+    from intoaec_xero.load import load_stream
+    from intoaec_xero.streams import get_stream
+
+    def invoice(lines):
+        return {"InvoiceID": "inv-1", "Type": "ACCREC", "Status": "AUTHORISED", "Total": 10,
+                "UpdatedDateUTC": "/Date(1700000000000+0000)/",
+                "LineItems": [{"LineItemID": line, "LineAmount": 5} for line in lines]}
+
+    raw = RawStore(tmp_path)
+    raw.write_page("r", "t", "invoices", 1, json.dumps({"Invoices": [invoice(["a", "b"])]}).encode())
+    raw.write_page("r", "t", "invoices", 2, json.dumps({"Invoices": [invoice(["c"])]}).encode())
+    assert gzip  # pages are gzipped by the store
+    load_stream(engine, raw, "r", "t", get_stream("invoices"), StreamExtract(stream="invoices"))
+    with engine.connect() as conn:
+        lines = conn.execute(select(invoice_lines.c.line_item_id)).scalars().all()
+    assert lines == ["c"]

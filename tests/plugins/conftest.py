@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 from intoaec_xero import db
-from intoaec_xero.schema import xero_tenants, xero_tokens
+from intoaec_xero.schema import dq_results, sync_runs, sync_state, xero_tenants, xero_tokens
 from intoaec_xero.tokens import TokenCipher, TokenStore
 from sqlalchemy import create_engine, delete, text
 from sqlalchemy.engine import make_url
@@ -40,6 +41,12 @@ class AirflowUI:
     db_url: str
     fernet_key: str
     log_path: Path
+    home: Path
+
+    @property
+    def data_dir(self) -> Path:
+        """The server's INTOAEC_DATA_DIR (Data Docs live under it)."""
+        return self.home / "data"
 
     def session(self, user: str = "admin") -> requests.Session:
         """A logged-in browser-like session: Airflow's JWT in its ``_token`` cookie, as the UI has it."""
@@ -61,10 +68,16 @@ class AirflowUI:
         return TokenStore(self.engine, "xero_default", TokenCipher(self.fernet_key))
 
     def reset(self) -> None:
-        """Back to "never connected": no grant, no organisations."""
+        """Back to "never connected": no grant, no organisations, no sync history."""
         with self.engine.begin() as conn:
-            conn.execute(delete(xero_tokens))
-            conn.execute(delete(xero_tenants))
+            for table in (xero_tokens, xero_tenants, sync_runs, sync_state, dq_results):
+                conn.execute(delete(table))
+
+    def add_dag_run(self, dag_id: str, run_id: str) -> None:
+        """Make a run known to this Airflow, as the scheduler would have, so the page may link to it."""
+        with sqlite3.connect(self.home / "airflow.db") as conn:
+            conn.execute("INSERT OR IGNORE INTO dag_run (dag_id, run_id, run_type, run_after, state) "
+                         "VALUES (?, ?, 'manual', CURRENT_TIMESTAMP, 'success')", (dag_id, run_id))
 
 
 def _free_port() -> int:
@@ -102,6 +115,7 @@ def airflow_ui():
             AIRFLOW__API__SECRET_KEY=Fernet.generate_key().decode(),
             AIRFLOW__API_AUTH__JWT_SECRET=Fernet.generate_key().decode(),
             AIRFLOW__API__WORKERS="1",
+            INTOAEC_DATA_DIR=str(home / "data"),
             AIRFLOW_CONN_XERO_DEFAULT=json.dumps({
                 "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
                 "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url},
@@ -109,6 +123,7 @@ def airflow_ui():
             AIRFLOW_CONN_INTOAEC_DB=json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}),
         )
         env.pop("INTOAEC_FERNET_KEY", None)  # the server must use Airflow's key, as in production
+        env.pop("INTOAEC_STALE_AFTER_MINUTES", None)  # the default threshold (2 h), which the tests rely on
         airflow = str(Path(sys.executable).with_name("airflow"))
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         log_path = home / "api-server.log"
@@ -119,7 +134,7 @@ def airflow_ui():
         base_url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(base_url, server, log_path)
-            yield AirflowUI(base_url, sandbox, db_url, fernet_key, log_path)
+            yield AirflowUI(base_url, sandbox, db_url, fernet_key, log_path, home)
         finally:
             _stop_group(server)
             with admin.connect() as conn:

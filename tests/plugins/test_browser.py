@@ -1,14 +1,17 @@
 """A person in headless Chromium: open the Xero page, log in to Airflow, Connect to Xero, sign in
-at Xero, approve, and land back on the page reading Connected / Sync Enabled / Future Access Saved.
+at Xero, approve, and land back on the page reading Connected / Sync Enabled / Future Access Saved;
+then, after the demo's organisations have synced (once cleanly, once with Xero failing one of
+them), the same page shows each organisation's sync health.
 
 Uses Debian's ``chromium`` and ``chromium-driver`` (matching versions, no downloads); skipped
-with the reason when either is missing. A screenshot of the final page is kept in the test's
-temporary directory and under var/test-artifacts/.
+with the reason when either is missing. Screenshots of the page are kept in the test's
+temporary directory and under var/test-artifacts/ (``xero-page-health.png`` is the whole page).
 """
 
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -52,7 +55,37 @@ def _typed(field, value: str) -> bool:
     return field.get_attribute("value") == value
 
 
-def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path):
+def _save(browser, tmp_path, name: str, whole_page: bool = False) -> Path:
+    if whole_page:  # headless Chromium shoots the viewport: make it as tall as the page (twice: it reflows)
+        for _ in range(2):
+            inner, page = browser.execute_script(
+                "return [window.innerHeight, document.documentElement.scrollHeight]")
+            browser.set_window_size(1400, browser.get_window_size()["height"] - inner + page)
+    shot = tmp_path / name
+    browser.save_screenshot(str(shot))
+    artifacts = REPO / "var" / "test-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, artifacts / shot.name)
+    return shot
+
+
+def _sync(ui, run_id: str, **settings) -> None:
+    """The demo's organisations through the real pipeline into the page's IntoAEC database."""
+    from intoaec_xero.client import XeroClient
+    from intoaec_xero.pipeline import run_sync
+    from intoaec_xero.rawstore import RawStore
+    from intoaec_xero.settings import XeroSettings
+
+    from tests.plugins.conftest import CLIENT_ID, CLIENT_SECRET
+
+    xero = XeroSettings.for_single_host(ui.sandbox.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                        **settings)
+    store = ui.store()
+    run_sync(XeroClient(xero, store), xero, ui.engine, RawStore(ui.data_dir / "raw"), run_id)
+    ui.add_dag_run("xero_sync", run_id)
+
+
+def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
@@ -93,10 +126,42 @@ def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path):
         "Meridian Structural Engineers Pty Ltd": ("Connected", "Sync Enabled", "Future Access Saved"),
     }
     assert "Saved" in browser.find_element(By.ID, "grant-state").text
-
-    shot = tmp_path / "xero-page-connected.png"
-    browser.save_screenshot(str(shot))
-    artifacts = REPO / "var" / "test-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, artifacts / shot.name)
+    _save(browser, tmp_path, "xero-page-connected.png")
     assert airflow_ui.store().status() == "active"
+
+    # Two syncs as xero_sync would run them: both organisations, then new activity while Xero
+    # keeps failing Meridian's payments. Data Docs go where the API server serves them from.
+    monkeypatch.setenv("INTOAEC_DATA_DIR", str(airflow_ui.data_dir))
+    meridian = next(row.get_attribute("data-tenant-id") for row in rows if "Meridian" in row.text)
+    _sync(airflow_ui, f"manual__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}+00:00")
+    airflow_ui.sandbox.activity(invoices=4, payments=3)
+    airflow_ui.sandbox.faults(endpoint="Payments", status=503, tenant_id=meridian)
+    try:
+        _sync(airflow_ui, f"scheduled__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}+00:00", max_attempts=2)
+    finally:
+        airflow_ui.sandbox.clear_faults()
+
+    browser.get(f"{airflow_ui.base_url}/xero/")
+    cards = wait.until(ready.presence_of_all_elements_located((By.CSS_SELECTOR, "article.tenant")))
+    health = {card.find_element(By.CSS_SELECTOR, ".tenant-name").text: (
+        card.get_attribute("data-verdict"),
+        card.find_element(By.CSS_SELECTOR, ".verdict").get_attribute("textContent").strip(),
+        card.find_element(By.CSS_SELECTOR, ".connection").text,
+        card.find_element(By.CSS_SELECTOR, ".sync").text,
+    ) for card in cards}
+    assert health == {
+        "Harbourside Architects Ltd": ("healthy", "Healthy", "Connected", "Sync Enabled"),
+        "Meridian Structural Engineers Pty Ltd": ("failing", "Failing", "Connected", "Sync Enabled"),
+    }
+    # The failing one comes first, says why, and its red bar links to the run in Airflow.
+    first = cards[0]
+    assert first.find_element(By.CSS_SELECTOR, ".tenant-name").text.startswith("Meridian")
+    assert "Xero answered 503" in first.find_element(By.CSS_SELECTOR, "ul.reasons").text
+    assert len(first.find_elements(By.CSS_SELECTOR, "svg.chart rect.run")) == 2
+    assert first.find_element(By.CSS_SELECTOR, "svg.chart path.failure.partial").is_displayed()
+    failed_bar = first.find_element(By.CSS_SELECTOR, "svg.chart a:last-of-type")
+    assert failed_bar.get_dom_attribute("href").startswith("/dags/xero_sync/runs/scheduled__")
+    assert browser.find_element(By.ID, "data-docs").get_attribute("href").endswith("/xero/data-docs/")
+    docs = airflow_ui.session().get(f"{airflow_ui.base_url}/xero/data-docs/")  # what the sync's checks built
+    assert docs.status_code == 200 and "<html" in docs.text.lower()
+    _save(browser, tmp_path, "xero-page-health.png", whole_page=True)

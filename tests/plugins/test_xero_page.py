@@ -54,7 +54,7 @@ def _rows(page_html: str) -> dict[str, str]:
 def test_anonymous_requests_are_refused(airflow_ui):
     base = airflow_ui.base_url
     for method, path in [("GET", "/xero/"), ("POST", "/xero/connect"), ("GET", "/xero/callback?code=c&state=s"),
-                         ("POST", "/xero/organisations/t/disconnect")]:
+                         ("POST", "/xero/organisations/t/disconnect"), ("GET", "/xero/data-docs/")]:
         answer = requests.request(method, base + path, allow_redirects=False, timeout=30)
         assert answer.status_code == 401, (method, path, answer.status_code)
         assert "Log in to Airflow" in answer.text

@@ -1,0 +1,336 @@
+"""Rows → pandas frames the suites can check quickly, with the derived columns they read.
+
+Transform hands over Python objects (str, Decimal, date). Asking Great Expectations to test
+each object's type or decimal places would loop in Python once per expectation; instead each
+column is classified once here (``pandas.api.types.infer_dtype`` answers in C for a clean
+column) and only a column that is not clean is walked value by value. Sums across tables
+(an invoice's lines, a journal's lines) are computed in exact integer cents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import infer_dtype
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Integer, Numeric, String, Text
+
+from intoaec_xero.quality import suites
+from intoaec_xero.schema import metadata
+
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2100, 12, 31)
+EARLIEST_TS = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TS = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ColumnKind:
+    name: str
+    kind: str  # str, decimal, date, datetime, bool, int, json
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    int_limit: int | None = None
+
+
+def _kind(column) -> ColumnKind:
+    t = column.type
+    if isinstance(t, JSON):
+        return ColumnKind(column.name, "json")
+    if isinstance(t, Numeric):
+        return ColumnKind(column.name, "decimal", precision=t.precision, scale=t.scale)
+    if isinstance(t, BigInteger):
+        return ColumnKind(column.name, "int", int_limit=2**63)
+    if isinstance(t, Integer):
+        return ColumnKind(column.name, "int", int_limit=2**31)
+    if isinstance(t, Boolean):
+        return ColumnKind(column.name, "bool")
+    if isinstance(t, DateTime):
+        return ColumnKind(column.name, "datetime")
+    if isinstance(t, Date):
+        return ColumnKind(column.name, "date")
+    if isinstance(t, (String, Text)):
+        return ColumnKind(column.name, "str", length=getattr(t, "length", None))
+    raise TypeError(f"no quality rule for column type {t!r} of {column}")  # pragma: no cover
+
+
+_KINDS: dict[str, tuple[ColumnKind, ...]] = {}
+
+
+def kinds(table: str) -> tuple[ColumnKind, ...]:
+    if table not in _KINDS:
+        _KINDS[table] = tuple(_kind(c) for c in metadata.tables[table].columns)
+    return _KINDS[table]
+
+
+# infer_dtype's verdict for a column whose every non-null value has the right type.
+_CLEAN = {"str": {"string"}, "decimal": {"decimal"}, "date": {"date"}, "datetime": {"datetime"},
+          "bool": {"boolean"}, "int": {"integer"}}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "decimal":
+        return isinstance(value, Decimal) and value.is_finite()
+    if kind == "date":
+        return isinstance(value, date) and not isinstance(value, datetime)
+    if kind == "datetime":
+        return isinstance(value, datetime) and value.tzinfo is not None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return True
+
+
+class _Problems:
+    """Per row, the names of the columns a rule found wrong; null when none."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.rows: dict[int, list[str]] = {}
+
+    def add(self, positions: Iterable[int], column: str) -> None:
+        for i in positions:
+            self.rows.setdefault(i, []).append(column)
+
+    def column(self) -> list[str | None]:
+        if not self.rows:
+            return [None] * self.n
+        return [", ".join(self.rows[i]) if i in self.rows else None for i in range(self.n)]
+
+
+def _values_fit(kind: ColumnKind, values: Sequence[Any], problems: _Problems) -> bool:
+    """Flag values of the wrong type, too long or out of integer range; True if the column is clean."""
+    if kind.kind == "json":
+        return True
+    inferred = infer_dtype(values, skipna=True)
+    clean = inferred == "empty" or inferred in _CLEAN[kind.kind]
+    if clean and kind.kind == "datetime":
+        # A naive timestamp would be stored as local time on PostgreSQL.
+        clean = not any(v is not None and v.tzinfo is None for v in values)
+    bad: list[int] = []
+    if not clean:
+        bad = [i for i, v in enumerate(values) if v is not None and not _type_ok(kind.kind, v)]
+    if kind.kind == "str" and kind.length:
+        limit = kind.length
+        longest = max(map(len, filter(None, values)), default=0) if clean else max(
+            (len(v) for v in values if isinstance(v, str)), default=0)
+        if longest > limit:
+            bad.extend(i for i, v in enumerate(values) if isinstance(v, str) and len(v) > limit)
+    elif kind.kind == "int" and kind.int_limit:
+        limit = kind.int_limit
+        bad.extend(i for i, v in enumerate(values)
+                   if isinstance(v, int) and not isinstance(v, bool) and not -limit <= v < limit)
+    if bad:
+        problems.add(sorted(set(bad)), kind.name)
+    return clean and not bad
+
+
+def _money_exact(kind: ColumnKind, values: Sequence[Any], clean: bool, problems: _Problems) -> None:
+    """Flag amounts with more places than the column keeps (it would round them) or too large."""
+    places = Decimal(1).scaleb(-(kind.scale or 0))
+    limit = Decimal(10) ** ((kind.precision or 18) - (kind.scale or 0))
+    present = [v for v in values if v is not None]
+    if not present:
+        return
+    if clean and -limit < min(present) and max(present) < limit:
+        # A sum keeps the most places of its terms (exactly, at this size): one C-level pass says
+        # whether any value needs a closer look.
+        if sum(present).as_tuple().exponent >= -(kind.scale or 0):
+            return
+    bad = [i for i, v in enumerate(values) if v is not None and not _exact(v, places, limit)]
+    if bad:
+        problems.add(bad, kind.name)
+
+
+def _exact(value: Any, places: Decimal, limit: Decimal) -> bool:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return True  # a wrong type is values_fit_columns' finding, not this one's
+    try:
+        return -limit < value < limit and value == value.quantize(places)
+    except InvalidOperation:
+        return False
+
+
+def _dates_in_range(kind: ColumnKind, values: Sequence[Any], problems: _Problems) -> None:
+    low, high = (EARLIEST, LATEST) if kind.kind == "date" else (EARLIEST_TS, LATEST_TS)
+    try:
+        bad = [i for i, v in enumerate(values) if v is not None and not low <= v <= high]
+    except TypeError:
+        bad = [i for i, v in enumerate(values)
+               if v is not None and _type_ok(kind.kind, v) and not low <= v <= high]
+    if bad:
+        problems.add(bad, kind.name)
+
+
+def cents(values: Sequence[Any]) -> np.ndarray:
+    """Integer cents of 2-place amounts as float64 (NaN when missing), for equality tests.
+
+    Through float when every amount is below 10^13 (float64 holds those cents exactly),
+    otherwise through exact integers.
+    """
+    try:
+        amounts = pd.Series(values, dtype=object).astype(np.float64).to_numpy()
+    except (TypeError, ValueError):
+        amounts = None
+    if amounts is not None and not (np.abs(amounts) >= 1e13).any():
+        return np.rint(amounts * 100)
+    return np.array([np.nan if c is None else c for c in exact_cents(values)], dtype=np.float64)
+
+
+def exact_cents(values: Sequence[Any]) -> list[int | None]:
+    """The same as :func:`cents` as Python ints, for sums that must not round."""
+    result: list[int | None] = []
+    for v in values:
+        if isinstance(v, Decimal) and v.is_finite():
+            try:
+                result.append(int(v.scaleb(2)))
+                continue
+            except (InvalidOperation, OverflowError):
+                pass
+        result.append(None)
+    return result
+
+
+@dataclass
+class References:
+    """Ids already in IntoAEC's tables that a batch may point at (read once per stream)."""
+
+    invoice_ids: set[str] | None = None
+    account_ids: set[str] | None = None
+
+
+@dataclass
+class Frame:
+    table: str
+    data: pd.DataFrame
+    key: str
+    record_key: str
+    rows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _columns(table: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows to column lists; transform builds every row of a table with the same keys in the same order."""
+    columns = [k.name for k in kinds(table)]
+    first = tuple(rows[0])
+    if all(tuple(row) == first for row in rows):
+        data = dict(zip(first, map(list, zip(*(row.values() for row in rows), strict=True)), strict=True))
+        return {c: data.get(c, [None] * len(rows)) for c in columns}
+    return {c: [row.get(c) for row in rows] for c in columns}
+
+
+def _base(table: str, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Any]], pd.DataFrame]:
+    columns = [k.name for k in kinds(table)]
+    data = _columns(table, rows)
+    spec = suites.TABLES[table]
+    problems_fit, problems_money, problems_dates = _Problems(len(rows)), _Problems(len(rows)), _Problems(len(rows))
+    for kind in kinds(table):
+        values = data[kind.name]
+        clean = _values_fit(kind, values, problems_fit)
+        if kind.kind == "decimal":
+            _money_exact(kind, values, clean, problems_money)
+        elif kind.kind in ("date", "datetime"):
+            _dates_in_range(kind, values, problems_dates)
+        if not clean and kind.kind not in ("json",):
+            # Unhashable or mixed values would trip pandas' uniqueness and set tests; show them as text.
+            data[kind.name] = [v if v is None or isinstance(v, (str, int, float, Decimal, date, bool))
+                               else repr(v) for v in values]
+    frame = pd.DataFrame({c: data[c] for c in columns if c in suites.columns_used(table) or c == spec.key
+                          or c == spec.record_key}, dtype=object)
+    used = suites.columns_used(table)
+    for name, problems in ((suites.VALUES_NOT_FITTING, problems_fit), (suites.MONEY_NOT_EXACT, problems_money),
+                           (suites.DATES_OUT_OF_RANGE, problems_dates)):
+        if name in used:
+            frame[name] = pd.Series(problems.column(), dtype=object)
+    text = {k.name for k in kinds(table) if k.kind == "str"}
+    for name, columns in ((suites.MISSING_REQUIRED, spec.required), (suites.MISSING_EXPECTED, spec.expected)):
+        if columns:
+            missing = _Problems(len(rows))
+            for column in columns:
+                values = data[column]
+                # `"" in` only where text is expected: comparing "" with Decimals is slow.
+                if None in values or (column in text and "" in values):
+                    missing.add((i for i, v in enumerate(values) if v is None or (isinstance(v, str) and v == "")),
+                                column)
+            frame[name] = pd.Series(missing.column(), dtype=object)
+    return data, frame
+
+
+def build_frames(stream_targets: Sequence[str], rows_by_table: dict[str, list[dict[str, Any]]],
+                 refs: References) -> dict[str, Frame]:
+    """One frame per non-empty table of the chunk, derived columns included."""
+    built: dict[str, tuple[dict[str, list[Any]], pd.DataFrame]] = {}
+    for table in stream_targets:
+        rows = rows_by_table.get(table) or []
+        if rows and table in suites.TABLES:
+            built[table] = _base(table, rows)
+    if "invoices" in built:
+        _invoice_derived(built["invoices"], built.get("invoice_lines"))
+    if "invoice_lines" in built:
+        invoice_ids = set(built["invoices"][0]["invoice_id"]) if "invoices" in built else set()
+        data, frame = built["invoice_lines"]
+        frame["invoice_resolves"] = pd.Series([v in invoice_ids for v in data["invoice_id"]], dtype=bool)
+    if "credit_notes" in built:
+        data, frame = built["credit_notes"]
+        frame["total_gap_cents"] = cents(data["total"]) - cents(data["sub_total"]) - cents(data["total_tax"])
+    if "payments" in built:
+        data, frame = built["payments"]
+        known = refs.invoice_ids or set()
+        frame["invoice_resolves"] = pd.Series([v is None or v in known for v in data["invoice_id"]], dtype=bool)
+    if "journals" in built:
+        _journal_derived(built["journals"], built.get("journal_lines"))
+    if "journal_lines" in built:
+        data, frame = built["journal_lines"]
+        known = refs.account_ids or set()
+        frame["account_resolves"] = pd.Series([v in known for v in data["account_id"]], dtype=bool)
+    frames = {}
+    for table, (_data, frame) in built.items():
+        spec = suites.TABLES[table]
+        frames[table] = Frame(table, frame, spec.key, spec.record_key, rows=len(frame))
+    return frames
+
+
+def _invoice_derived(invoices: tuple[dict, pd.DataFrame], lines: tuple[dict, pd.DataFrame] | None) -> None:
+    data, frame = invoices
+    total, sub_total, tax = cents(data["total"]), cents(data["sub_total"]), cents(data["total_tax"])
+    paid, due = cents(data["amount_paid"]), cents(data["amount_due"])
+    credited = np.nan_to_num(cents(data["amount_credited"]), nan=0.0)  # Xero may leave it out when nil
+    frame["total_gap_cents"] = total - sub_total - tax
+    frame["amount_due_gap_cents"] = due - (total - paid - credited)
+    sums = _sum_by_parent(lines, "invoice_id", "line_item_id", "line_amount")
+    # Inclusive line amounts include tax, so they add up to the total; otherwise to the subtotal.
+    target = np.where(np.array([t == "Inclusive" for t in data["line_amount_types"]], dtype=bool), total, sub_total)
+    line_sums = np.array([sums.get(i, 0) if isinstance(i, str) else 0 for i in data["invoice_id"]], dtype=np.float64)
+    frame["lines_gap_cents"] = line_sums - target
+
+
+def _journal_derived(journals: tuple[dict, pd.DataFrame], lines: tuple[dict, pd.DataFrame] | None) -> None:
+    data, frame = journals
+    sums = _sum_by_parent(lines, "journal_id", "journal_line_id", "net_amount")
+    frame["net_sum_cents"] = np.array([sums.get(j, 0) if isinstance(j, str) else 0 for j in data["journal_id"]],
+                                      dtype=np.float64)
+    numbers = data["journal_number"]
+    if infer_dtype(numbers, skipna=False) == "integer" and all(-(2**63) <= n < 2**63 for n in numbers):
+        frame["journal_number"] = np.array(numbers, dtype=np.int64)
+
+
+def _sum_by_parent(lines: tuple[dict, pd.DataFrame] | None, parent: str, key: str, amount: str) -> dict[str, float]:
+    """Cents per parent; a line listed twice (its record sent twice) counts once, as it loads."""
+    if lines is None:
+        return {}
+    data = lines[0]
+    frame = pd.DataFrame({"parent": pd.Series(data[parent], dtype=object), "key": pd.Series(data[key], dtype=object),
+                          "cents": cents(data[amount])})
+    if not frame["key"].is_unique:
+        frame = frame.drop_duplicates("key", keep="last")
+    frame = frame[frame["parent"].notna()]
+    return frame.groupby("parent", sort=False)["cents"].sum(min_count=1).to_dict()

@@ -1,0 +1,261 @@
+"""The Great Expectations suites, one per target table, kept as code.
+
+Each check has a name (what ``dq_results`` and the quarantine tables say), a severity and the
+expectation that decides it. Severity follows one rule: ``error`` when loading the row would
+make IntoAEC's money wrong or could not be stored faithfully (a status that changes what an
+amount means, an amount Xero's own arithmetic disagrees with, a value the column would
+truncate); ``warn`` when the row is still right on its own (a duplicate the upsert folds, a
+reference to a record that is elsewhere or late, a descriptive enum Xero has grown).
+
+Expectations that would make GX loop over Python objects row by row (types, decimal places,
+sums across tables) read a column :mod:`intoaec_xero.quality.frames` derives in one pass; the
+rest (keys, enums) run natively on the table's own columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Date, DateTime, Numeric
+
+from intoaec_xero.quality import enums
+from intoaec_xero.quality.model import ERROR, WARN
+from intoaec_xero.schema import metadata
+
+# Derived columns (see frames.py). Each holds, per row, the names of the offending columns, or null.
+VALUES_NOT_FITTING = "values_not_fitting"
+MONEY_NOT_EXACT = "money_not_exact"
+DATES_OUT_OF_RANGE = "dates_out_of_range"
+MISSING_REQUIRED = "missing_required"
+MISSING_EXPECTED = "missing_expected"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What the checks need to know about a table beyond its SQL schema."""
+
+    table: str
+    key: str  # the Xero id column (besides tenant_id)
+    record_key: str  # the id of the Xero record the row came from (an invoice line's invoice)
+    required: tuple[str, ...] = ()  # without these the row's money means nothing: error
+    expected: tuple[str, ...] = ()  # Xero always sends these; a gap is recorded (warn)
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.table: spec
+    for spec in (
+        TableSpec("clients", "contact_id", "contact_id"),
+        TableSpec("invoices", "invoice_id", "invoice_id", required=("type", "status", "total"),
+                  expected=("line_amount_types", "sub_total", "total_tax", "amount_due", "amount_paid", "date")),
+        TableSpec("invoice_lines", "line_item_id", "invoice_id", required=("invoice_id",), expected=("line_amount",)),
+        TableSpec("payments", "payment_id", "payment_id", required=("status", "amount"),
+                  expected=("date", "payment_type")),
+        TableSpec("credit_notes", "credit_note_id", "credit_note_id", required=("type", "status", "total"),
+                  expected=("sub_total", "total_tax", "date")),
+        TableSpec("accounts", "account_id", "account_id"),
+        TableSpec("tracking_categories", "tracking_category_id", "tracking_category_id"),
+        TableSpec("tracking_options", "tracking_option_id", "tracking_category_id"),
+        TableSpec("journals", "journal_id", "journal_id", required=("journal_number", "journal_date")),
+        TableSpec("journal_lines", "journal_line_id", "journal_id",
+                  required=("journal_id", "account_id", "net_amount")),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    severity: str
+    column: str
+    rule: str  # what passing means, in words: dq_results' "expected"
+    build: Callable[[Any, str, str], Any]  # (gx.expectations, description, severity) -> Expectation
+    show: str | None = None  # the column whose values explain a failure, when ``column`` is a derived flag
+
+    def expectation(self, gx_expectations: Any) -> Any:
+        expectation = self.build(gx_expectations, f"{self.name}: {self.rule}",
+                                 "critical" if self.severity == ERROR else "warning")
+        expectation.meta = {"check": self.name, "severity": self.severity}
+        return expectation
+
+
+def _not_null(name: str, column: str, severity: str, rule: str) -> Check:
+    return Check(name, severity, column, rule,
+                 lambda e, d, s: e.ExpectColumnValuesToNotBeNull(column=column, description=d, severity=s))
+
+
+def _null(name: str, column: str, severity: str, rule: str) -> Check:
+    return Check(name, severity, column, rule,
+                 lambda e, d, s: e.ExpectColumnValuesToBeNull(column=column, description=d, severity=s))
+
+
+def _unique(name: str, column: str, severity: str, rule: str) -> Check:
+    return Check(name, severity, column, rule,
+                 lambda e, d, s: e.ExpectColumnValuesToBeUnique(column=column, description=d, severity=s))
+
+
+def _in_set(name: str, column: str, values: tuple, severity: str, rule: str, show: str | None = None) -> Check:
+    return Check(name, severity, column, rule,
+                 lambda e, d, s: e.ExpectColumnValuesToBeInSet(column=column, value_set=list(values),
+                                                               description=d, severity=s), show)
+
+
+def _between(name: str, column: str, low: Any, high: Any, severity: str, rule: str) -> Check:
+    return Check(name, severity, column, rule,
+                 lambda e, d, s: e.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high,
+                                                                 description=d, severity=s))
+
+
+def _keys(key: str) -> list[Check]:
+    return [
+        _not_null("key_present", key, ERROR, f"every row has its Xero id ({key})"),
+        # Xero may list a record twice when it changes between pages; the upsert keeps one.
+        _unique("key_unique", key, WARN, f"{key} is unique per tenant"),
+    ]
+
+
+def _enum(column: str, values: tuple, severity: str) -> Check:
+    return _in_set(f"{column}_in_enum", column, values, severity, f"{column} is one of Xero's values")
+
+
+def _shape(spec: TableSpec) -> list[Check]:
+    """What every table gets: values fit their columns, money is exact, dates are sane."""
+    types = [c.type for c in metadata.tables[spec.table].columns]
+    checks = [_null("values_fit_columns", VALUES_NOT_FITTING, ERROR,
+                    "every value has its column's type and fits it (text length, integer range)")]
+    if any(isinstance(t, Numeric) for t in types):
+        checks.append(_null("money_exact", MONEY_NOT_EXACT, ERROR,
+                            "amounts are exact decimals with no more places than Xero allows (2; 4 for unit "
+                            "amounts and quantities) and within the column's precision"))
+    if any(isinstance(t, (Date, DateTime)) for t in types):
+        checks.append(_null("dates_in_range", DATES_OUT_OF_RANGE, ERROR,
+                            "dates and timestamps fall in 1900-01-01..2100-12-31"))
+    if spec.required:
+        checks.append(_null("required_present", MISSING_REQUIRED, ERROR, "present: " + ", ".join(spec.required)))
+    if spec.expected:
+        checks.append(_null("fields_present", MISSING_EXPECTED, WARN, "present: " + ", ".join(spec.expected)))
+    return checks
+
+
+def _zero(name: str, column: str, rule: str, severity: str = ERROR) -> Check:
+    return _between(name, column, 0, 0, severity, rule)
+
+
+def _suite_clients(spec: TableSpec) -> list[Check]:
+    return [*_keys(spec.key), *_shape(spec), _enum("status", enums.CONTACT_STATUS, WARN)]
+
+
+def _suite_invoices(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        # Status and type decide whether an amount is receivable, payable, owed or void.
+        _enum("status", enums.INVOICE_STATUS, ERROR),
+        _enum("type", enums.INVOICE_TYPE, ERROR),
+        _enum("line_amount_types", enums.LINE_AMOUNT_TYPES, ERROR),
+        _zero("total_equals_parts", "total_gap_cents", "total = sub_total + total_tax"),
+        _zero("amount_due_consistent", "amount_due_gap_cents",
+              "amount_due = total - amount_paid - amount_credited"),
+        _zero("lines_sum_to_invoice", "lines_gap_cents",
+              "the line amounts add up to sub_total (Exclusive, NoTax) or total (Inclusive)"),
+    ]
+
+
+def _suite_invoice_lines(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _in_set("invoice_exists", "invoice_resolves", (True,), ERROR, "every line belongs to an invoice of the batch",
+                show="invoice_id"),
+    ]
+
+
+def _suite_payments(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("status", enums.PAYMENT_STATUS, ERROR),
+        _enum("payment_type", enums.PAYMENT_TYPE, ERROR),
+        # The invoice may be in a quarantined batch or arrive next run; the payment is still true.
+        _in_set("invoice_exists", "invoice_resolves", (True,), WARN,
+                "the paid invoice is in IntoAEC's invoices (or the payment has none)", show="invoice_id"),
+    ]
+
+
+def _suite_credit_notes(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("status", enums.CREDIT_NOTE_STATUS, ERROR),
+        _enum("type", enums.CREDIT_NOTE_TYPE, ERROR),
+        _zero("total_equals_parts", "total_gap_cents", "total = sub_total + total_tax"),
+    ]
+
+
+def _suite_accounts(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("status", enums.ACCOUNT_STATUS, WARN),
+        _enum("type", enums.ACCOUNT_TYPE, WARN),
+        _enum("class", enums.ACCOUNT_CLASS, WARN),
+    ]
+
+
+def _suite_tracking_categories(spec: TableSpec) -> list[Check]:
+    return [*_keys(spec.key), *_shape(spec), _enum("status", enums.TRACKING_STATUS, WARN)]
+
+
+def _suite_tracking_options(spec: TableSpec) -> list[Check]:
+    return [*_keys(spec.key), *_shape(spec), _enum("status", enums.TRACKING_STATUS, WARN)]
+
+
+def _suite_journals(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _between("journal_number_positive", "journal_number", 1, None, ERROR,
+                 "journal numbers are positive (they are the offset the ledger resumes from)"),
+        _enum("source_type", enums.JOURNAL_SOURCE_TYPE, WARN),
+        # Double entry: a journal whose lines do not sum to zero would skew every balance.
+        _zero("journal_balances", "net_sum_cents", "the journal's line net amounts sum to zero"),
+    ]
+
+
+def _suite_journal_lines(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("account_type", enums.ACCOUNT_TYPE, WARN),
+        _in_set("account_exists", "account_resolves", (True,), WARN,
+                "the line's account is in IntoAEC's accounts", show="account_id"),
+    ]
+
+
+_SUITES = {
+    "clients": _suite_clients,
+    "invoices": _suite_invoices,
+    "invoice_lines": _suite_invoice_lines,
+    "payments": _suite_payments,
+    "credit_notes": _suite_credit_notes,
+    "accounts": _suite_accounts,
+    "tracking_categories": _suite_tracking_categories,
+    "tracking_options": _suite_tracking_options,
+    "journals": _suite_journals,
+    "journal_lines": _suite_journal_lines,
+}
+
+
+@cache
+def checks_for(table: str) -> tuple[Check, ...]:
+    return tuple(_SUITES[table](TABLES[table]))
+
+
+def suite_name(table: str) -> str:
+    return f"xero.{table}"
+
+
+def columns_used(table: str) -> set[str]:
+    return {c.column for c in checks_for(table)} | {c.show for c in checks_for(table) if c.show}

@@ -1,0 +1,98 @@
+"""docker-compose.yaml as Docker Compose would see it, without Docker.
+
+There is no Docker engine on the development machines, so the tests resolve the file the way
+Compose does: YAML with anchors and merge keys, then ``${VAR}``, ``${VAR:-default}``,
+``${VAR:?error}`` and ``$$`` interpolated from an env file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import REPO
+
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+ENV_EXAMPLE = REPO / ".env.example"
+DOCKERFILE = REPO / "Dockerfile"
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}; $$ is a literal $.
+_VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+class MissingVariable(ValueError):
+    pass
+
+
+def raw() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def interpolated_names(text: str) -> set[str]:
+    """Variables Compose itself substitutes (not the ``$${...}`` a container's shell expands)."""
+    names = set()
+    for match in _VARIABLE.finditer(text):
+        if match.group(0) != "$$":
+            names.add(match.group(1) or match.group(4))
+    return names
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as Compose reads them; surrounding single or double quotes are dropped."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1) or match.group(4)
+        operator, argument = match.group(2), match.group(3) or ""
+        present = name in env and (env[name] != "" or operator in ("-", "?"))
+        if operator in (":-", "-"):
+            return env[name] if present else argument
+        if operator in (":?", "?") and not present:
+            raise MissingVariable(f"{name}: {argument}")
+        return env.get(name, "")
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def resolved(env: dict[str, str]) -> dict[str, Any]:
+    return interpolate(raw(), env)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as a dict (Compose accepts a mapping or a list of KEY=VALUE)."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def pinned_airflow_version() -> str:
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        match = re.fullmatch(r"apache-airflow==([\w.]+)", line.strip())
+        if match:
+            return match.group(1)
+    raise AssertionError("requirements.txt pins no apache-airflow version")
