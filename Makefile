@@ -10,7 +10,7 @@ INTOAEC_DB_URL ?=
 export TZ := UTC
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install lock demo test sandbox airflow bench lint clean
+.PHONY: install lock demo test sandbox airflow bench bench-scale lint clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ airflow: install
 # Benchmarks (not timed tests): each writes its own section of docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m benchmarks.sync_large --dataset $(or $(BENCH_DATASET),large)
+	$(BIN)/python -m benchmarks.quality_overhead
+	$(BIN)/python -m benchmarks.journal_backfill
+
+# 50 tenants under the real scheduler (CeleryExecutor on the local Redis; ~15 min).
+bench-scale: install
+	$(BIN)/python -m benchmarks.scale_50_tenants --faults --paced 5 --write-docs
 
 lint: install
 	$(BIN)/ruff check include dags plugins tests
