@@ -22,7 +22,7 @@ from intoaec_xero.errors import IntoAECXeroError, XeroAuthError
 from intoaec_xero.extract import StreamExtract, extract_stream
 from intoaec_xero.load import load_stream
 from intoaec_xero.quality import reports as quality_reports
-from intoaec_xero.quality.model import ERROR, CheckResult
+from intoaec_xero.quality.model import ERROR, WARN, CheckResult
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
@@ -265,7 +265,12 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
         log.info("%s: %s loaded %s", name, stream.name,
                  ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no changes")
 
-    ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes)
+    try:
+        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes)
+    except Exception as error:  # noqa: BLE001 - the streams are loaded; say the ledger went unchecked
+        log.exception("%s: the reconciliation could not run", name)
+        ledger = [CheckResult("journal_lines", "reconciliation_ran", WARN, False,
+                              observed=f"the reconciliation could not run: {error}", expected="it runs")]
     record_results(engine, run_id, tenant_id, ledger)
     table_streams = {t: s.name for s in STREAMS.values() for t in s.targets}
     for check in ledger:
