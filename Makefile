@@ -14,11 +14,13 @@ export GX_ANALYTICS_ENABLED := false
 
 install: $(STAMP)
 
-# Re-install only when the pins or the package metadata change.
+# Re-install only when the pins or the package metadata change. Bytecode is compiled at install
+# time so that every Airflow task and test process imports fast, even where the environment
+# forbids writing .pyc files (PYTHONDONTWRITEBYTECODE).
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 

@@ -10,7 +10,6 @@ import os
 
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task, task_group
-
 from intoaec_xero.airflow.alerts import SyncFailureNotifier
 
 # Each IntoAEC table is an Asset, so downstream DAGs can be scheduled on fresh financial data.

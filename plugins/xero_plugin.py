@@ -284,7 +284,7 @@ ATTENTION = {sync_health.RECONNECT, sync_health.FAILING, sync_health.STALE}
 QUALITY = {"passed": ("ok", "Passed"), "warn": ("warn", "Warnings"), "failed": ("bad", "Failed"),
            "skipped": ("off", "Skipped")}
 RUN_STATUS = {"success": "ok", "failed": "bad", "rejected": "bad", "quarantined": "bad", "partial": "warn",
-              "unavailable": "off", "running": "info", "extracting": "info", "extracted": "info"}
+              "unavailable": "off", "running": "info", "extracting": "info", "extracted": "info", "skipped": "off"}
 
 
 @dataclass
@@ -327,7 +327,6 @@ def _health_context(engine, orgs: list[oauth.Organisation], airflow_home: str, r
     by_id = {org.tenant_id: org for org in orgs}
     healths = [h for h in sync_health.tenant_health(engine, now=now, threshold=threshold) if h.tenant_id in by_id]
     history = sync_health.run_history(engine, days=HISTORY_DAYS, now=now)
-    backfills = _backfill_progress(engine)
     run_ids = {r.run_id for h in healths for r in history.get(h.tenant_id, [])}
     run_ids |= {s.last_run_id for h in healths for s in h.streams if s.last_run_id}
     dags = _airflow_runs(run_ids)
@@ -341,7 +340,7 @@ def _health_context(engine, orgs: list[oauth.Organisation], airflow_home: str, r
         chart, unit = _chart(runs, links, now - timedelta(days=HISTORY_DAYS), now)
         tenants.append(TenantView(
             health=h, org=by_id.get(h.tenant_id), runs=runs, links=links, chart=chart, chart_unit=unit,
-            backfill=backfills.get(h.tenant_id) or ({"legacy": h.backfill} if h.backfill else None)))
+            backfill=h.backfill))
     from intoaec_xero.quality import docs
 
     return {
@@ -378,13 +377,6 @@ def _airflow_runs(run_ids: set[str]) -> dict[str, str]:
                 if found.get(run_id) != SYNC_DAG:  # a run id both DAGs used: the sync wrote most rows
                     found[run_id] = dag_id
     return found
-
-
-def _backfill_progress(engine) -> dict[str, dict[str, Any]]:
-    """Per tenant, the journal walk and the month windows loaded, as ``intoaec-xero backfill status`` has it."""
-    from intoaec_xero.backfill.cli import collect
-
-    return {item["tenant_id"]: item for item in collect(engine)}
 
 
 # -- the 30-day chart -------------------------------------------------------------------------

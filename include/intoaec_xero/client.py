@@ -37,6 +37,7 @@ from intoaec_xero.errors import (
     XeroUnavailable,
 )
 from intoaec_xero.limits import LimitPolicy, TenantLimiter
+from intoaec_xero.parsing import loads_approximate
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenSet, TokenStore
 
@@ -238,8 +239,8 @@ class XeroClient:
                 try:
                     # Paging needs counts, ids and cursors only; the load re-reads the kept bytes
                     # with exact decimals, so floats here never reach a money column.
-                    payload = json.loads(body)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                    payload = loads_approximate(body)
+                except ValueError:  # JSONDecodeError and UnicodeDecodeError
                     raise XeroBadResponse(
                         f"{label} returned a body that is not complete JSON ({len(body)} bytes).",
                         endpoint=label,

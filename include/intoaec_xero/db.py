@@ -1,22 +1,39 @@
 """The IntoAEC database: engines, schema upgrades and idempotent upserts.
 
 Any SQLAlchemy URL works; SQLite is the embedded default and PostgreSQL production. Both get
-the same schema and the same upsert (``INSERT … ON CONFLICT DO UPDATE``).
+the same schema and the same upsert (``INSERT … ON CONFLICT DO UPDATE``, which leaves a row
+whose values did not change untouched).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, exc, func, inspect, select
+import orjson
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Table,
+    and_,
+    cast,
+    create_engine,
+    event,
+    exc,
+    func,
+    inspect,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
 
 from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
@@ -142,8 +159,34 @@ def schema_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert or update by primary key; a re-run with the same rows changes nothing."""
+@dataclass
+class UpsertChanges:
+    """What upserts did to a table: rows whose key was new, and existing rows whose values changed.
+
+    A row written again with the values it already has counts as neither.
+    """
+
+    inserted: int = 0
+    updated: int = 0
+
+    def add(self, offered: int, existing: int, written: int) -> None:
+        """One statement: ``offered`` distinct keys, ``existing`` of them already there, ``written`` its rowcount."""
+        new = offered - existing
+        self.inserted += new
+        self.updated += max(written - new, 0)
+
+
+# Without it SQLAlchemy may drop an INSERT's rowcount (psycopg 3 reports -1).
+_ROWCOUNT = {"preserve_rowcount": True}
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+           changes: UpsertChanges | None = None) -> int:
+    """Insert or update by primary key; a re-run with the same rows changes nothing.
+
+    Returns the number of distinct keys written. With ``changes``, also counts what was
+    inserted and what updated, at the price of one extra query per batch.
+    """
     if not rows:
         return 0
     dialect = conn.dialect.name
@@ -154,7 +197,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) ->
         rows = list(by_key.values())
     columns = list(rows[0].keys())
     if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        _copy_upsert(conn, table, keys, columns, rows)
+        _copy_upsert(conn, table, keys, columns, rows, changes)
         return len(rows)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -165,13 +208,46 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     statement = insert(table)
     updates = {c: statement.excluded[c] for c in columns if c not in keys}
     statement = (
-        statement.on_conflict_do_update(index_elements=keys, set_=updates)
+        statement.on_conflict_do_update(
+            index_elements=keys, set_=updates,
+            where=or_(*(_changed(table.c[c], statement.excluded[c], dialect) for c in updates)))
         if updates
         else statement.on_conflict_do_nothing(index_elements=keys)
     )
     for start in range(0, len(rows), UPSERT_BATCH):
-        conn.execute(statement, list(rows[start : start + UPSERT_BATCH]))
+        batch = list(rows[start : start + UPSERT_BATCH])
+        if changes is None:
+            conn.execute(statement, batch)
+            continue
+        existing = _count_existing(conn, table, keys, batch)
+        written = conn.execute(statement, batch, execution_options=_ROWCOUNT).rowcount
+        changes.add(len(batch), existing, written)
     return len(rows)
+
+
+def _changed(stored, incoming, dialect: str):
+    """Null-safe "differs" (``IS NOT`` on SQLite); PostgreSQL's json has no equality, jsonb has.
+
+    JSON's SQL NULL and JSON ``null`` read back alike (None); COPY writes the one, INSERT the other.
+    """
+    if not isinstance(stored.type, JSON):
+        return stored.is_distinct_from(incoming)
+    if dialect == "postgresql":
+        stored, incoming, null = cast(stored, JSONB), cast(incoming, JSONB), literal_column("'null'::jsonb")
+    else:
+        null = literal_column("'null'")
+    return func.coalesce(stored, null).is_distinct_from(func.coalesce(incoming, null))
+
+
+def _count_existing(conn: Connection, table: Table, keys: list[str], rows: Sequence[Mapping[str, Any]]) -> int:
+    """How many of these keys the table holds already; grouped by key prefix (the tenant) so the index serves it."""
+    *prefix, last = [table.c[k] for k in keys]
+    groups: dict[tuple, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[c.name] for c in prefix), []).append(row[last.name])
+    clauses = [and_(*(c == v for c, v in zip(prefix, values, strict=True)), last.in_(ids))
+               for values, ids in groups.items()]
+    return int(conn.execute(select(func.count()).select_from(table).where(or_(*clauses))).scalar_one())
 
 
 # Below this many rows a plain INSERT … ON CONFLICT is as quick as staging through COPY.
@@ -179,7 +255,7 @@ COPY_THRESHOLD = 200
 
 
 def _copy_upsert(conn: Connection, table: Table, keys: list[str], columns: list[str],
-                 rows: Sequence[Mapping[str, Any]]) -> None:
+                 rows: Sequence[Mapping[str, Any]], changes: UpsertChanges | None = None) -> None:
     """PostgreSQL bulk upsert: COPY into a session temp table, then one INSERT … ON CONFLICT.
 
     COPY moves rows an order of magnitude faster than parameterised INSERTs; the final
@@ -187,28 +263,46 @@ def _copy_upsert(conn: Connection, table: Table, keys: list[str], columns: list[
     """
     stage = f"stage_{table.name}"
     column_list = ", ".join(f'"{c}"' for c in columns)
-    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in keys)
-    conflict = f'DO UPDATE SET {updates}' if updates else "DO NOTHING"
+    updated = [c for c in columns if c not in keys]
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updated)
+    differs = " OR ".join(_changed_sql(table, c) for c in updated)
+    conflict = f"DO UPDATE SET {updates} WHERE {differs}" if updates else "DO NOTHING"
     conn.exec_driver_sql(
         f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
     )
     conn.exec_driver_sql(f'TRUNCATE "{stage}"')
-    payload = "".join("\t".join(_copy_value(row[c]) for c in columns) + "\n" for row in rows)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         copy_sql = f'COPY "{stage}" ({column_list}) FROM STDIN'
         if hasattr(cursor, "copy_expert"):  # psycopg2
-            cursor.copy_expert(copy_sql, io.StringIO(payload))
+            cursor.copy_expert(copy_sql, _CopyReader(_copy_chunks(rows, columns)), size=1 << 20)
         else:  # psycopg 3
             with cursor.copy(copy_sql) as copy:
-                copy.write(payload)
+                for chunk in _copy_chunks(rows, columns):
+                    copy.write(chunk)
     finally:
         cursor.close()
     key_list = ", ".join(f'"{k}"' for k in keys)
-    conn.exec_driver_sql(
+    existing = 0
+    if changes is not None:
+        existing = conn.exec_driver_sql(
+            f'SELECT count(*) FROM "{stage}" JOIN "{table.name}" USING ({key_list})'
+        ).scalar_one()
+    result = conn.exec_driver_sql(
         f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{stage}" '
-        f"ON CONFLICT ({key_list}) {conflict}"
+        f"ON CONFLICT ({key_list}) {conflict}",
+        execution_options=_ROWCOUNT,
     )
+    if changes is not None:
+        changes.add(len(rows), int(existing), result.rowcount)
+
+
+def _changed_sql(table: Table, column: str) -> str:
+    """:func:`_changed` for the COPY path's statement."""
+    stored, incoming = f'"{table.name}"."{column}"', f'EXCLUDED."{column}"'
+    if isinstance(table.c[column].type, JSON):
+        stored, incoming = (f"COALESCE({v}::jsonb, 'null'::jsonb)" for v in (stored, incoming))
+    return f"{stored} IS DISTINCT FROM {incoming}"
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -222,7 +316,11 @@ def _copy_text(value: str) -> str:
 
 
 def _copy_json(value: Any) -> str:
-    return _copy_text(json.dumps(value, default=str))
+    try:
+        text = orjson.dumps(value, default=str).decode("utf-8")
+    except TypeError:  # beyond what orjson writes (e.g. a 65-bit integer)
+        text = json.dumps(value, default=str)
+    return _copy_text(text)
 
 
 _COPY_FORMATTERS: dict[type, Any] = {
@@ -236,6 +334,55 @@ _COPY_FORMATTERS: dict[type, Any] = {
     list: _copy_json,
     bytes: lambda v: "\\\\x" + v.hex(),
 }
+
+
+# Rows formatted per slice: the whole COPY text of a large chunk never sits in memory at once.
+COPY_SLICE_ROWS = 5000
+_NULL = "\\N"
+
+
+def _copy_chunks(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Iterator[bytes]:
+    """The rows in COPY's text format, a slice at a time, formatted a column at a time.
+
+    One formatter per column and slice instead of one type dispatch per value: the values of a
+    column are nearly always of one type, and a list comprehension per column is several times
+    quicker than a function call per value.
+    """
+    for start in range(0, len(rows), COPY_SLICE_ROWS):
+        part = rows[start : start + COPY_SLICE_ROWS]
+        formatted = [_copy_column([row[c] for row in part]) for c in columns]
+        yield ("\n".join(map("\t".join, zip(*formatted, strict=True))) + "\n").encode("utf-8")
+
+
+def _copy_column(values: list[Any]) -> list[str]:
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return [_NULL] * len(values)
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind is str:
+            text = "\x00".join(filter(None, values))
+            if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+                return [_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
+            return [_NULL if v is None else v for v in values]
+        if kind is int or kind is Decimal:
+            return [_NULL if v is None else str(v) for v in values]
+        if kind is date or kind is datetime:
+            return [_NULL if v is None else v.isoformat() for v in values]
+    return [_copy_value(v) for v in values]
+
+
+class _CopyReader:
+    """A file-like view of the chunks for psycopg2's ``copy_expert`` (it sends what read returns)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self._chunks, b"")
+
+    readline = read
 
 
 def _copy_value(value: Any) -> str:

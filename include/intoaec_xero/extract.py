@@ -9,6 +9,7 @@ walk forward by ``offset`` = last JournalNumber, 100 per call. Incremental runs 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,30 +115,68 @@ def _note_cursor(stream: Stream, records: list[dict[str, Any]], result: StreamEx
         result.max_cursor = best.isoformat()
 
 
+class _NextCall:
+    """The next page's request runs while this page is written and scanned.
+
+    One call in flight at a time, as before, but Xero's response time (and the sandbox's)
+    overlaps the gzip write and the cursor scan instead of adding to them. A call still in
+    flight when the walk stops (a failure, a page limit) is waited for and its answer dropped.
+    """
+
+    def __init__(self, client: XeroClient, stream: Stream, tenant_id: str):
+        self._client, self._stream, self._tenant_id = client, stream, tenant_id
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"xero-{stream.name}")
+        self._pending: Future | None = None
+
+    def start(self, **params: Any) -> None:
+        self._pending = self._pool.submit(self._client.get, self._stream.sdk_method, self._tenant_id,
+                                          self._stream.label, **self._stream.request_params(**params))
+
+    def result(self):
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> _NextCall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where=None, max_pages=None) -> None:
     page = 1
-    while True:
-        response = client.get(stream.sdk_method, tenant_id, stream.label,
-                              **stream.request_params(page=page, if_modified_since=since, where=where))
-        records = _records(stream, response.payload)
-        if records or page == 1:
-            result.pages += 1
-            raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
-        result.records += len(records)
-        _note_cursor(stream, records, result)
-        if stream.paging is Paging.NONE:
-            return
-        pagination = response.payload.get("pagination") or {}
-        page_count = pagination.get("pageCount")
-        if page_count is not None and page >= int(page_count):
-            return
-        if len(records) < stream.page_size:
-            return
-        if max_pages and page >= max_pages:
-            return
-        if page % 10 == 0:
-            log.info("%s %s: %d records over %d pages so far", tenant_id, stream.name, result.records, page)
-        page += 1
+    with _NextCall(client, stream, tenant_id) as calls:
+        calls.start(page=page, if_modified_since=since, where=where)
+        while True:
+            response = calls.result()
+            records = _records(stream, response.payload)
+            more = _more_pages(stream, response.payload, records, page, max_pages)
+            if more:
+                calls.start(page=page + 1, if_modified_since=since, where=where)
+            if records or page == 1:
+                result.pages += 1
+                raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
+            result.records += len(records)
+            _note_cursor(stream, records, result)
+            if not more:
+                return
+            if page % 10 == 0:
+                log.info("%s %s: %d records over %d pages so far", tenant_id, stream.name, result.records, page)
+            page += 1
+
+
+def _more_pages(stream: Stream, payload: dict, records: list, page: int, max_pages: int | None) -> bool:
+    if stream.paging is Paging.NONE:
+        return False
+    page_count = (payload.get("pagination") or {}).get("pageCount")
+    if page_count is not None and page >= int(page_count):
+        return False
+    if len(records) < stream.page_size:
+        return False
+    return not (max_pages and page >= max_pages)
 
 
 def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset=None,
@@ -146,25 +185,28 @@ def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, 
         offset = start_offset
     else:
         offset = 0 if result.full else (state.journal_offset or 0)
-    while True:
-        response = client.get(stream.sdk_method, tenant_id, stream.label,
-                              **stream.request_params(offset=offset, if_modified_since=since))
-        records = _records(stream, response.payload)
-        if records or result.pages == 0:
-            result.pages += 1
-            raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
-        result.records += len(records)
-        _note_cursor(stream, records, result)
-        if not records:
-            break
-        offset = max(int(r[stream.offset_field]) for r in records)
-        result.last_offset = offset
-        if len(records) < stream.page_size:
-            break
-        if max_pages and result.pages >= max_pages:
-            break
-        if result.pages % 20 == 0:
-            log.info("%s %s: %d records, offset %d", tenant_id, stream.name, result.records, offset)
+    with _NextCall(client, stream, tenant_id) as calls:
+        calls.start(offset=offset, if_modified_since=since)
+        while True:
+            response = calls.result()
+            records = _records(stream, response.payload)
+            more = False
+            if records:
+                offset = max(int(r[stream.offset_field]) for r in records)
+                more = len(records) >= stream.page_size and not (max_pages and result.pages + 1 >= max_pages)
+                if more:
+                    calls.start(offset=offset, if_modified_since=since)
+            if records or result.pages == 0:
+                result.pages += 1
+                raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
+            result.records += len(records)
+            _note_cursor(stream, records, result)
+            if records:
+                result.last_offset = offset
+            if not more:
+                break
+            if result.pages % 20 == 0:
+                log.info("%s %s: %d records, offset %d", tenant_id, stream.name, result.records, offset)
 
 
 def now_iso() -> str:

@@ -2,6 +2,8 @@
 
 Built from the pipeline's own records (xero_tenants, xero_tokens, sync_state, sync_runs,
 dq_results), so the CLI, the Airflow UI page and the freshness check all say the same thing.
+A stream ``skipped`` in a run (extracted, then not loaded because another stream of its tenant
+failed) is neither a success nor a reason of its own: the failed stream is the reason.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class StreamHealth:
     last_error: str | None
     quality_verdict: str | None
     last_run_id: str | None = None  # where the UI links to the run behind last_status
+    rows_inserted: int | None = None  # of the stream's main table in that run: new keys
+    rows_updated: int | None = None  # and existing rows whose values changed
 
 
 @dataclass
@@ -58,6 +62,8 @@ class TenantHealth:
     quota_day_remaining: int | None = None
     quality_verdict: str | None = None
     journals: str = "unknown"
+    # The history backfill: {"journals": the walk (status, percent, eta, …) or None,
+    # "windows": {stream: windows loaded}}; None when none has run.
     backfill: dict[str, Any] | None = None
     streams: list[StreamHealth] = field(default_factory=list)
 
@@ -77,6 +83,8 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def tenant_health(engine: Engine, *, now: datetime | None = None,
                   threshold: timedelta | None = None) -> list[TenantHealth]:
+    from intoaec_xero.backfill import progress  # not at import time: it pulls in the whole pipeline
+
     now = now or datetime.now(UTC)
     threshold = threshold or stale_after()
     with engine.connect() as conn:
@@ -98,6 +106,12 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
         ).mappings().all()
     state_by = {(s["tenant_id"], s["stream"]): s for s in states}
     runs_by = {(r["tenant_id"], r["stream"]): r for r in runs}
+    backfills: dict[str, list[dict[str, Any]]] = {}
+    for s in states:
+        entry = (s["details"] or {}).get(progress.KEY)
+        if entry:
+            backfills.setdefault(s["tenant_id"], []).append(
+                {"stream": s["stream"], "backfill": entry, "sync_journal_offset": s["journal_offset"]})
     result = []
     for tenant in tenants:
         tid = tenant["tenant_id"]
@@ -106,14 +120,12 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
             status = "Reconnect needed"
         health = TenantHealth(tenant_id=tid, tenant_name=tenant["tenant_name"], connection_status=status,
                               sync_enabled=bool(tenant["sync_enabled"]), verdict=HEALTHY)
+        if tid in backfills:
+            health.backfill = progress.summarise(backfills[tid])
         streams = sorted({s for (t, s) in list(state_by) + list(runs_by) if t == tid})
         oldest: datetime | None = None
         for name in streams:
             if name.startswith("_"):  # bookkeeping rows (open alert incidents), not data streams
-                continue
-            if name.endswith("_backfill"):
-                details = (state_by.get((tid, name)) or {}).get("details")
-                health.backfill = details or {"offset": (state_by.get((tid, name)) or {}).get("journal_offset")}
                 continue
             st = state_by.get((tid, name)) or {}
             run = runs_by.get((tid, name)) or {}
@@ -124,7 +136,8 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                 age_minutes=round(age, 1) if age is not None else None, last_status=run.get("status"),
                 rows_loaded=run.get("rows_loaded"), api_calls=run.get("api_calls"),
                 last_error=st.get("last_error"), quality_verdict=run.get("quality_verdict"),
-                last_run_id=run.get("run_id")))
+                last_run_id=run.get("run_id"), rows_inserted=run.get("rows_inserted"),
+                rows_updated=run.get("rows_updated")))
             if run.get("status") == "unavailable" and name == "journals":
                 health.journals = "not on this Xero plan"
                 continue
@@ -168,6 +181,7 @@ def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, thres
 
 
 PROBLEM_STATUSES = ("failed", "rejected", "quarantined")
+SKIPPED = "skipped"
 
 
 @dataclass
@@ -183,11 +197,13 @@ class RunSummary:
     api_calls: int
     rate_limited: int
     quota_day_remaining: int | None
+    skipped_streams: int = 0  # not loaded because another stream of the tenant failed
 
     @property
     def status(self) -> str:
         if self.problem_streams:
-            return "failed" if self.problem_streams == self.streams else "partial"
+            # Nothing loaded when every other stream was skipped for the failure.
+            return "failed" if self.problem_streams + self.skipped_streams >= self.streams else "partial"
         return "success"
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,11 +219,13 @@ def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) 
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     problem = case((sync_runs.c.status.in_(PROBLEM_STATUSES), 1), else_=0)
+    skipped = case((sync_runs.c.status == SKIPPED, 1), else_=0)
     started = func.min(sync_runs.c.started_at).label("started_at")
     query = (
         select(sync_runs.c.tenant_id, sync_runs.c.run_id, started,
                func.max(sync_runs.c.finished_at).label("finished_at"),
                func.count().label("streams"), func.sum(problem).label("problem_streams"),
+               func.sum(skipped).label("skipped_streams"),
                func.sum(func.coalesce(sync_runs.c.rows_loaded, 0)).label("rows_loaded"),
                func.sum(func.coalesce(sync_runs.c.api_calls, 0)).label("api_calls"),
                func.sum(func.coalesce(sync_runs.c.rate_limited, 0)).label("rate_limited"),
@@ -225,13 +243,13 @@ def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) 
                 finished_at=ended.isoformat() if ended else None, streams=int(row["streams"]),
                 problem_streams=int(row["problem_streams"] or 0), rows_loaded=int(row["rows_loaded"] or 0),
                 api_calls=int(row["api_calls"] or 0), rate_limited=int(row["rate_limited"] or 0),
-                quota_day_remaining=row["quota_day_remaining"]))
+                quota_day_remaining=row["quota_day_remaining"], skipped_streams=int(row["skipped_streams"] or 0)))
     return history
 
 
 def format_table(healths: list[TenantHealth]) -> str:
     header = ["tenant", "connection", "sync", "verdict", "last success", "age", "rows", "calls", "quota left",
-              "quality", "journals"]
+              "quality", "journals", "backfill"]
     rows = []
     for h in healths:
         rows.append([
@@ -240,7 +258,7 @@ def format_table(healths: list[TenantHealth]) -> str:
             f"{h.age_minutes:.0f} min" if h.age_minutes is not None else "-",
             str(h.rows_last_run), str(h.api_calls_last_run),
             str(h.quota_day_remaining) if h.quota_day_remaining is not None else "-",
-            h.quality_verdict or "-", h.journals,
+            h.quality_verdict or "-", h.journals, backfill_label(h.backfill),
         ])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header] + rows]
@@ -249,3 +267,29 @@ def format_table(healths: list[TenantHealth]) -> str:
         for reason in h.reasons:
             lines.append(f"  {h.tenant_name}: {reason}")
     return "\n".join(lines)
+
+
+def backfill_label(backfill: dict[str, Any] | None) -> str:
+    """A few words for the status table: "journals 42%", "complete", "3 windows", or "-"."""
+    if not backfill:
+        return "-"
+    parts = []
+    journals = backfill.get("journals")
+    if journals:
+        status, percent = journals.get("status"), journals.get("percent")
+        if status == "complete":
+            parts.append("complete")
+        elif status == "unavailable":
+            parts.append("no journals")
+        else:
+            parts.append(f"journals {percent:.0f}%" if percent is not None else "journals planned")
+            if status == "failed":
+                parts[-1] += " failed"
+    windows = backfill.get("windows") or {}
+    loaded = sum(w.get("loaded", 0) for w in windows.values())
+    not_loaded = sum(len(w.get("not_loaded") or ()) for w in windows.values())
+    if loaded:
+        parts.append(f"{loaded} window{'s' if loaded != 1 else ''}")
+    if not_loaded:
+        parts.append(f"{not_loaded} window{'s' if not_loaded != 1 else ''} failed")
+    return ", ".join(parts) or "-"

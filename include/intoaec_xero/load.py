@@ -12,14 +12,15 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete
 
 from intoaec_xero import state
-from intoaec_xero.db import upsert
+from intoaec_xero.db import UpsertChanges, upsert
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import metadata
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # Rows (all tables of a stream) checked and written together. Big enough that the checks' fixed
 # cost per chunk is noise, small enough that a large tenant's journals never sit in memory whole.
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 25_000
 
 # Child tables whose rows are replaced whole when their parent arrives again (a line removed
 # from an edited invoice must disappear).
@@ -47,13 +48,18 @@ CHILD_OF = {
 class StreamLoad:
     stream: str
     rows: dict[str, int] = field(default_factory=dict)
+    # Records of the stream's main table (targets[0]): keys new to it, and existing rows whose
+    # values changed. A record read again unchanged is neither.
+    inserted: int = 0
+    updated: int = 0
     corrected: int = 0
     checks: list[dict[str, Any]] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list, repr=False)
     validations: list[Any] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream, "rows": self.rows, "corrected": self.corrected, "checks": self.checks}
+        return {"stream": self.stream, "rows": self.rows, "inserted": self.inserted, "updated": self.updated,
+                "corrected": self.corrected, "checks": self.checks}
 
 
 def load_stream(
@@ -73,7 +79,7 @@ def load_stream(
     """
     result = StreamLoad(stream=stream.name)
     counts: dict[str, int] = defaultdict(int)
-    with engine.begin() as conn:
+    with engine.begin() as conn, _Writer(conn) as writer:
         validator = StreamValidator(conn, tenant_id, stream, expected_pages=extracted.pages or None,
                                     expected_records=extracted.records, accept=accept)
         # Rows gathered per record (not per page: journals come 100 to a page) and checked and
@@ -90,8 +96,8 @@ def load_stream(
                     for table, rows in record_rows.items():
                         rows_by_table[table].extend(rows)
                 if validator.check(rows_by_table):
-                    _write(conn, stream, tenant_id, rows_by_table, counts, result,
-                           bool(extracted.extra.get("reconcile")))
+                    writer.submit(_write, conn, stream, tenant_id, rows_by_table, counts, result,
+                                  bool(extracted.extra.get("reconcile")))
             pending = {}
             pending_rows = 0
 
@@ -113,6 +119,7 @@ def load_stream(
             if pending_rows >= CHUNK_ROWS:
                 flush()
         flush()
+        writer.wait()
         result.validations = validator.validations
         result.results = validator.finish()
         state.advance(
@@ -126,6 +133,42 @@ def load_stream(
     result.rows = dict(counts)
     result.checks = [c.to_dict() for c in result.results if not c.passed]
     return result
+
+
+class _Writer:
+    """Writes a checked chunk while the next one is read, transformed and checked.
+
+    On PostgreSQL the database's share of a write (COPY, the upsert, index upkeep) runs in the
+    server while this process prepares the next chunk; the connection is used by one thread at
+    a time, since the reader needs it only before the first write. SQLite connections belong
+    to the thread that opened them, so there each write runs in place.
+    """
+
+    def __init__(self, conn):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-writer") \
+            if conn.dialect.name == "postgresql" else None
+        self._pending: Future | None = None
+
+    def submit(self, write, *args) -> None:
+        if self._pool is None:
+            write(*args)
+            return
+        self.wait()
+        self._pending = self._pool.submit(write, *args)
+
+    def wait(self) -> None:
+        """Block until the last write is done; its failure is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Never leave a write running on a connection whose transaction is about to end.
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def kept_pages(raw: RawStore, run_id: str, tenant_id: str, stream: str) -> Iterator[tuple[int, bytes | Exception]]:
@@ -143,38 +186,16 @@ def _write(conn, stream: Stream, tenant_id: str, rows_by_table: dict[str, list[d
            counts: dict[str, int], result: StreamLoad, reconcile: bool) -> None:
     for table_name in stream.targets:
         rows = rows_by_table[table_name]
-        if reconcile and table_name == stream.targets[0]:
-            result.corrected += _count_changed(conn, metadata.tables[table_name], rows)
         if table_name in CHILD_OF:
             _drop_children(conn, table_name, tenant_id, rows_by_table)
-        counts[table_name] += upsert(conn, metadata.tables[table_name], rows)
-
-
-def _count_changed(conn, table, rows: list[dict[str, Any]]) -> int:
-    """Rows a full reconcile is about to change: the edits an incremental read could not see."""
-    if not rows:
-        return 0
-    keys = [c.name for c in table.primary_key.columns]
-    tenant_key, id_key = keys
-    tenant_id = rows[0][tenant_key]
-    existing = {}
-    for start in range(0, len(rows), 500):
-        ids = [row[id_key] for row in rows[start : start + 500]]
-        for row in conn.execute(select(table).where(table.c[tenant_key] == tenant_id, table.c[id_key].in_(ids))):
-            existing[row._mapping[id_key]] = row._mapping
-    changed = 0
-    for row in rows:
-        before = existing.get(row[id_key])
-        if before is not None and any(_differs(before[c], v) for c, v in row.items() if c in before):
-            changed += 1
-    return changed
-
-
-def _differs(stored: Any, incoming: Any) -> bool:
-    if isinstance(stored, datetime) and isinstance(incoming, datetime):
-        # SQLite hands back naive UTC
-        return stored.replace(tzinfo=None) != incoming.astimezone(UTC).replace(tzinfo=None)
-    return stored != incoming
+        # Children replaced whole would count as new every time: only the main table is counted.
+        changes = UpsertChanges() if table_name == stream.targets[0] else None
+        counts[table_name] += upsert(conn, metadata.tables[table_name], rows, changes=changes)
+        if changes is not None:
+            result.inserted += changes.inserted
+            result.updated += changes.updated
+            if reconcile:  # what a full re-read changed: the edits an incremental read could not see
+                result.corrected += changes.updated
 
 
 def _drop_children(conn, table_name: str, tenant_id: str, rows_by_table) -> None:

@@ -139,10 +139,11 @@ def extract_tenant(
 
     If any stream fails, the whole tenant fails here and nothing of it is loaded, so the
     tenant's tables never mix this run's data for some streams with last run's for others
-    because of a half-finished extract.
+    because of a half-finished extract. The streams it had extracted are marked ``skipped``.
     """
     tenant_id = tenant["tenant_id"]
     extracts: list[dict[str, Any]] = []
+    waiting: list[str] = []  # extracted, waiting for the load
     for stream in streams:
         started = _now()
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
@@ -160,6 +161,7 @@ def extract_tenant(
             state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                              finished_at=_now(), status="failed", message=str(error),
                              api_calls=client.stats.calls)
+            skip_extracted(engine, run_id, tenant_id, waiting, f"{stream.name} extract failed for this tenant")
             raise TenantSyncFailed(message) from error
         result.started_at = started.isoformat()
         result.finished_at = _now().isoformat()
@@ -176,11 +178,23 @@ def extract_tenant(
                          quota_day_remaining=quota.get("day_remaining"),
                          quota_minute_remaining=quota.get("minute_remaining"),
                          message=result.unavailable)
+        if not result.unavailable:
+            waiting.append(stream.name)
         extracts.append(result.to_dict())
     manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
                 "streams": extracts, "quota": client.stats.quota.get(tenant_id, {})}
     raw.write_manifest(run_id, tenant_id, manifest)
     return manifest
+
+
+def skip_extracted(engine: Engine, run_id: str, tenant_id: str, stream_names: list[str], reason: str) -> None:
+    """Close the ``extracted`` rows of a run whose load will not happen, so none stays "extracted" forever.
+
+    ``skipped`` is not a failure of its own: the stream that failed carries the reason.
+    """
+    for name in stream_names:
+        state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=name, finished_at=_now(),
+                         status="skipped", message=f"not loaded: {reason}")
 
 
 def _reconcile_due(stream: Stream, stream_state: state.StreamState, now: datetime) -> bool:
@@ -256,14 +270,17 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
         for note in notes:
             log.info("%s: %s %s", name, stream.name, note)
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
-                         finished_at=_now(), status="success", rows_loaded=rows, message="; ".join(notes) or None)
+                         finished_at=_now(), status="success", rows_loaded=rows, rows_inserted=loaded.inserted,
+                         rows_updated=loaded.updated, message="; ".join(notes) or None)
         warnings = [c for c in loaded.results if not c.passed]
         if warnings:
             log.warning("%s: %s loaded with %d warning(s): %s", name, stream.name, len(warnings),
                         "; ".join(f"{c.label()} {c.observed}" for c in warnings))
-        summary["streams"][stream.name] = {"status": "success", "rows": loaded.rows}
-        log.info("%s: %s loaded %s", name, stream.name,
-                 ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no changes")
+        summary["streams"][stream.name] = {"status": "success", "rows": loaded.rows,
+                                           "inserted": loaded.inserted, "updated": loaded.updated}
+        log.info("%s: %s loaded %s (%s: %d new, %d changed)", name, stream.name,
+                 ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no rows", stream.targets[0],
+                 loaded.inserted, loaded.updated)
 
     try:
         ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes)

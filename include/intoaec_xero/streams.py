@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 
-class Paging(str, Enum):
+class Paging(str, Enum):  # noqa: UP042 - keeps str() of members as it is
     PAGE = "page"  # page + pageSize, with a pagination object
     OFFSET = "offset"  # Journals: offset = last JournalNumber, 100 per call
     NONE = "none"  # one call returns everything

@@ -12,6 +12,11 @@ from __future__ import annotations
 import json
 import uuid
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a pinned dependency
+    orjson = None
+
 from . import ids
 from .ids import ms_date, ms_datetime, ms_plain
 from .model import ACCOUNT_CLASS, RATE_ONE, SOURCE_TYPES, Books, CreditNote, Invoice, Payment, to_base
@@ -22,6 +27,14 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circu
 
 
 def encode(obj) -> bytes:
+    # orjson writes the same compact UTF-8 JSON (floats as their shortest repr) several times
+    # faster, so a large dataset is served at a pace closer to Xero's; anything it refuses
+    # (e.g. an integer beyond 64 bits) goes through the standard encoder.
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj)
+        except TypeError:
+            pass
     return _dumps(obj).encode("utf-8")
 
 

@@ -10,13 +10,12 @@ pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 
 def test_a_revoked_connection_fails_alone(tmp_path, monkeypatch):
-    from xero_sandbox.testing import running_sandbox, sign_in_and_consent
-
     from intoaec_xero import db
     from intoaec_xero.airflow import tasks
     from intoaec_xero.oauth import finish_authorization, start_authorization
     from intoaec_xero.settings import XeroSettings
     from intoaec_xero.tokens import TokenCipher, TokenStore
+    from xero_sandbox.testing import running_sandbox, sign_in_and_consent
 
     url = f"sqlite:///{tmp_path / 'intoaec.db'}"
     engine = db.create_db_engine(url)

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from intoaec_xero import db, report
 from intoaec_xero.streams import STREAMS
+
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -24,11 +24,10 @@ def airflow_db():
 
 
 def test_xero_sync_dag_lands_the_truth(airflow_db, tmp_path, monkeypatch):
-    from xero_sandbox.testing import running_sandbox
-
     from intoaec_xero.demo import connect
     from intoaec_xero.settings import XeroSettings
     from intoaec_xero.tokens import TokenStore
+    from xero_sandbox.testing import running_sandbox
 
     url = f"sqlite:///{tmp_path / 'intoaec.db'}"
     engine = db.create_db_engine(url)

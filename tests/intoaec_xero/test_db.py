@@ -8,11 +8,10 @@ from decimal import Decimal
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
-
 from intoaec_xero import db
 from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
 from intoaec_xero.schema import invoices, metadata
+from sqlalchemy import select
 
 
 def test_migrations_produce_exactly_the_declared_schema(engine):
@@ -86,3 +85,73 @@ def test_bulk_upsert_round_trips_awkward_values(engine):
         assert got.description == row["description"]
         assert got.unit_amount == row["unit_amount"] and got.quantity == row["quantity"]
         assert got.tracking == row["tracking"]
+
+
+def _credit_note(n: int, **changes):
+    row = {"tenant_id": "t1", "credit_note_id": f"c{n}", "status": "AUTHORISED", "total": Decimal("10.00"),
+           "date": date(2024, 2, 29), "allocations": [{"invoice_id": f"i{n}", "amount": "10.00"}],
+           "updated_at": datetime(2024, 3, 1, 12, tzinfo=UTC)}
+    return {**row, **changes}
+
+
+def _assert_counts_changes(engine, size: int) -> None:
+    """New keys are inserted, changed rows updated, rows written again with their own values neither."""
+    from intoaec_xero.schema import credit_notes
+
+    def upsert(rows):
+        changes = db.UpsertChanges()
+        with engine.begin() as conn:
+            assert db.upsert(conn, credit_notes, rows, changes=changes) == len({r["credit_note_id"] for r in rows})
+        return changes.inserted, changes.updated
+
+    first = [_credit_note(n) for n in range(size)]
+    assert upsert(first) == (size, 0)
+    assert upsert(first) == (0, 0)
+    second = list(first)
+    second[0] = _credit_note(0, total=Decimal("10.01"))  # money
+    second[1] = _credit_note(1, status="PAID")  # text
+    second[2] = _credit_note(2, allocations=[{"invoice_id": "i2", "amount": "4.00"}])  # JSON
+    second[3] = _credit_note(3, allocations=None)  # to NULL
+    second[4] = _credit_note(4, total=Decimal("10.0"))  # the same amount at another scale: unchanged
+    second += [_credit_note(n) for n in range(size, size + 3)]
+    second.append(_credit_note(size, status="DRAFT"))  # a key twice: its last version is the one written
+    assert upsert(second) == (3, 4)
+    assert upsert(second) == (0, 0)
+    assert upsert([_credit_note(3, allocations=None)]) == (0, 0)  # NULL against NULL is no change
+    with engine.connect() as conn:
+        stored = {r.credit_note_id: r for r in conn.execute(select(credit_notes))}
+    assert len(stored) == size + 3
+    assert stored["c0"].total == Decimal("10.01") and stored["c1"].status == "PAID"
+    assert stored["c2"].allocations[0]["amount"] == "4.00" and stored["c3"].allocations is None
+    assert stored[f"c{size}"].status == "DRAFT"
+
+
+@pytest.mark.parametrize("size", [5, db.COPY_THRESHOLD + 50], ids=["insert", "copy"])
+def test_upsert_counts_inserted_and_updated_rows(engine, size):
+    """Both statement paths (and on PostgreSQL the COPY staging path above the threshold)."""
+    _assert_counts_changes(engine, size)
+
+
+@pytest.mark.parametrize("size", [5, db.COPY_THRESHOLD + 50], ids=["insert", "copy"])
+def test_upsert_counts_on_psycopg3(postgres_url, size):
+    """Plain ``postgresql://`` URLs get psycopg 3, whose INSERT rowcount SQLAlchemy must be told to keep."""
+    from sqlalchemy.engine import make_url
+
+    engine = db.create_db_engine(make_url(postgres_url).set(drivername="postgresql+psycopg")
+                                 .render_as_string(hide_password=False))
+    db.upgrade(engine)
+    try:
+        _assert_counts_changes(engine, size)
+    finally:
+        engine.dispose()
+
+
+def test_an_unchanged_row_is_not_rewritten(engine):
+    """The upsert leaves a row alone when nothing differs, so the next statement sees it as it was."""
+    with engine.begin() as conn:
+        db.upsert(conn, invoices, [_invoice("10.10")])
+        conn.execute(invoices.update().values(reference="set outside the upsert"))
+        db.upsert(conn, invoices, [_invoice("10.10")])  # the reference is not among the upserted columns
+        db.upsert(conn, invoices, [{**_invoice("10.10"), "reference": "set outside the upsert"}])
+    with engine.connect() as conn:
+        assert conn.execute(select(invoices.c.reference)).scalar_one() == "set outside the upsert"

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from intoaec_xero import cli, state
 from intoaec_xero.db import upsert
 from intoaec_xero.health import FAILING, HEALTHY, NEVER_SYNCED, RECONNECT, STALE, tenant_health
@@ -86,3 +85,106 @@ def test_status_exit_code_drives_monitoring(engine, capsys, age, code):
 def test_status_on_an_empty_database_says_what_to_do(tmp_path, capsys):
     assert cli.main(["--db-url", f"sqlite:///{tmp_path / 'none.db'}", "status"]) == 1
     assert "intoaec-xero db upgrade" in capsys.readouterr().err
+
+
+def _backfill(engine, tenant_id):
+    """A journal walk a quarter of the way and two month windows of invoices, one of payments refused."""
+    from intoaec_xero.backfill import progress
+
+    progress.update(engine, tenant_id, "journals", lambda e: {
+        "status": "waiting_for_quota", "target": 2_200, "offset": 550, "journals_loaded": 550,
+        "calls_total": 30, "eta": "2026-11-27T09:00:00+00:00"})
+    for month in ("2024-01-01..2024-02-01", "2024-02-01..2024-03-01"):
+        progress.update(engine, tenant_id, "invoices", lambda e, m=month: {
+            "windows": {**e.get("windows", {}), m: {"status": "loaded", "records": 100}}})
+    progress.update(engine, tenant_id, "payments", lambda e: {"windows": {
+        "2024-01-01..2024-02-01": {"status": "failed", "error": "Xero answered 503"}}})
+
+
+def test_backfill_progress_is_part_of_a_tenants_health(engine, capsys):
+    _tenant(engine, "t", "Acme Architects")
+    _synced(engine, "t", datetime.now(UTC), rows_inserted=7, rows_updated=3)
+    _backfill(engine, "t")
+    _tenant(engine, "none", "No Backfill Ltd")
+    _synced(engine, "none", datetime.now(UTC))
+    health = {h.tenant_id: h for h in tenant_health(engine)}
+    backfill = health["t"].backfill
+    assert health["t"].verdict == HEALTHY  # a backfill under way is progress, not a problem
+    journals = backfill["journals"]
+    assert (journals["status"], journals["percent"], journals["offset"], journals["target"]) == (
+        "waiting_for_quota", 25.0, 550, 2_200)
+    assert journals["eta"] == "2026-11-27T09:00:00+00:00" and journals["calls_left"] == 17
+    assert backfill["windows"]["invoices"]["loaded"] == 2 and backfill["windows"]["invoices"]["records"] == 200
+    assert backfill["windows"]["payments"]["not_loaded"] == {"2024-01-01..2024-02-01": "Xero answered 503"}
+    assert health["none"].backfill is None
+    # the same summary as `intoaec-xero backfill status`
+    from intoaec_xero.backfill.cli import collect
+
+    [status] = collect(engine)
+    assert {k: v for k, v in status.items() if k not in ("tenant_id", "tenant_name")} == backfill
+    [invoices] = [s for s in health["t"].streams if s.stream == "invoices"]
+    assert (invoices.rows_inserted, invoices.rows_updated) == (7, 3)
+
+    url = engine.url.render_as_string(hide_password=False)
+    assert cli.main(["--db-url", url, "status"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-1] == "backfill"
+    acme = next(line for line in table if line.startswith("Acme Architects"))
+    assert acme.endswith("journals 25%, 2 windows, 1 window failed")
+    assert next(line for line in table if line.startswith("No Backfill Ltd")).endswith(" -")
+    assert cli.main(["--db-url", url, "status", "--json"]) == 0
+    entries = {e["tenant_id"]: e for e in json.loads(capsys.readouterr().out)}
+    assert entries["t"]["backfill"]["journals"]["percent"] == 25.0
+    assert entries["t"]["backfill"]["windows"]["invoices"]["loaded"] == 2
+    assert entries["none"]["backfill"] is None
+    assert [s["rows_inserted"] for s in entries["t"]["streams"] if s["stream"] == "invoices"] == [7]
+
+
+@pytest.mark.parametrize(("journals", "label"), [
+    ({"status": "complete", "target": 10, "offset": 10}, "complete"),
+    ({"status": "unavailable", "target": 0, "offset": 0}, "no journals"),
+    ({"status": "failed", "target": 200, "offset": 50}, "journals 25% failed"),
+    ({"status": "planned"}, "journals planned"),
+])
+def test_backfill_label(journals, label):
+    from intoaec_xero.backfill import progress
+    from intoaec_xero.health import backfill_label
+
+    summary = progress.summarise([{"stream": "journals", "backfill": journals, "sync_journal_offset": None}])
+    assert backfill_label(summary) == label
+    assert backfill_label(None) == "-"
+
+
+def test_a_skipped_stream_is_neither_a_success_nor_a_reason(engine):
+    """A stream extracted, then not loaded because another stream of the tenant failed."""
+    from intoaec_xero.health import run_history
+
+    _tenant(engine, "t", "Half Done Ltd")
+    earlier = NOW - timedelta(minutes=30)
+    _synced(engine, "t", earlier, stream="invoices")
+    _synced(engine, "t", earlier, stream="payments")
+    failed_at = NOW - timedelta(minutes=5)
+    state.record_run(engine, run_id="r2", tenant_id="t", stream="invoices", started_at=failed_at,
+                     finished_at=failed_at, status="skipped",
+                     message="not loaded: payments extract failed for this tenant")
+    state.record_run(engine, run_id="r2", tenant_id="t", stream="payments", started_at=failed_at,
+                     finished_at=failed_at, status="failed", message="Xero answered 500")
+    state.record_error(engine, "t", "payments", "GET /Payments: Xero answered 500")
+    [health] = tenant_health(engine, now=NOW)
+    assert health.verdict == FAILING
+    assert health.reasons == ["payments: GET /Payments: Xero answered 500"]
+    invoices = {s.stream: s for s in health.streams}["invoices"]
+    assert invoices.last_status == "skipped" and invoices.last_success_at == earlier.isoformat()
+    runs = {r.run_id: r for r in run_history(engine, now=NOW)["t"]}
+    assert (runs["r2"].status, runs["r2"].skipped_streams) == ("failed", 1)  # nothing of r2 was loaded
+    assert runs["r1"].status == "success"
+
+
+def test_a_run_with_one_stream_rejected_and_others_loaded_is_partial(engine):
+    from intoaec_xero.health import run_history
+
+    _tenant(engine, "t", "Partly Ltd")
+    _synced(engine, "t", NOW, stream="invoices", run_id="r")
+    _synced(engine, "t", NOW, stream="payments", status="rejected", run_id="r")
+    [run] = run_history(engine, now=NOW)["t"]
+    assert (run.status, run.problem_streams, run.skipped_streams) == ("partial", 1, 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from intoaec_xero.errors import XeroDailyLimitReached
 from intoaec_xero.limits import LimitPolicy, TenantLimiter
 

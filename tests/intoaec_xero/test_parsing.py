@@ -1,9 +1,35 @@
+import random
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-
 from intoaec_xero.parsing import format_if_modified_since, loads, parse_date, parse_datetime, parse_money
+
+
+def test_every_amount_xero_can_send_comes_back_to_the_digit():
+    rng = random.Random(7)
+    texts = []
+    for _ in range(20_000):
+        places = rng.choice((0, 1, 2, 4))
+        whole = rng.choice((0, rng.randrange(10), rng.randrange(10**6), rng.randrange(10**11)))
+        sign = rng.choice(("", "-"))
+        texts.append(f"{sign}{whole}" + (f".{rng.randrange(10**places):0{places}d}" if places else ""))
+    payload = loads(("[" + ",".join(texts) + "]").encode())
+    assert [parse_money(v) for v in payload] == [Decimal(t) for t in texts]
+
+
+def test_numbers_longer_than_a_double_holds_are_read_from_their_text():
+    # Through a float these would come back as 1000000000000000 and 0.1.
+    payload = loads(b'{"Total": 1000000000000000.01, "Rate": 0.10000000000000001}')
+    assert parse_money(payload["Total"]) == Decimal("1000000000000000.01")
+    assert parse_money(payload["Rate"]) == Decimal("0.10000000000000001")
+
+
+def test_what_the_fast_parser_refuses_is_left_to_the_standard_one():
+    assert parse_money(loads(b'{"Big": 123456789012345678901234567890}')["Big"]) == Decimal(
+        "123456789012345678901234567890")
+    with pytest.raises(ValueError, match="Expecting"):
+        loads(b'{"Invoices": [{"Total": 1.5}')
 
 
 @pytest.mark.parametrize(
@@ -49,7 +75,7 @@ def test_parse_datetime_rejects_garbage(raw):
 
 def test_money_is_exact_from_json_text():
     payload = loads(b'{"Total": 0.1, "Sub": 1234567890123.45, "Unit": 12.3456, "Zero": 0.00, "Int": 7}')
-    assert payload["Total"] == Decimal("0.1")
+    assert parse_money(payload["Total"]) == Decimal("0.1")
     assert parse_money(payload["Sub"]) == Decimal("1234567890123.45")
     assert parse_money(payload["Unit"]) == Decimal("12.3456")
     assert parse_money(payload["Zero"]) == Decimal("0")

@@ -1,5 +1,4 @@
 import pytest
-
 from intoaec_xero.schema import metadata
 from intoaec_xero.streams import STREAMS, Paging, get_stream
 from intoaec_xero.transform import TRANSFORMS

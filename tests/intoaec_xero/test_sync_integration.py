@@ -9,18 +9,17 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select
-
 from intoaec_xero import db, report
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import XeroAuthError, XeroUnavailable
 from intoaec_xero.oauth import finish_authorization, start_authorization
-from intoaec_xero.pipeline import discover_tenants, extract_tenant, run_sync, selected_streams
+from intoaec_xero.pipeline import run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import clients, invoice_lines, invoices, sync_runs, sync_state
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.streams import STREAMS
 from intoaec_xero.tokens import TokenCipher, TokenStore
+from sqlalchemy import select
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +165,37 @@ def test_an_invoice_listed_twice_keeps_only_its_latest_lines(engine, tmp_path):
     with engine.connect() as conn:
         lines = conn.execute(select(invoice_lines.c.line_item_id)).scalars().all()
     assert lines == ["c"]
+
+
+def test_streams_extracted_before_a_failure_are_marked_skipped(sandbox, engine, tmp_path):
+    """The tenant stops at the failed extract; what it had extracted must not stay "extracted" forever."""
+    from intoaec_xero.health import FAILING, run_history, tenant_health
+
+    settings, store = _connect(sandbox, engine)
+    failing, healthy = sorted(sandbox.truth()["tenants"])
+    sandbox.faults(endpoint="Payments", status=500, tenant_id=failing)
+    try:
+        summary, _ = _sync(settings, store, engine, tmp_path, "run-skip")
+    finally:
+        sandbox.clear_faults()
+    assert len(summary.failures) == 1 and "payments extract failed" in summary.failures[0]
+    with engine.connect() as conn:
+        runs = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "run-skip")).mappings().all()
+    mine = {r["stream"]: r for r in runs if r["tenant_id"] == failing}
+    order = list(STREAMS)
+    before = order[: order.index("payments")]
+    assert before  # payments is not the first stream, so something was extracted before it
+    # Streams after the failure were never started: no row. Those before it: skipped, with why.
+    assert {s: r["status"] for s, r in mine.items()} == {**dict.fromkeys(before, "skipped"), "payments": "failed"}
+    for stream in before:
+        assert mine[stream]["message"] == "not loaded: payments extract failed for this tenant"
+        assert mine[stream]["finished_at"] is not None and mine[stream]["rows_loaded"] is None
+    assert {r["status"] for r in runs if r["tenant_id"] == healthy} == {"success"}
+
+    health = {h.tenant_id: h for h in tenant_health(engine)}[failing]
+    assert health.verdict == FAILING
+    assert len(health.reasons) == 1 and health.reasons[0].startswith("payments: ")  # skipped is no reason itself
+    assert {s.stream: s.last_status for s in health.streams if s.stream in before} == dict.fromkeys(before, "skipped")
+    assert health.last_success_at is None  # a skipped stream is no success
+    [run] = run_history(engine)[failing]
+    assert (run.status, run.problem_streams, run.skipped_streams) == ("failed", 1, len(before))

@@ -7,11 +7,10 @@ import time
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
-
 from intoaec_xero.errors import XeroAuthError
 from intoaec_xero.schema import xero_tokens
 from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenSet, TokenStore
+from sqlalchemy import select
 
 
 def _tokens(n: int, expires_in: float = 1800) -> TokenSet:

@@ -4,7 +4,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from intoaec_xero.parsing import loads
 from intoaec_xero.transform import RecordError, transform_record
 

@@ -227,3 +227,25 @@ def test_a_month_of_hourly_runs_is_drawn_in_slots_and_keeps_the_page_light(airfl
     assert 170 <= len(bars) <= 181 and bars.count("failed") == 1
     assert "per 4-hour slot" in card["text"] and "(720 runs)" in card["text"]
     assert len(chart) < 60_000
+
+
+def test_streams_skipped_for_another_streams_failure_are_grey_and_their_run_is_failed(airflow_ui):
+    airflow_ui.reset()
+    engine = airflow_ui.engine
+    now = datetime.now(UTC).replace(microsecond=0)
+    _tenant(engine, "t-stopped", "Stopped Surveyors")
+    _run(engine, "t-stopped", now - timedelta(hours=1))
+    _run(engine, "t-stopped", now - timedelta(hours=1), stream="payments")
+    stopped = now - timedelta(minutes=10)
+    run_id = _run(engine, "t-stopped", stopped, status="skipped", rows=None,
+                  message="not loaded: payments extract failed for this tenant")
+    _run(engine, "t-stopped", stopped, stream="payments", status="failed", run_id=run_id, rows=None)
+    state.record_error(engine, "t-stopped", "payments", "GET /Payments: Xero answered 500")
+    card = _cards(airflow_ui.session().get(f"{airflow_ui.base_url}/xero/").text)["Stopped Surveyors"]
+    assert card["verdict"] == "failing"
+    reasons = re.search(r'<ul class="reasons.*?</ul>', card["html"], re.S).group(0)
+    assert re.findall(r"<li>(.*?)</li>", reasons) == ["payments: GET /Payments: Xero answered 500"]
+    invoices = re.search(r'<tr data-stream="invoices">.*?</tr>', card["html"], re.S).group(0)
+    assert '<span class="badge off">skipped</span>' in invoices
+    chart = re.search(r'<svg class="chart".*?</svg>', card["html"], re.S).group(0)
+    assert re.findall(r'<rect class="run (\w+)"', chart) == ["success", "failed"]  # nothing of the last run loaded

@@ -11,8 +11,6 @@ from collections import defaultdict
 from typing import Any
 
 from intoaec_xero.backfill import progress
-from intoaec_xero.backfill.journals import PER_CALL
-from intoaec_xero.backfill.journals import STREAM as JOURNALS
 
 
 def register(subparsers) -> None:
@@ -42,39 +40,11 @@ def collect(engine, tenant: str = "") -> list[dict[str, Any]]:
     for row in progress.all_entries(engine):
         if wanted and wanted not in (row["tenant_id"].lower(), row["tenant_name"].lower()):
             continue
-        item = tenants.setdefault(row["tenant_id"], {"tenant_id": row["tenant_id"],
-                                                     "tenant_name": row["tenant_name"],
-                                                     "journals": None, "windows": {}})
-        entry = row["backfill"]
-        if row["stream"] == JOURNALS and "status" in entry:
-            item["journals"] = _journal_summary(entry, row["sync_journal_offset"])
-        if entry.get("windows"):
-            item["windows"][row["stream"]] = _window_summary(entry["windows"])
-    return sorted(tenants.values(), key=lambda t: t["tenant_name"].lower())
-
-
-def _journal_summary(entry: dict[str, Any], sync_offset: int | None) -> dict[str, Any]:
-    target, offset = entry.get("target"), entry.get("offset")
-    percent = (100.0 * (offset or 0) / target) if target else (100.0 if entry.get("status") == "complete" else None)
-    calls_left = -(-(target - (offset or 0)) // PER_CALL) if target is not None and offset is not None else None
-    return {
-        "status": entry.get("status"), "offset": offset, "target": target,
-        "percent": round(percent, 1) if percent is not None else None,
-        "journals_loaded": entry.get("journals_loaded", 0), "lines_loaded": entry.get("lines_loaded", 0),
-        "calls_total": entry.get("calls_total", 0), "calls_left": calls_left, "eta": entry.get("eta"),
-        "last_pass": entry.get("last_pass"), "quota_stopped_at": entry.get("quota_stopped_at"),
-        "message": entry.get("message"), "last_error": entry.get("last_error"),
-        "lease": entry.get("lease"), "sync_reads_after": sync_offset,
-    }
-
-
-def _window_summary(windows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    loaded = sorted(label for label, w in windows.items() if w.get("status") == "loaded")
-    failed = sorted(label for label, w in windows.items() if w.get("status") != "loaded")
-    return {"loaded": len(loaded), "first": loaded[0].split("..")[0] if loaded else None,
-            "last": loaded[-1].split("..")[1] if loaded else None,
-            "records": sum(int(w.get("records") or 0) for label, w in windows.items() if label in loaded),
-            "not_loaded": {label: windows[label].get("error") or windows[label].get("status") for label in failed}}
+        tenants.setdefault(row["tenant_id"], {"tenant_id": row["tenant_id"], "tenant_name": row["tenant_name"],
+                                              "entries": []})["entries"].append(row)
+    items = [{"tenant_id": t["tenant_id"], "tenant_name": t["tenant_name"], **progress.summarise(t["entries"])}
+             for t in tenants.values()]
+    return sorted(items, key=lambda t: t["tenant_name"].lower())
 
 
 def format_status(rows: list[dict[str, Any]]) -> str:

@@ -79,6 +79,8 @@ class JournalPass:
     pages: int = 0
     journals: int = 0
     lines: int = 0
+    inserted: int = 0  # journals new to the table (a page the sync also read adds none)
+    updated: int = 0
     rate_limited: int = 0
     offset: int | None = None
     target: int | None = None
@@ -146,6 +148,7 @@ def run_pass(
 
     entry = progress.read(engine, tenant_id, STREAM)  # as the last holder left it
     started = progress.now()
+    earlier = _earlier_passes(engine, run_id, tenant_id)
     limited_before = client.stats.rate_limited
     walker = _Walker(client, engine, raw, run_id, tenant, quota, outcome, clock, lease_ttl, holder, log_every)
     try:
@@ -170,7 +173,7 @@ def run_pass(
             walker.finish(error=outcome.message if outcome.status == FAILED else None)
         finally:
             progress.release(engine, tenant_id, STREAM, holder)
-            _record_run(engine, run_id, outcome, client, started)
+            _record_run(engine, run_id, outcome, client, started, earlier)
     _log_progress(outcome, final=True)
     return outcome
 
@@ -326,7 +329,10 @@ class _Walker:
             summary = load_tenant(self.engine, self.raw, manifest)
             if summary["failed"]:
                 raise JournalPageRejected(" ".join(summary["failed"]))
-            rows = summary["streams"][STREAM].get("rows", {})
+            loaded = summary["streams"][STREAM]
+            rows = loaded.get("rows", {})
+            self.outcome.inserted += loaded.get("inserted", 0)
+            self.outcome.updated += loaded.get("updated", 0)
             self._archive_page(offset, reached)
             offset = reached
             self._checkpoint(offset, result.records, rows.get("journal_lines", 0), result.api_calls)
@@ -453,27 +459,36 @@ def _log_progress(outcome: JournalPass, *, final: bool) -> None:
              f" — {outcome.message}" if final and outcome.message else "")
 
 
-def _record_run(engine: Engine, run_id: str, outcome: JournalPass, client: XeroClient, started: datetime) -> None:
-    """One sync_runs row per run and tenant for the journal backfill, summed over the run's passes."""
+def _earlier_passes(engine: Engine, run_id: str, tenant_id: str) -> dict[str, int]:
+    """What earlier passes of this run wrote to its sync_runs row, read before this pass's pages
+    are loaded (each page's load overwrites the row's row counts with its own)."""
     from intoaec_xero.schema import sync_runs
 
+    counts = ("api_calls", "rows_extracted", "rows_loaded", "rows_inserted", "rows_updated", "rate_limited")
     with engine.connect() as conn:
         before = conn.execute(
-            select(sync_runs.c.api_calls, sync_runs.c.rows_extracted, sync_runs.c.rate_limited, sync_runs.c.message)
-            .where(sync_runs.c.run_id == run_id, sync_runs.c.tenant_id == outcome.tenant_id,
-                   sync_runs.c.stream == STREAM)
-        ).first()
-    earlier = (before.message or "") if before else ""
-    same_run = earlier.startswith("journal backfill")
+            select(sync_runs.c.message, *(sync_runs.c[c] for c in counts))
+            .where(sync_runs.c.run_id == run_id, sync_runs.c.tenant_id == tenant_id, sync_runs.c.stream == STREAM)
+        ).mappings().first()
+    if not before or not (before["message"] or "").startswith("journal backfill"):
+        return {}
+    return {c: before[c] or 0 for c in counts}
+
+
+def _record_run(engine: Engine, run_id: str, outcome: JournalPass, client: XeroClient, started: datetime,
+                earlier: dict[str, int]) -> None:
+    """One sync_runs row per run and tenant for the journal backfill, summed over the run's passes."""
     quota = client.stats.quota.get(outcome.tenant_id, {})
     record_run(
         engine, run_id=run_id, tenant_id=outcome.tenant_id, stream=STREAM,
-        started_at=None if same_run else started, finished_at=progress.now(),
+        started_at=None if earlier else started, finished_at=progress.now(),
         status={COMPLETE: "success", UNAVAILABLE: "unavailable", FAILED: "failed"}.get(outcome.status, "partial"),
-        rows_extracted=outcome.journals + ((before.rows_extracted or 0) if same_run else 0),
-        rows_loaded=outcome.journals + outcome.lines,
-        api_calls=outcome.calls + ((before.api_calls or 0) if same_run else 0),
-        rate_limited=outcome.rate_limited + ((before.rate_limited or 0) if same_run else 0),
+        rows_extracted=outcome.journals + earlier.get("rows_extracted", 0),
+        rows_loaded=outcome.journals + outcome.lines + earlier.get("rows_loaded", 0),
+        rows_inserted=outcome.inserted + earlier.get("rows_inserted", 0),
+        rows_updated=outcome.updated + earlier.get("rows_updated", 0),
+        api_calls=outcome.calls + earlier.get("api_calls", 0),
+        rate_limited=outcome.rate_limited + earlier.get("rate_limited", 0),
         quota_day_remaining=quota.get("day_remaining"), quota_minute_remaining=quota.get("minute_remaining"),
         message=f"journal backfill {outcome.status}: {outcome.message}"[:2000],
     )

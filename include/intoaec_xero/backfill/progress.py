@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from intoaec_xero.db import upsert
 from intoaec_xero.schema import sync_state, xero_tenants
+from intoaec_xero.streams import JOURNALS
 
 KEY = "backfill"
 
@@ -132,3 +133,43 @@ def all_entries(engine: Engine) -> list[dict[str, Any]]:
          "backfill": copy.deepcopy((r["details"] or {}).get(KEY))}
         for r in rows if (r["details"] or {}).get(KEY)
     ]
+
+
+def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tenant's backfill from its rows of :func:`all_entries`: the journal walk and the windows per stream.
+
+    ``intoaec-xero backfill status``, ``intoaec-xero status`` and the Xero page all read this.
+    """
+    summary: dict[str, Any] = {"journals": None, "windows": {}}
+    for row in entries:
+        entry = row["backfill"] or {}
+        if row["stream"] == JOURNALS.name and "status" in entry:
+            summary["journals"] = journal_summary(entry, row.get("sync_journal_offset"))
+        if entry.get("windows"):
+            summary["windows"][row["stream"]] = window_summary(entry["windows"])
+    return summary
+
+
+def journal_summary(entry: dict[str, Any], sync_offset: int | None) -> dict[str, Any]:
+    target, offset = entry.get("target"), entry.get("offset")
+    percent = (100.0 * (offset or 0) / target) if target else (100.0 if entry.get("status") == "complete" else None)
+    per_call = JOURNALS.page_size
+    calls_left = -(-(target - (offset or 0)) // per_call) if target is not None and offset is not None else None
+    return {
+        "status": entry.get("status"), "offset": offset, "target": target,
+        "percent": round(percent, 1) if percent is not None else None,
+        "journals_loaded": entry.get("journals_loaded", 0), "lines_loaded": entry.get("lines_loaded", 0),
+        "calls_total": entry.get("calls_total", 0), "calls_left": calls_left, "eta": entry.get("eta"),
+        "last_pass": entry.get("last_pass"), "quota_stopped_at": entry.get("quota_stopped_at"),
+        "message": entry.get("message"), "last_error": entry.get("last_error"),
+        "lease": entry.get("lease"), "sync_reads_after": sync_offset,
+    }
+
+
+def window_summary(windows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    loaded = sorted(label for label, w in windows.items() if w.get("status") == "loaded")
+    failed = sorted(label for label, w in windows.items() if w.get("status") != "loaded")
+    return {"loaded": len(loaded), "first": loaded[0].split("..")[0] if loaded else None,
+            "last": loaded[-1].split("..")[1] if loaded else None,
+            "records": sum(int(w.get("records") or 0) for label, w in windows.items() if label in loaded),
+            "not_loaded": {label: windows[label].get("error") or windows[label].get("status") for label in failed}}

@@ -24,6 +24,7 @@ from intoaec_xero.backfill import progress
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.extract import extract_stream
+from intoaec_xero.pipeline import skip_extracted
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.state import StreamState
 from intoaec_xero.streams import CREDIT_NOTES, INVOICES, PAYMENTS, Stream, get_stream
@@ -101,6 +102,8 @@ def extract_window(
                              finished_at=progress.now(), status="failed", message=f"window {label}: {error}")
             _note_window(engine, tenant_id, stream.name, label, {"status": "failed", "error": str(error),
                                                                    "run_id": run_id})
+            skip_extracted(engine, run_id, tenant_id, [e["stream"] for e in extracts],
+                           f"{stream.name} failed for window {label}")
             raise WindowFailed(f"{name}: {stream.name} for window {label} failed: {error}") from error
         # Hand the load rows only: no cursor, offset or full-read claim to move the sync's state.
         result.full = False

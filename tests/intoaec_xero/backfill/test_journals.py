@@ -138,6 +138,18 @@ def test_one_walker_per_ledger(sandbox, engine, clock, tmp_path):
     outcome = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-c", tenant, QUOTA_SHARE, clock=clock,
                        max_calls=3)
     assert outcome.status == "paused" and outcome.journals > 0
+    # A second pass of the same run: its sync_runs row sums both passes.
+    second = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-c", tenant, QUOTA_SHARE, clock=clock,
+                      max_calls=2)
+    assert second.status == "paused" and second.journals > 0
+    assert (outcome.inserted, second.inserted, outcome.updated, second.updated) == (
+        outcome.journals, second.journals, 0, 0)
+    with engine.connect() as conn:
+        run = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "backfill-c")).mappings().one()
+    journals_loaded = outcome.journals + second.journals
+    assert (run["rows_extracted"], run["rows_inserted"], run["rows_updated"]) == (journals_loaded, journals_loaded, 0)
+    assert run["rows_loaded"] == journals_loaded + outcome.lines + second.lines
+    assert run["api_calls"] == outcome.calls + second.calls
 
 
 class _OneBadPage(XeroClient):
@@ -201,3 +213,7 @@ def test_when_the_sync_already_has_the_ledger_there_is_nothing_to_walk_unless_as
     assert outcome.status == COMPLETE
     assert outcome.journals >= sync_offset and outcome.calls >= sync_offset // 100
     assert report.figures(engine, tenant["tenant_id"])["journal_lines"] == before
+    # Every journal read again, none new or changed.
+    with engine.connect() as conn:
+        run = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "backfill-again")).mappings().one()
+    assert run["rows_loaded"] > 0 and (run["rows_inserted"], run["rows_updated"]) == (0, 0)

@@ -68,3 +68,18 @@ def test_status_before_any_backfill(sqlite_url, capsys):
     capsys.readouterr()
     assert main(["--db-url", sqlite_url, "backfill", "status"]) == 0
     assert "No backfill has run yet" in capsys.readouterr().out
+
+
+def test_intoaec_xero_status_carries_the_same_backfill(url, capsys):
+    assert main(["--db-url", url, "backfill", "status", "--json"]) == 0
+    progress_by_tenant = {r.pop("tenant_id"): r for r in json.loads(capsys.readouterr().out)}
+    assert main(["--db-url", url, "status", "--json"]) == 2  # never synced: only backfilled
+    health = {h["tenant_id"]: h for h in json.loads(capsys.readouterr().out)}
+    for tenant_id, summary in progress_by_tenant.items():
+        del summary["tenant_name"]
+        assert health[tenant_id]["backfill"] == summary
+    assert main(["--db-url", url, "status"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if line.startswith("Harbourside")).endswith(
+        "journals 20%, 2 windows, 1 window failed")
+    assert next(line for line in lines if line.startswith("Brick & Beam")).endswith("no journals")

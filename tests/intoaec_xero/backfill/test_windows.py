@@ -66,6 +66,11 @@ def test_windows_tile_the_history_exactly_and_leave_the_sync_cursors_alone(sandb
 
     assert report.compare_with_truth(engine, sandbox.truth(), WINDOW_TABLES) == []
     assert _cursors(engine) == cursors  # watermarks, offsets, last full reconcile: untouched
+    with engine.connect() as conn:
+        counts = conn.execute(select(sync_runs.c.rows_loaded, sync_runs.c.rows_inserted, sync_runs.c.rows_updated)
+                              .where(sync_runs.c.run_id.like("backfill-%"))).all()
+    # The sync had loaded all of it: the windows read it again and found nothing new or changed.
+    assert sum(r.rows_loaded for r in counts) > 0 and {(r.rows_inserted, r.rows_updated) for r in counts} == {(0, 0)}
 
     before = _snapshot(engine)
     tenant = tenants_of(sandbox)[0]
@@ -93,4 +98,29 @@ def test_a_window_only_reads_documents_dated_inside_it(sandbox, engine, tmp_path
             assert all(d.year == 2025 and d.month == 3 for d in dates), table.name
     counts = {s["stream"]: s["records"] for s in manifest["streams"]}
     assert counts["invoices"] > 0 and counts["payments"] > 0
+    with engine.connect() as conn:
+        runs = conn.execute(select(sync_runs.c.stream, sync_runs.c.rows_inserted, sync_runs.c.rows_updated)
+                            .where(sync_runs.c.run_id == "march")).all()
+    assert {r.stream: (r.rows_inserted, r.rows_updated) for r in runs} == {s: (n, 0) for s, n in counts.items()}
     assert {s["api_calls"] for s in manifest["streams"]} == {1}  # a month fits one page of 1,000
+
+
+def test_a_failed_window_leaves_no_stream_extracted(sandbox, engine, tmp_path):
+    from intoaec_xero.backfill.windows import WindowFailed
+
+    settings, store = connect(sandbox, engine)
+    tenant = tenants_of(sandbox)[0]
+    sandbox.faults(endpoint="Payments", status=500, tenant_id=tenant["tenant_id"])
+    try:
+        with pytest.raises(WindowFailed, match="payments"):
+            extract_window(sync_client(settings, store), engine, RawStore(tmp_path / "raw"), "april", tenant,
+                           "2025-04-01", "2025-05-01")
+    finally:
+        sandbox.clear_faults()
+    with engine.connect() as conn:
+        runs = {r.stream: r for r in conn.execute(select(sync_runs).where(sync_runs.c.run_id == "april"))}
+    assert {s: r.status for s, r in runs.items()} == {"invoices": "skipped", "credit_notes": "skipped",
+                                                      "payments": "failed"}
+    assert runs["invoices"].message == "not loaded: payments failed for window 2025-04-01..2025-05-01"
+    [status] = collect(engine)
+    assert status["windows"]["payments"]["not_loaded"]

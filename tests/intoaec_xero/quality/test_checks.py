@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import func, select
-
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.load import load_stream
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import invoice_lines, invoices, journals, metadata, sync_state
 from intoaec_xero.streams import get_stream
 from intoaec_xero.validate import BatchRejected
+from sqlalchemy import func, select
 
 from .records import TENANT, account, broken, contact, invoice, journal, keep, page, payment
 

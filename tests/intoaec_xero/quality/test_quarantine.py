@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
-
 from intoaec_xero.cli import main as cli
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.pipeline import load_tenant
@@ -24,6 +22,7 @@ from intoaec_xero.schema import (
     sync_runs,
     sync_state,
 )
+from sqlalchemy import func, select
 
 from .records import TENANT, contact, invoice, keep, page
 

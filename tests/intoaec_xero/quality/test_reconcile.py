@@ -8,8 +8,6 @@ import logging
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
-
 from intoaec_xero import db, report
 from intoaec_xero.client import XeroClient
 from intoaec_xero.oauth import finish_authorization, start_authorization
@@ -20,6 +18,7 @@ from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import dq_results, invoices, journal_lines, sync_runs
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenCipher, TokenStore
+from sqlalchemy import select, update
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,6 @@ tenant stops with a sentence saying so while the other tenants load; the worker 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
-
 from intoaec_xero import db, report
 from intoaec_xero.client import XeroClient
 from intoaec_xero.oauth import finish_authorization, start_authorization
@@ -14,6 +12,7 @@ from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import invoices
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenCipher, TokenStore
+from sqlalchemy import func, select
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,8 @@ def sandbox():
 def _sync(sandbox, engine, raw, run_id, **settings):
     from xero_sandbox.testing import sign_in_and_consent
 
-    settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client", client_secret="sandbox-secret",
-                                            calls_per_minute=0, **settings)
+    settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
+                                            client_secret="sandbox-secret", calls_per_minute=0, **settings)
     store = TokenStore(engine, settings.connection_key, TokenCipher(None))
     request = start_authorization(settings, "http://127.0.0.1:9/callback")
     store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
