@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from intoaec_xero import db
 from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
-from intoaec_xero.schema import invoices, metadata
-from sqlalchemy import select
+from intoaec_xero.schema import credit_notes, invoices, metadata
+from sqlalchemy import func, select
 
 
 def test_migrations_produce_exactly_the_declared_schema(engine):
@@ -96,7 +96,6 @@ def _credit_note(n: int, **changes):
 
 def _assert_counts_changes(engine, size: int) -> None:
     """New keys are inserted, changed rows updated, rows written again with their own values neither."""
-    from intoaec_xero.schema import credit_notes
 
     def upsert(rows):
         changes = db.UpsertChanges()
@@ -155,3 +154,52 @@ def test_an_unchanged_row_is_not_rewritten(engine):
         db.upsert(conn, invoices, [{**_invoice("10.10"), "reference": "set outside the upsert"}])
     with engine.connect() as conn:
         assert conn.execute(select(invoices.c.reference)).scalar_one() == "set outside the upsert"
+
+
+def test_bulk_copy_in_several_slices_and_straight_into_an_empty_table(postgres_url, monkeypatch):
+    """New keys go straight into the table; COPY text is sent in slices, each exact."""
+    engine = db.create_db_engine(postgres_url)
+    db.upgrade(engine)
+    monkeypatch.setattr(db, "COPY_SLICE_ROWS", 7)
+    rows = [_credit_note(n, status=["AUTHORISED", "PAID\tx", None][n % 3]) for n in range(db.COPY_THRESHOLD + 5)]
+    copied_into = []
+    original = db._copy_in
+    monkeypatch.setattr(db, "_copy_in", lambda conn, name, *a: (copied_into.append(name), original(conn, name, *a)))
+    try:
+        changes = db.UpsertChanges()
+        with engine.begin() as conn:
+            db.upsert(conn, credit_notes, rows, changes=changes)
+        assert copied_into == ["credit_notes"] and (changes.inserted, changes.updated) == (len(rows), 0)
+        with engine.connect() as conn:
+            stored = {r.credit_note_id: r.status for r in conn.execute(select(credit_notes))}
+        assert stored == {r["credit_note_id"]: r["status"] for r in rows}
+        # Existing keys: through the staging table and the upsert.
+        with engine.begin() as conn:
+            db.upsert(conn, credit_notes, rows)
+        assert copied_into[1] == "stage_credit_notes"
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_that_looks_new_but_is_not_falls_back_to_the_upsert(postgres_url):
+    """Only a sample of keys is looked up; one that slips through makes the COPY roll back, not fail."""
+    engine = db.create_db_engine(postgres_url)
+    db.upgrade(engine)
+    rows = [_credit_note(n) for n in range(db.COPY_THRESHOLD + 5)]
+    step = len(rows) // db.PROBE_KEYS
+    unsampled = next(n for n in range(len(rows)) if n % step)
+    try:
+        with engine.begin() as conn:
+            db.upsert(conn, credit_notes, [rows[unsampled]])
+        changes = db.UpsertChanges()
+        with engine.begin() as conn:
+            batch = list(rows)
+            batch[unsampled] = _credit_note(unsampled, status="PAID")
+            db.upsert(conn, credit_notes, batch, changes=changes)
+            assert conn.execute(select(func.count()).select_from(credit_notes)).scalar_one() == len(rows)
+        assert (changes.inserted, changes.updated) == (len(rows) - 1, 1)
+        with engine.connect() as conn:
+            assert conn.execute(select(credit_notes.c.status).where(
+                credit_notes.c.credit_note_id == f"c{unsampled}")).scalar_one() == "PAID"
+    finally:
+        engine.dispose()
