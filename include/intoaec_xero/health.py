@@ -124,6 +124,7 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
             health.backfill = progress.summarise(backfills[tid])
         streams = sorted({s for (t, s) in list(state_by) + list(runs_by) if t == tid})
         oldest: datetime | None = None
+        quota_seen: tuple[datetime, int] | None = None
         for name in streams:
             if name.startswith("_"):  # bookkeeping rows (open alert incidents), not data streams
                 continue
@@ -148,7 +149,12 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
             health.rows_last_run += run.get("rows_loaded") or 0
             health.api_calls_last_run += run.get("api_calls") or 0
             if run.get("quota_day_remaining") is not None:
-                health.quota_day_remaining = run["quota_day_remaining"]
+                # The newest reading; within one run, the lowest (Xero counts down as the run calls).
+                reading = (_aware(run.get("started_at")) or datetime.min.replace(tzinfo=UTC),
+                           -run["quota_day_remaining"])
+                if quota_seen is None or reading > quota_seen:
+                    quota_seen = reading
+                    health.quota_day_remaining = run["quota_day_remaining"]
             if run.get("quality_verdict") and health.quality_verdict != "failed":
                 health.quality_verdict = run["quality_verdict"]
             if run.get("status") in ("failed", "rejected", "quarantined"):

@@ -188,3 +188,15 @@ def test_a_run_with_one_stream_rejected_and_others_loaded_is_partial(engine):
     _synced(engine, "t", NOW, stream="payments", status="rejected", run_id="r")
     [run] = run_history(engine, now=NOW)["t"]
     assert (run.status, run.problem_streams, run.skipped_streams) == ("partial", 1, 0)
+
+
+def test_quota_left_is_the_newest_reading(engine):
+    """Xero counts the day quota down as a run calls, so the last stream's reading is the one to show."""
+    _tenant(engine, "t", "Acme Architects")
+    earlier, later = NOW - timedelta(minutes=50), NOW - timedelta(minutes=10)
+    _synced(engine, "t", earlier, stream="accounts", run_id="r1", quota_day_remaining=4990)
+    _synced(engine, "t", later, stream="tracking_categories", run_id="r2", quota_day_remaining=4998)
+    _synced(engine, "t", later, stream="journals", run_id="r2", quota_day_remaining=4700)
+    _synced(engine, "t", later, stream="contacts", run_id="r2", quota_day_remaining=4996)
+    (health,) = tenant_health(engine, now=NOW)
+    assert health.quota_day_remaining == 4700
