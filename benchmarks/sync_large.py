@@ -123,7 +123,11 @@ def run_sync(base_url: str, db_url: str, workers: int) -> dict:
 
 
 def copy_rate(db_url: str) -> tuple[int, float]:
-    """Rows and seconds for COPY of every loaded table into an empty twin of it."""
+    """Rows and seconds for COPY of the loaded rows back into the same tables, emptied first.
+
+    The tables keep their indexes, constraints and write-ahead logging, as the sync had them,
+    and each COPY commits, so the baseline pays what the sync pays for durability.
+    """
     import psycopg2
     from intoaec_xero.schema import TARGET_TABLES
 
@@ -131,16 +135,21 @@ def copy_rate(db_url: str) -> tuple[int, float]:
     conn.autocommit = True
     total_rows, total_seconds = 0, 0.0
     with conn.cursor() as cur:
+        dumps = {}
         for table in TARGET_TABLES:
             buffer = io.StringIO()
             cur.copy_expert(f"COPY {table} TO STDOUT", buffer)
+            dumps[table] = buffer
+        cur.execute(f"TRUNCATE {', '.join(TARGET_TABLES)}")
+        # Start from a clean slate: no dirty pages of the sync left for the COPY to flush.
+        cur.execute("CHECKPOINT")
+        for table, buffer in dumps.items():
             rows = buffer.getvalue().count("\n")
             if not rows:
                 continue
-            cur.execute(f"CREATE TEMP TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
             buffer.seek(0)
             started = time.perf_counter()
-            cur.copy_expert(f"COPY bench_{table} FROM STDIN", buffer)
+            cur.copy_expert(f"COPY {table} FROM STDIN", buffer)
             total_seconds += time.perf_counter() - started
             total_rows += rows
     conn.close()
@@ -208,7 +217,7 @@ def main() -> None:
     copy_per_s = copy_rows / copy_seconds if copy_seconds else math.inf
     sync_per_s = pg_rows / pg["seconds"]
     lines += ["### Against PostgreSQL COPY", "",
-              f"`COPY` of the same {copy_rows:,} rows into empty twins of the same tables took {copy_seconds:.1f} s "
+              f"`COPY` of the same {copy_rows:,} rows into the same tables, emptied, took {copy_seconds:.1f} s "
               f"({copy_per_s:,.0f} rows/s). The end-to-end sync (API, parsing, checks, upsert) ran at "
               f"{sync_per_s:,.0f} rows/s: **{100 * sync_per_s / copy_per_s:.0f}% of the COPY rate** (target ≥ 30%).",
               ""]

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from intoaec_xero import collector
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import XeroAccessDenied, XeroBadResponse
 from intoaec_xero.parsing import format_if_modified_since, parse_datetime
@@ -76,10 +77,11 @@ def extract_stream(
     result.if_modified_since = since
     calls_before = client.stats.calls
     try:
-        if stream.paging is Paging.OFFSET:
-            _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset, max_pages)
-        else:
-            _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where, max_pages)
+        with collector.paused():
+            if stream.paging is Paging.OFFSET:
+                _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset, max_pages)
+            else:
+                _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where, max_pages)
     except XeroAccessDenied as error:
         if not stream.plan_gated or error.status != 401:
             raise
@@ -164,6 +166,7 @@ def _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where=Non
             if not more:
                 return
             if page % 10 == 0:
+                collector.collect_young()  # what the HTTP stack leaves behind
                 log.info("%s %s: %d records over %d pages so far", tenant_id, stream.name, result.records, page)
             page += 1
 
@@ -206,6 +209,7 @@ def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, 
             if not more:
                 break
             if result.pages % 20 == 0:
+                collector.collect_young()
                 log.info("%s %s: %d records, offset %d", tenant_id, stream.name, result.records, offset)
 
 

@@ -7,7 +7,6 @@ the next run reads the same changes again and the upsert makes that harmless.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import zlib
 from collections import defaultdict
@@ -19,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine, delete
 
-from intoaec_xero import state
+from intoaec_xero import collector, state
 from intoaec_xero.db import UpsertChanges, upsert
 from intoaec_xero.extract import StreamExtract
-from intoaec_xero.rawstore import RawStore
+from intoaec_xero.rawstore import RawStore, read_page
 from intoaec_xero.schema import metadata
 from intoaec_xero.streams import Stream
 from intoaec_xero.transform import transform_record
@@ -79,7 +78,7 @@ def load_stream(
     """
     result = StreamLoad(stream=stream.name)
     counts: dict[str, int] = defaultdict(int)
-    with engine.begin() as conn, _Writer(conn) as writer:
+    with engine.begin() as conn, _Writer(conn) as writer, collector.paused():
         validator = StreamValidator(conn, tenant_id, stream, expected_pages=extracted.pages or None,
                                     expected_records=extracted.records, accept=accept)
         # Rows gathered per record (not per page: journals come 100 to a page) and checked and
@@ -100,6 +99,7 @@ def load_stream(
                                   bool(extracted.extra.get("reconcile")))
             pending = {}
             pending_rows = 0
+            collector.collect_young()  # the cycles a chunk's checks leave behind
 
         for page_number, body in kept_pages(raw, run_id, tenant_id, stream.name):
             records = validator.read_page(page_number, body)
@@ -173,11 +173,9 @@ class _Writer:
 
 def kept_pages(raw: RawStore, run_id: str, tenant_id: str, stream: str) -> Iterator[tuple[int, bytes | Exception]]:
     """Each kept page, or the error reading it: a damaged file is a finding for the checks, not a crash."""
-    paths = sorted(raw.stream_dir(run_id, tenant_id, stream).glob("page-*.json.gz"))
-    for number, path in enumerate(paths, start=1):
+    for number, path in enumerate(raw.page_paths(run_id, tenant_id, stream), start=1):
         try:
-            with gzip.open(path, "rb") as handle:
-                yield number, handle.read()
+            yield number, read_page(path)
         except (OSError, EOFError, zlib.error) as error:
             yield number, error
 

@@ -11,6 +11,7 @@ import gzip
 import os
 import re
 import shutil
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_name(value: str) -> str:
     """Airflow run ids contain ':' and '+'; keep paths portable."""
     return _UNSAFE.sub("_", value).strip("_") or "run"
+
+
+def read_page(path: Path) -> bytes:
+    """A kept page's bytes. Raises OSError, EOFError or zlib.error when the file is damaged."""
+    data = path.read_bytes()
+    # wbits=31: a gzip member, its CRC and length checked by zlib itself.
+    decompressor = zlib.decompressobj(wbits=31)
+    body = decompressor.decompress(data)
+    if not decompressor.eof:
+        raise EOFError("the compressed page ends before its end-of-stream marker")
+    if decompressor.unused_data.lstrip(b"\x00"):
+        return gzip.decompress(data)  # more than one member: not written here, but still gzip
+    return body
 
 
 class RawStore:
@@ -42,15 +56,17 @@ class RawStore:
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / f"page-{number:06d}.json.gz"
         partial = final.with_suffix(".partial")
-        with gzip.open(partial, "wb", compresslevel=1) as handle:
-            handle.write(body)
+        # One call, not a streamed GzipFile: pages are a few MB and this is the sync's hot path.
+        partial.write_bytes(gzip.compress(body, compresslevel=1, mtime=0))
         os.replace(partial, final)
         return final
 
+    def page_paths(self, run_id: str, tenant_id: str, stream: str) -> list[Path]:
+        return sorted(self.stream_dir(run_id, tenant_id, stream).glob("page-*.json.gz"))
+
     def pages(self, run_id: str, tenant_id: str, stream: str) -> Iterator[bytes]:
-        for path in sorted(self.stream_dir(run_id, tenant_id, stream).glob("page-*.json.gz")):
-            with gzip.open(path, "rb") as handle:
-                yield handle.read()
+        for path in self.page_paths(run_id, tenant_id, stream):
+            yield read_page(path)
 
     def page_count(self, run_id: str, tenant_id: str, stream: str) -> int:
         return len(list(self.stream_dir(run_id, tenant_id, stream).glob("page-*.json.gz")))

@@ -15,14 +15,13 @@ Three kinds of check run here, in the order the data gets readable:
 
 from __future__ import annotations
 
-import gc
 import logging
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from intoaec_xero import collector
 from intoaec_xero.quality.model import (
     ERROR,
     SAMPLE_KEYS,
@@ -112,7 +111,7 @@ class StreamValidator:
 
         self._chunks += 1
         refs = self._references()
-        with _collector_paused():
+        with collector.paused():
             built = frames.build_frames(self.stream.targets, rows_by_table, refs)
             for table, frame in built.items():
                 results, outcome = runner.validate(frame)
@@ -190,19 +189,6 @@ def record_label(stream: Stream, page: int, position: int, record: Any) -> str:
     if isinstance(key, (str, int)) and not isinstance(key, bool) and key != "":
         return str(key)
     return f"page {page} record {position + 1}"
-
-
-@contextmanager
-def _collector_paused():
-    """Checking a chunk allocates millions of small objects while the chunk's rows are alive; the
-    cyclic collector would walk all of them again and again (a third of the time) to find no cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _first_line(error: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -16,7 +17,7 @@ from typing import Any
 
 from intoaec_xero.errors import XeroAccessDenied, XeroError
 from intoaec_xero.parsing import loads
-from intoaec_xero.rawstore import RawStore
+from intoaec_xero.rawstore import RawStore, read_page
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,9 @@ class TrialBalance:
 def read_trial_balance(raw: RawStore, run_id: str, tenant_id: str, as_at: str) -> TrialBalance:
     """The kept report as net balances per account; raises ValueError if it cannot be read."""
     path = raw.stream_dir(run_id, tenant_id, TRIAL_BALANCE) / "page-000001.json.gz"
-    import gzip
-
     try:
-        with gzip.open(path, "rb") as handle:
-            payload = loads(handle.read())
-    except (OSError, EOFError, ValueError) as error:
+        payload = loads(read_page(path))
+    except (OSError, EOFError, zlib.error, ValueError) as error:
         raise ValueError(f"the kept trial balance report cannot be read ({error})") from None
     return parse_trial_balance(payload, date.fromisoformat(as_at))
 
