@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
     dialect = conn.dialect.name
     keys = [c.name for c in table.primary_key.columns]
     # A key twice in one statement is an error on PostgreSQL; the last version wins, as Xero's would.
-    by_key = {tuple(row[k] for k in keys): row for row in rows}
+    by_key = dict(zip(map(itemgetter(*keys), rows), rows))
     if len(by_key) != len(rows):
         rows = list(by_key.values())
     columns = list(rows[0].keys())
