@@ -193,7 +193,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
     dialect = conn.dialect.name
     keys = [c.name for c in table.primary_key.columns]
     # A key twice in one statement is an error on PostgreSQL; the last version wins, as Xero's would.
-    by_key = dict(zip(map(itemgetter(*keys), rows), rows))
+    by_key = dict(zip(map(itemgetter(*keys), rows), rows, strict=True))
     if len(by_key) != len(rows):
         rows = list(by_key.values())
     columns = list(rows[0].keys())

@@ -7,7 +7,6 @@ import gzip
 import zlib
 
 import pytest
-
 from intoaec_xero import collector
 from intoaec_xero.rawstore import RawStore, read_page
 
