@@ -101,6 +101,9 @@ CHART = [
     ("493", "Travel — National", "EXPENSE", PURCHASE, "", "ACTIVE"),
     ("494", "Travel — International", "EXPENSE", NOTAX, "", "ACTIVE"),
     ("499", "Drafting Supplies (legacy)", "EXPENSE", PURCHASE, "", "ARCHIVED"),
+    # Where Xero posts what converting foreign-currency documents to base currency leaves over.
+    ("498", "Realised Currency Gains", "EXPENSE", None, "REALISEDCURRENCYGAIN", "ACTIVE"),
+    ("860", "Rounding", "CURRLIAB", None, "ROUNDING", "ACTIVE"),
 ]
 
 DISCIPLINES = [("Architecture", "200"), ("Structural", "201"), ("Building Services", "202"),
@@ -307,6 +310,8 @@ class _Generator:
         b.ap_account = b.account_by_code["800"]
         b.gst_account = b.account_by_code["820"]
         b.bank_account = b.account_by_code["090"]
+        b.fx_gain_account = b.account_by_code["498"]
+        b.rounding_account = b.account_by_code["860"]
 
     def _new_contact(self, name, first="", last="", created_ms=0, currency="") -> int:
         b, rng = self.b, self.rng
@@ -697,17 +702,18 @@ def post_event(b: Books, kind: str, idx: int, ms: int) -> None:
     elif kind == "pay":
         pay = b.payments[idx]
         inv = b.invoices[pay.invoice]
-        base = to_base(pay.amount, pay.rate)
+        bank = to_base(pay.amount, pay.rate)
+        cleared = b.clear_on_control(inv, pay.amount)
         desc = b.s("")
-        if inv.type == "ACCREC":
-            lines = [(pay.account, base, 0, -1, -1, desc, -1), (b.ar_account, -base, 0, -1, -1, desc, -1)]
-            st = "ACCRECPAYMENT"
-        else:
-            lines = [(pay.account, -base, 0, -1, -1, desc, -1), (b.ap_account, base, 0, -1, -1, desc, -1)]
-            st = "ACCPAYPAYMENT"
+        sign, control, st = (1, b.ar_account, "ACCRECPAYMENT") if inv.type == "ACCREC" else \
+            (-1, b.ap_account, "ACCPAYPAYMENT")
+        lines = [(pay.account, sign * bank, 0, -1, -1, desc, -1), (control, -sign * cleared, 0, -1, -1, desc, -1),
+                 (b.fx_gain_account, sign * (cleared - bank), 0, -1, -1, desc, -1)]
         pay.journal = b.post_journal(pay.date, ms, st, idx, lines)
     elif kind == "paydel":
-        b.reverse_journal(b.payments[idx].journal, ms)
+        pay = b.payments[idx]
+        b.cleared_paid[pay.invoice] -= pay.amount
+        b.reverse_journal(pay.journal, ms)
     elif kind == "cn":
         cn = b.credit_notes[idx]
         sign, control = (-1, b.ar_account) if cn.type == "ACCRECCREDIT" else (1, b.ap_account)

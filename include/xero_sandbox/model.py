@@ -286,6 +286,9 @@ class Books:
     ar_account: int = -1
     ap_account: int = -1
     bank_account: int = -1
+    fx_gain_account: int = -1
+    rounding_account: int = -1
+    cleared_paid: dict[int, int] = field(default_factory=dict)  # invoice idx -> payments posted, its currency
     project_category: int = -1
     discipline_category: int = -1
     invoice_seq: int = 0
@@ -407,9 +410,25 @@ class Books:
                         ln.taxrate[i]))
         if tax_total_base:
             out.append((self.gst_account, -sign * tax_total_base, 0, -1, -1, self.s(""), -1))
-        control = -sum(x[1] for x in out)
+        # The control account carries the total converted once; what converting line by line
+        # leaves over goes to Rounding, so the document clears to the cent when it is settled.
+        control = sign * to_base(doc.total, doc.rate)
+        leftover = -control - sum(x[1] for x in out)
+        if leftover:
+            out.append((self.rounding_account, leftover, 0, -1, -1, self.s(""), -1))
         out.insert(0, (control_account, control, 0, -1, -1, self.s(""), -1))
         return out
+
+    def clear_on_control(self, inv, amount: int) -> int:
+        """Base cents a payment of ``amount`` takes off the control account, at the invoice's rate.
+
+        Converted cumulatively (credit applied first, then payments in posting order), so the
+        payments and credit that settle an invoice take off exactly what it put on; the payment's
+        own conversion can differ by a cent, which the payment posts to Realised Currency Gains.
+        """
+        before = inv.credited + self.cleared_paid.get(inv.idx, 0)
+        self.cleared_paid[inv.idx] = self.cleared_paid.get(inv.idx, 0) + amount
+        return to_base(before + amount, inv.rate) - to_base(before, inv.rate)
 
     # -- truth
     def truth(self) -> dict:
