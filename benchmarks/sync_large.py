@@ -81,7 +81,8 @@ def sync_tenant(tenant):
                          "seconds": extract_seconds + load_seconds,
                          "minimum_calls": (max(1, -(-n // per_call)) if paged else 1) if not item["unavailable"] else 1}
     engine.dispose()
-    return {"streams": streams, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"streams": streams, "tenant": tenant["tenant_name"],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 if __name__ == "__main__":
@@ -98,7 +99,9 @@ if __name__ == "__main__":
         done = pool.map(sync_tenant, tenants, chunksize=1)
     out = {"streams": {}, "tenants": len(tenants), "workers": workers,
            "seconds": time.perf_counter() - started,
-           "peak_rss_mb": max(d["peak_rss_mb"] for d in done)}
+           "peak_rss_mb": max(d["peak_rss_mb"] for d in done),
+           "per_tenant": [{"tenant": d["tenant"], "peak_rss_mb": d["peak_rss_mb"],
+                           "rows": sum(s["rows"] for s in d["streams"].values())} for d in done]}
     for tenant in done:
         for name, item in tenant["streams"].items():
             entry = out["streams"].setdefault(name, {"records": 0, "rows": 0, "calls": 0, "seconds": 0.0,
@@ -240,6 +243,10 @@ def write_report(args, pg_runs: list[dict], sqlite_run: dict) -> None:
             rate = s["rows"] / s["seconds"] if s["seconds"] else 0
             lines.append(f"| {name} | {s['records']:,} | {s['rows']:,} | {s['seconds']:.1f} | {rate:,.0f} | "
                          f"{s['calls']:,} | {s['minimum_calls']:,} |")
+        lines += ["", "Peak memory against the size of the tenant (each in a process of its own):", "",
+                  "| tenant | rows loaded | peak memory |", "|---|---:|---:|"]
+        for tenant in sorted(result["per_tenant"], key=lambda t: -t["rows"]):
+            lines.append(f"| {tenant['tenant']} | {tenant['rows']:,} | {tenant['peak_rss_mb']:.0f} MB |")
         lines.append("")
     lines += ["### Against PostgreSQL COPY", "",
               "After each run, the loaded rows are dumped, the tables emptied (indexes, constraints and "
