@@ -52,7 +52,7 @@ airflow: install
 # Benchmarks (not timed tests): each writes its own section of docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m benchmarks.sync_large --dataset $(or $(BENCH_DATASET),large)
-	$(BIN)/python -m benchmarks.quality_overhead --dataset large --backend sqlite --repeat 1
+	$(BIN)/python -m benchmarks.quality_overhead --dataset large --backend sqlite --repeat 2
 	$(BIN)/python -m benchmarks.journal_backfill
 
 # 50 tenants under the real scheduler (CeleryExecutor on the local Redis; ~15 min).
