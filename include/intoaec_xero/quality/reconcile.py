@@ -55,14 +55,16 @@ def reconcile_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any],
                   or backfill_pending(engine, tenant_id))
     results = []
     with engine.connect() as conn:
+        ledger = _Ledger(conn, tenant_id)
         if ledger_gap:
             results.append(_skip("journal_balances", ERROR, ledger_gap))
             results.append(_skip("trial_balance", ERROR, ledger_gap))
         else:
             results.append(_journal_balances(conn, tenant_id))
-            results.append(_trial_balance(conn, raw, run_id, tenant_id, items["journals"]))
+            results.append(_trial_balance(conn, raw, run_id, tenant_id, items["journals"], ledger))
         ar_gap = ledger_gap or _stream_gap(outcomes, "invoices", "credit_notes", "accounts")
-        results.append(_skip("ar_matches_ledger", WARN, ar_gap) if ar_gap else _ar_matches_ledger(conn, tenant_id))
+        results.append(_skip("ar_matches_ledger", WARN, ar_gap) if ar_gap
+                       else _ar_matches_ledger(conn, tenant_id, ledger))
         pay_gap = _stream_gap(outcomes, "invoices", "payments")
         results.append(_skip("payments_match_amount_paid", WARN, pay_gap) if pay_gap
                        else _payments_match(conn, tenant_id))
@@ -133,7 +135,7 @@ def _journal_balances(conn, tenant_id: str) -> CheckResult:
                        failing_keys=keys[:SAMPLE_KEYS])
 
 
-def _trial_balance(conn, raw: RawStore, run_id: str, tenant_id: str, item: dict) -> CheckResult:
+def _trial_balance(conn, raw: RawStore, run_id: str, tenant_id: str, item: dict, ledger: _Ledger) -> CheckResult:
     info = (item.get("extra") or {}).get("trial_balance") or {}
     if "date" not in info:
         return _skip("trial_balance", ERROR, info.get("skipped") or "Xero's trial balance was not fetched")
@@ -141,7 +143,7 @@ def _trial_balance(conn, raw: RawStore, run_id: str, tenant_id: str, item: dict)
         report = reports.read_trial_balance(raw, run_id, tenant_id, info["date"])
     except ValueError as error:
         return _skip("trial_balance", ERROR, str(error))
-    ledger = _ledger_by_account(conn, tenant_id, report.as_at)
+    ledger = ledger.by_account(report.as_at)
     codes = dict(conn.execute(select(accounts.c.account_id, accounts.c.code)
                               .where(accounts.c.tenant_id == tenant_id)).all())
     differences = []
@@ -158,26 +160,53 @@ def _trial_balance(conn, raw: RawStore, run_id: str, tenant_id: str, item: dict)
                        failing_keys=differences[:SAMPLE_KEYS])
 
 
-def _ledger_by_account(conn, tenant_id: str, as_at: date) -> dict[str, Decimal]:
-    net = money_sum(journal_lines.c.net_amount)
-    rows = conn.execute(
-        select(journal_lines.c.account_id, net)
-        .select_from(journal_lines.join(journals, and_(journals.c.tenant_id == journal_lines.c.tenant_id,
-                                                       journals.c.journal_id == journal_lines.c.journal_id)))
-        .where(journal_lines.c.tenant_id == tenant_id, journals.c.journal_date <= as_at)
-        .group_by(journal_lines.c.account_id)
-    ).all()
-    return {account_id: cents_to_decimal(value) for account_id, value in rows if account_id is not None}
+class _Ledger:
+    """The tenant's ledger net by account, read once for the checks that need it.
+
+    Each read scans every journal line of the tenant; the trial balance's as-at date only needs
+    the join to journals when some journal is dated after it.
+    """
+
+    def __init__(self, conn, tenant_id: str) -> None:
+        self.conn, self.tenant_id = conn, tenant_id
+        self._all: dict[str | None, int] | None = None
+
+    def _net(self, as_at: date | None) -> dict[str | None, int]:
+        lines = journal_lines
+        query = select(lines.c.account_id, money_sum(lines.c.net_amount)).where(lines.c.tenant_id == self.tenant_id)
+        if as_at is not None:
+            query = query.select_from(lines.join(journals, and_(journals.c.tenant_id == lines.c.tenant_id,
+                                                                journals.c.journal_id == lines.c.journal_id))
+                                      ).where(journals.c.journal_date <= as_at)
+        return {account_id: value for account_id, value in self.conn.execute(query.group_by(lines.c.account_id))}
+
+    def _everything(self) -> dict[str | None, int]:
+        if self._all is None:
+            self._all = self._net(None)
+        return self._all
+
+    def by_account(self, as_at: date) -> dict[str, Decimal]:
+        latest = self.conn.execute(select(func.max(journals.c.journal_date))
+                                   .where(journals.c.tenant_id == self.tenant_id)).scalar_one()
+        net = self._everything() if latest is None or _as_date(latest) <= as_at else self._net(as_at)
+        return {account_id: cents_to_decimal(value) for account_id, value in net.items() if account_id is not None}
+
+    def balance(self, account_ids: list[str]) -> Decimal:
+        """Every line of these accounts, whatever its date."""
+        net = self._everything()
+        return cents_to_decimal(sum(int(net.get(a) or 0) for a in account_ids))
 
 
-def _ar_matches_ledger(conn, tenant_id: str) -> CheckResult:
+def _as_date(value: Any) -> date:
+    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+
+
+def _ar_matches_ledger(conn, tenant_id: str, ledger: _Ledger) -> CheckResult:
     debtors = [r[0] for r in conn.execute(select(accounts.c.account_id).where(
         accounts.c.tenant_id == tenant_id, accounts.c.system_account == "DEBTORS"))]
     if not debtors:
         return _skip("ar_matches_ledger", WARN, "no accounts receivable (DEBTORS) account among the accounts")
-    ledger = cents_to_decimal(conn.execute(
-        select(money_sum(journal_lines.c.net_amount))
-        .where(journal_lines.c.tenant_id == tenant_id, journal_lines.c.account_id.in_(debtors))).scalar_one())
+    ledger = ledger.balance(debtors)
     open_invoices = conn.execute(
         select(invoices.c.amount_due, invoices.c.currency_rate, invoices.c.currency_code)
         .where(invoices.c.tenant_id == tenant_id, invoices.c.type == "ACCREC", invoices.c.status == "AUTHORISED")
