@@ -28,9 +28,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.pg import drop_database, fresh_database
 from benchmarks.report import write_section
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 HEADING = "Journal backfill"
 CLOCK_START = "2026-11-02T12:00:00Z"  # mid-way through the first tenant's day window
 
@@ -65,21 +65,11 @@ class _database:
     def __enter__(self) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{self.scratch}/intoaec.db"
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        self.admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        return make_url(PG_ADMIN).set(database=self.name).render_as_string(hide_password=False)
+        return fresh_database(self.name)
 
     def __exit__(self, *exc) -> None:
         if self.kind == "postgresql":
-            from sqlalchemy import text
-
-            with self.admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-            self.admin.dispose()
+            drop_database(self.name)
 
 
 def run(args, url: str, scratch: Path) -> dict:

@@ -22,9 +22,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.pg import drop_database, fresh_database
 from benchmarks.report import write_section
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 HEADING = "Data quality overhead"
 MODES = ("off", "on-warm", "on-cold")
 
@@ -76,28 +76,12 @@ print(json.dumps({"mode": mode, "seconds": seconds, "cpu": time.process_time() -
 
 
 def _database(backend: str, scratch: Path, n: int) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{scratch / f'q{n}.db'}"
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"intoaec_bench_quality_{n}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    return f"sqlite:///{scratch / f'q{n}.db'}" if backend == "sqlite" else fresh_database(f"intoaec_bench_quality_{n}")
 
 
 def _drop(url: str) -> None:
-    if not url.startswith("postgresql"):
-        return
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    admin.dispose()
+    if url.startswith("postgresql"):
+        drop_database(url.rsplit("/", 1)[1])
 
 
 def measure(dataset: str, backend: str, repeat: int, seed: int = 1) -> dict[str, list[dict]]:

@@ -20,9 +20,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.pg import drop_database, fresh_database
 from benchmarks.report import write_section
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 HEADING = "Full sync (large)"
 
 # Runs in a child process so its peak RSS is the sync's alone. Each tenant is extracted and
@@ -158,15 +158,6 @@ def copy_rate(db_url: str) -> tuple[int, float]:
     return total_rows, total_seconds
 
 
-def _fresh_database(admin, name: str) -> str:
-    from sqlalchemy import text
-
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-
-
 def _checked(result: dict, url: str, truth: dict) -> dict:
     from intoaec_xero import db, report
 
@@ -188,17 +179,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="PostgreSQL runs, each into a fresh database; the median is reported")
     args = parser.parse_args()
-    from sqlalchemy import create_engine, text
     from xero_sandbox.testing import running_sandbox
 
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     name = "intoaec_bench"
     pg_runs = []
     with tempfile.TemporaryDirectory() as scratch, \
             running_sandbox(dataset=args.dataset, seed=args.seed, limits=False, startup_timeout=300) as sandbox:
         truth = sandbox.truth()
         for attempt in range(1, args.repeat + 1):
-            pg_url = _fresh_database(admin, name)
+            pg_url = fresh_database(name)
             print(f"syncing {args.dataset} into PostgreSQL ({attempt}/{args.repeat}), "
                   f"{args.workers} tenant(s) at a time ...", flush=True)
             run = _checked(run_sync(sandbox.base_url, pg_url, args.workers), pg_url, truth)
@@ -211,8 +200,7 @@ def main() -> None:
         print(f"syncing {args.dataset} into SQLite, one tenant at a time ...", flush=True)
         sqlite_url = f"sqlite:///{Path(scratch) / 'bench.db'}"
         sqlite_run = _checked(run_sync(sandbox.base_url, sqlite_url, 1), sqlite_url, truth)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_database(name)
     write_report(args, pg_runs, sqlite_run)
 
 

@@ -426,8 +426,9 @@ class Books:
         payments and credit that settle an invoice take off exactly what it put on; the payment's
         own conversion can differ by a cent, which the payment posts to Realised Currency Gains.
         """
-        before = inv.credited + self.cleared_paid.get(inv.idx, 0)
-        self.cleared_paid[inv.idx] = self.cleared_paid.get(inv.idx, 0) + amount
+        paid = self.cleared_paid.get(inv.idx, 0)
+        self.cleared_paid[inv.idx] = paid + amount
+        before = inv.credited + paid
         return to_base(before + amount, inv.rate) - to_base(before, inv.rate)
 
     # -- truth

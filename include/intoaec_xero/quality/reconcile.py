@@ -188,17 +188,13 @@ class _Ledger:
     def by_account(self, as_at: date) -> dict[str, Decimal]:
         latest = self.conn.execute(select(func.max(journals.c.journal_date))
                                    .where(journals.c.tenant_id == self.tenant_id)).scalar_one()
-        net = self._everything() if latest is None or _as_date(latest) <= as_at else self._net(as_at)
+        net = self._everything() if latest is None or latest <= as_at else self._net(as_at)
         return {account_id: cents_to_decimal(value) for account_id, value in net.items() if account_id is not None}
 
     def balance(self, account_ids: list[str]) -> Decimal:
         """Every line of these accounts, whatever its date."""
         net = self._everything()
         return cents_to_decimal(sum(int(net.get(a) or 0) for a in account_ids))
-
-
-def _as_date(value: Any) -> date:
-    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
 
 
 def _ar_matches_ledger(conn, tenant_id: str, ledger: _Ledger) -> CheckResult:
