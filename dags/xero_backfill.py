@@ -36,7 +36,10 @@ BACKGROUND = {"pool": "xero_api", "priority_weight": 1, "weight_rule": "absolute
     is_paused_upon_creation=True,
     tags=["xero", "intoaec", "backfill"],
     default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=30), "retry_exponential_backoff": 2.0,
-                  "max_retry_delay": pendulum.duration(hours=6)},
+                  "max_retry_delay": pendulum.duration(hours=6),
+                  # Per try (for the journal sensor: per poke); a hung call never holds a slot for ever.
+                  "execution_timeout": pendulum.duration(
+                      minutes=int(os.environ.get("INTOAEC_EXTRACT_TIMEOUT_MINUTES", "360")))},
     params={
         "journal_share": Param(None, type=["null", "number"], minimum=0.01, maximum=1,
                                description="Share of each tenant's daily Xero quota the backfill may use "
@@ -100,8 +103,17 @@ def xero_backfill():
 
         return backfill_tasks.report(run_id)
 
+    # report runs whatever happened; this leaf runs only when a task upstream failed, and fails the run.
+    @task(trigger_rule="one_failed", retries=0)
+    def run_verdict(run_id=None) -> None:
+        from intoaec_xero.airflow import tasks
+
+        tasks.run_verdict(run_id, dag="xero_backfill")
+
     tenants = discover_tenants()
-    [window.expand(tenant=tenants), journals.expand(tenant=tenants)] >> report()
+    work = [window.expand(tenant=tenants), journals.expand(tenant=tenants)]
+    work >> report()
+    [tenants, *work] >> run_verdict()
 
 
 xero_backfill()

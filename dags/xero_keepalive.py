@@ -20,7 +20,8 @@ from airflow.sdk import dag, get_current_context, task
     max_active_runs=1,
     is_paused_upon_creation=False,
     tags=["xero", "intoaec"],
-    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=15)},
+    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=15),
+                  "execution_timeout": pendulum.duration(minutes=15)},
     doc_md=__doc__,
 )
 def xero_keepalive():

@@ -12,6 +12,9 @@ import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task, task_group
 from intoaec_xero.airflow.alerts import SyncFailureNotifier
 
+# A full read of a large organisation at Xero's 60 calls a minute takes over an hour.
+EXTRACT_TIMEOUT = pendulum.duration(minutes=int(os.environ.get("INTOAEC_EXTRACT_TIMEOUT_MINUTES", "360")))
+
 # Each IntoAEC table is an Asset, so downstream DAGs can be scheduled on fresh financial data.
 TABLE_ASSETS = [
     Asset(f"intoaec://intoaec_db/{table}", group="intoaec_xero")
@@ -29,7 +32,9 @@ TABLE_ASSETS = [
     tags=["xero", "intoaec"],
     default_args={
         "retries": 2,
-        "retry_delay": pendulum.duration(minutes=2),
+        "retry_delay": pendulum.duration(seconds=int(os.environ.get("INTOAEC_RETRY_DELAY_SECONDS", "120"))),
+        # No task may hang a worker slot (and a tenant's token lock) for ever; extract overrides it.
+        "execution_timeout": pendulum.duration(minutes=int(os.environ.get("INTOAEC_TASK_TIMEOUT_MINUTES", "60"))),
         # A tenant's load outranks the extracts still waiting, so with many tenants each one lands
         # as soon as its own extract is done instead of queueing behind every other tenant's.
         "weight_rule": "upstream",
@@ -48,7 +53,7 @@ def xero_sync():
     @task_group(group_id="tenant")
     def sync_tenant(tenant: dict[str, str]):
         # The grid labels each mapped instance with its organisation's name.
-        @task(pool="xero_api", map_index_template="{{ tenant_name }}")
+        @task(pool="xero_api", map_index_template="{{ tenant_name }}", execution_timeout=EXTRACT_TIMEOUT)
         def extract(tenant: dict[str, str], run_id: str | None = None) -> dict:
             from intoaec_xero.airflow import tasks
 
@@ -76,7 +81,18 @@ def xero_sync():
 
         return tasks.check_freshness()
 
-    sync_tenant.expand(tenant=discover_tenants()) >> report() >> check_freshness()
+    # report and check_freshness run whatever happened (all_done), so they cannot carry the run's
+    # outcome; this leaf does: it runs only when a task upstream failed, and then fails the run.
+    @task(trigger_rule="one_failed", retries=0)
+    def run_verdict(run_id: str | None = None) -> None:
+        from intoaec_xero.airflow import tasks
+
+        tasks.run_verdict(run_id)
+
+    tenants = discover_tenants()
+    synced = sync_tenant.expand(tenant=tenants)
+    synced >> [report(), check_freshness()]
+    [tenants, synced] >> run_verdict()
 
 
 xero_sync()

@@ -1,8 +1,10 @@
 """``intoaec-xero``: the data team's command line.
 
 Settings come from the same places the DAG reads: the Airflow connections ``xero_default``
-and ``intoaec_db`` (or ``--db-url`` / ``INTOAEC_DB_URL`` for the database). Every failure
-ends with one sentence on stderr and a non-zero exit code, never a traceback.
+and ``intoaec_db`` (or ``--db-url`` / ``INTOAEC_DB_URL`` for the database), found wherever
+Airflow keeps them, in Airflow's order: a secrets backend, ``AIRFLOW_CONN_*`` variables, then
+the metadata database (Admin ▸ Connections, ``airflow connections add``) of ``AIRFLOW_HOME``.
+Every failure ends with one sentence on stderr and a non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -262,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intoaec-xero", description="IntoAEC's Xero sync.")
     parser.add_argument("--db-url", default="", help="SQLAlchemy URL of the IntoAEC database "
                         "(default: INTOAEC_DB_URL, then the Airflow connection intoaec_db)")
-    parser.add_argument("--conn-id", default=DEFAULT_CONNECTION_KEY, help="the Airflow xero connection")
+    parser.add_argument("--conn-id", default=DEFAULT_CONNECTION_KEY,
+                        help=f"the Airflow connection of type xero (default {DEFAULT_CONNECTION_KEY})")
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -316,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Airflow sets up its logging (INFO, on stdout) when a command first imports it: keep the
+    # command's own output clean, for this command only.
+    quiet = not args.verbose and "airflow" not in sys.modules and "AIRFLOW__LOGGING__LOGGING_LEVEL" not in os.environ
+    if quiet:
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -332,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("intoaec-xero: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if quiet:
+            os.environ.pop("AIRFLOW__LOGGING__LOGGING_LEVEL", None)
 
 
 if __name__ == "__main__":

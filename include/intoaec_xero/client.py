@@ -1,10 +1,12 @@
 """The Xero client the pipeline uses: Airflow-free, built on the official xero-python SDK.
 
 The SDK carries the OAuth token handling and the endpoint signatures; this module adds what
-the SDK leaves out: a single-writer token refresh (see :mod:`intoaec_xero.tokens`), one place
-that classifies every HTTP failure as retriable or fatal, ``Retry-After``, backoff, quota
-headers, and exact JSON parsing. Responses are read raw (``_preload_content=False``) because
-the SDK's strict enum models abort a whole page on a value Xero added after the SDK shipped.
+the SDK leaves out: a single-writer token refresh (see :mod:`intoaec_xero.tokens`), a
+(connect, read) timeout on every HTTP call including the token endpoint's, one place that
+classifies every HTTP failure as retriable or fatal, one retry policy for API and token calls
+alike, ``Retry-After``, backoff, quota headers, and exact JSON parsing. Responses are read raw
+(``_preload_content=False``) because the SDK's strict enum models abort a whole page on a
+value Xero added after the SDK shipped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from xero_python.api_client.configuration import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 from xero_python.exceptions import ApiException, HTTPStatusException
 from xero_python.identity import IdentityApi
+from xero_python.rest import RESTClientObject
 
 from intoaec_xero.errors import (
     ConfigurationError,
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 # A worker slot is never held longer than this waiting on one Retry-After.
 MAX_RETRY_WAIT_SECONDS = 120.0
+TOKEN_LABEL = "POST /connect/token"
 
 
 @dataclass
@@ -82,6 +86,26 @@ class CallStats:
                 seen[key] = int(value)
         if seen:
             self.quota[tenant_id] = seen
+
+
+class _TimedRESTClient(RESTClientObject):
+    """The SDK's HTTP client with a (connect, read) timeout on every call.
+
+    xero-python sends ``timeout=None`` to urllib3 unless a call passes ``_request_timeout``
+    (an int or a 2-tuple; a float is silently dropped), and its token calls (refresh, client
+    credentials, revocation) cannot pass one at all: ``None`` overrides any pool default, so
+    a server that accepts and never answers would hang the call, and the token row lock, forever.
+    """
+
+    def __init__(self, configuration, timeout: tuple[float, float]):
+        super().__init__(configuration)
+        self.default_timeout = timeout
+
+    def request(self, *args, _request_timeout=None, **kwargs):
+        if not (isinstance(_request_timeout, tuple) and len(_request_timeout) == 2) \
+                and not (isinstance(_request_timeout, int) and _request_timeout > 0):
+            _request_timeout = self.default_timeout
+        return super().request(*args, _request_timeout=_request_timeout, **kwargs)
 
 
 class _StoreBackedToken(OAuth2Token):
@@ -125,6 +149,7 @@ class XeroClient:
         configuration = Configuration()  # a fresh token object per client: the SDK shares them otherwise
         configuration.oauth2_token = _StoreBackedToken(self)
         self._api_client = ApiClient(configuration, pool_threads=1)
+        self._api_client.rest_client = _TimedRESTClient(configuration, settings.http_timeout)
         # urllib3 would otherwise retry 429/503 on its own (honouring Retry-After inside the
         # call), hiding them from the one place that classifies, counts and paces retries.
         self._api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
@@ -151,9 +176,23 @@ class XeroClient:
         return self._tokens
 
     def refresh_tokens(self, force: bool) -> TokenSet:
+        """A fresh token set through the store's single-writer lock, retrying passing failures.
+
+        Each attempt takes the lock, re-reads the stored set and makes one bounded call, so the
+        lock is never held across a backoff. An attempt after a lost answer (a timeout or a cut
+        transfer after Xero rotated) sends the same, now previous, refresh token again: Xero
+        accepts it for 30 minutes, which is what recovers the rotation within this run.
+        """
         with self._lock:
             stale = self._tokens
-            self._tokens = self.store.refresh(stale, self._fetch_new_tokens, force=force)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    self._tokens = self.store.refresh(stale, self._fetch_new_tokens, force=force)
+                    break
+                except XeroError as failure:
+                    self._retry_or_raise(failure, attempt, TOKEN_LABEL)
             if self._tokens is not stale:
                 self.stats.token_refreshes += 1
             return self._tokens
@@ -164,20 +203,21 @@ class XeroClient:
         token_api = TokenApi(self._api_client, self.settings.client_id, self.settings.client_secret)
         token_api.refresh_token_url = self.settings.token_url  # per instance: no process-wide patch
         scope = list(current.scope or self.settings.scopes)
-        issued = time.time()
-        data = self._token_call(lambda: token_api.refresh_token(current.refresh_token, scope))
-        return TokenSet.from_response(data, now=issued)
+        return self._token_call(lambda: token_api.refresh_token(current.refresh_token, scope))
 
     def _client_credentials_token(self) -> TokenSet:
         token_api = TokenApi(self._api_client, self.settings.client_id, self.settings.client_secret)
         token_api.client_credentials_token_url = self.settings.token_url
-        issued = time.time()
-        data = self._token_call(lambda: token_api.get_client_credentials_token(False))
-        return TokenSet.from_response(data, now=issued)
+        return self._token_call(lambda: token_api.get_client_credentials_token(False))
 
-    def _token_call(self, call: Callable[[], dict]) -> dict:
+    def _token_call(self, call: Callable[[], dict]) -> TokenSet:
+        """One POST to the token endpoint, every failure classified (the SDK's timeout included)."""
+        issued = time.time()
         try:
-            return call()
+            data = call()
+        except ValueError:  # a body cut short without a length: not JSON (UnicodeDecodeError too)
+            raise XeroBadResponse(f"{TOKEN_LABEL}: Xero's answer was not complete JSON.",
+                                  endpoint=TOKEN_LABEL) from None
         except HTTPStatusException as error:
             detail = _error_detail(error.body)
             if error.status == 400 and "invalid_grant" in detail:
@@ -192,11 +232,17 @@ class XeroClient:
                     "(invalid_client): check the connection's Client ID and Client Secret.",
                     status=error.status,
                 ) from None
-            raise _classify(error, "POST /connect/token") from None
-        except urllib3.exceptions.HTTPError as error:
+            raise _classify(error, TOKEN_LABEL) from None
+        except urllib3.exceptions.HTTPError as error:  # timeouts, resets, a transfer cut half-way
             raise XeroUnavailable(
-                f"Cannot reach Xero's token endpoint at {self.settings.token_url}: {_reason(error)}."
+                f"No answer from Xero's token endpoint at {self.settings.token_url}: {_reason(error)}.",
+                endpoint=TOKEN_LABEL,
             ) from None
+        except ApiException as error:  # SSL and request-preparation failures
+            raise XeroUnavailable(f"{TOKEN_LABEL}: {error.reason}", endpoint=TOKEN_LABEL) from None
+        if not isinstance(data, dict) or not data.get("access_token"):
+            raise XeroBadResponse(f"{TOKEN_LABEL}: Xero's answer carries no access token.", endpoint=TOKEN_LABEL)
+        return TokenSet.from_response(data, now=issued)
 
     # -- API calls -----------------------------------------------------------------------------
     def connections(self) -> list[dict[str, Any]]:
@@ -222,7 +268,7 @@ class XeroClient:
             lambda timeout: method(tenant_id, _preload_content=False, _request_timeout=timeout, **params),
         )
 
-    def _request(self, label: str, tenant_id: str | None, call: Callable[[float], Any]) -> Response:
+    def _request(self, label: str, tenant_id: str | None, call: Callable[[tuple[float, float]], Any]) -> Response:
         """Every HTTP call goes through here: classify, retry what is retriable, count."""
         refreshed_after_401 = False
         attempt = 0
@@ -232,7 +278,7 @@ class XeroClient:
                 self.limiter.before_call(tenant_id)
             self.stats.calls += 1
             try:
-                raw = call(self.settings.request_timeout)
+                raw = call(self.settings.http_timeout)
                 headers = {k.lower(): v for k, v in raw.headers.items()}
                 body = raw.data
                 self._note_headers(tenant_id, headers)
@@ -255,24 +301,30 @@ class XeroClient:
                     refreshed_after_401 = True
                     self.refresh_tokens(force=True)
                     continue
-            except XeroError as error:
+            except XeroError as error:  # e.g. the token refresh the SDK ran before the call
                 failure = error
             except urllib3.exceptions.HTTPError as error:
                 failure = XeroUnavailable(f"{label}: cannot reach Xero ({_reason(error)}).", endpoint=label)
             except ApiException as error:  # SSL and request-preparation failures
                 failure = XeroUnavailable(f"{label}: {error.reason}", endpoint=label)
+            self._retry_or_raise(failure, attempt, label)
 
-            if isinstance(failure, XeroRateLimited):
-                self.stats.rate_limited += 1
-            if not failure.retriable or attempt >= self.settings.max_attempts:
-                if failure.retriable:
-                    failure.args = (f"{failure.args[0]} (gave up after {attempt} attempts)",)
-                raise failure
-            wait = self._backoff(attempt, failure)
-            self.stats.retries += 1
-            log.warning("%s Retrying in %.1f s (attempt %d of %d).", failure, wait, attempt + 1,
-                        self.settings.max_attempts)
-            self._sleep(wait)
+    def _retry_or_raise(self, failure: XeroError, attempt: int, label: str) -> None:
+        """The one retry policy: raise what is fatal or out of attempts, else back off."""
+        if failure.retries_exhausted:
+            raise failure  # its own retries are spent already; do not multiply them
+        if isinstance(failure, XeroRateLimited):
+            self.stats.rate_limited += 1
+        if not failure.retriable or attempt >= self.settings.max_attempts:
+            if failure.retriable:
+                failure.args = (f"{failure.args[0]} (gave up after {attempt} attempts)",)
+                failure.retries_exhausted = True
+            raise failure
+        wait = self._backoff(attempt, failure)
+        self.stats.retries += 1
+        log.warning("%s Retrying in %.1f s (attempt %d of %d).", failure, wait, attempt + 1,
+                    self.settings.max_attempts)
+        self._sleep(wait)
 
     def _note_headers(self, tenant_id: str | None, headers: dict[str, str]) -> None:
         self.stats.note_quota(tenant_id, headers)
@@ -343,6 +395,10 @@ def _reason(error: Exception) -> str:
         return "connection refused"
     if "timed out" in text.lower():
         return "timed out"
+    if "IncompleteRead" in text or "InvalidChunkLength" in text:
+        return "the answer was cut off half-way"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the connection was reset"
     return text.splitlines()[0][:200]
 
 

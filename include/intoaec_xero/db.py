@@ -182,16 +182,18 @@ _ROWCOUNT = {"preserve_rowcount": True}
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-           changes: UpsertChanges | None = None) -> int:
+           changes: UpsertChanges | None = None, keys: Sequence[str] | None = None) -> int:
     """Insert or update by primary key; a re-run with the same rows changes nothing.
 
-    Returns the number of distinct keys written. With ``changes``, also counts what was
-    inserted and what updated, at the price of one extra query per batch.
+    ``keys`` names the columns of a unique index to match on instead, for tables whose primary
+    key is a surrogate (``dq_results``). Returns the number of distinct keys written. With
+    ``changes``, also counts what was inserted and what updated, at the price of one extra
+    query per batch.
     """
     if not rows:
         return 0
     dialect = conn.dialect.name
-    keys = [c.name for c in table.primary_key.columns]
+    keys = list(keys) if keys else [c.name for c in table.primary_key.columns]
     # A key twice in one statement is an error on PostgreSQL; the last version wins, as Xero's would.
     by_key = dict(zip(map(itemgetter(*keys), rows), rows, strict=True))
     if len(by_key) != len(rows):

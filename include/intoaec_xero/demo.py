@@ -1,9 +1,11 @@
 """``make demo``: sandbox → OAuth sign-in → the real ``xero_sync`` DAG → IntoAEC tables.
 
-Starts the local Xero sandbox on a free port, connects through the OAuth flow (the sandbox's
-scripted user stands in for the person at the browser), runs ``airflow dags test xero_sync``
-against the two connections, prints what landed per tenant and table and whether it equals
-the sandbox's ground truth, then stops what it started. Run twice, it leaves the same counts.
+Starts the local Xero sandbox on a free port, stores the two Airflow connections with
+``airflow connections add`` (as a user does, or Admin ▸ Connections), connects with
+``intoaec-xero connect`` (the sandbox's scripted user stands in for the person at the
+browser), runs ``airflow dags test xero_sync``, prints what landed per tenant and table and
+whether it equals the sandbox's ground truth, then stops what it started. Run twice, it
+leaves the same counts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"  # the sandbox's public demo app, not a real secret
 SANDBOX_USER = ("demo@intoaec.test", "sandbox")
+# An AIRFLOW_CONN_* variable wins over the metadata database: from the shell, it would shadow
+# the connections the demo stores. INTOAEC_DB_URL (the demo's --db-url under make) would bypass
+# the stored intoaec_db.
+SHADOWING = ("AIRFLOW_CONN_XERO_DEFAULT", "AIRFLOW_CONN_INTOAEC_DB")
 
 
 def say(message: str) -> None:
@@ -62,8 +68,8 @@ def ensure_postgres_database(url: str) -> None:
         admin.dispose()
 
 
-def airflow_env(base_url: str, db_url: str, airflow_home: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def airflow_env(airflow_home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in (*SHADOWING, "INTOAEC_DB_URL")}
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
@@ -74,15 +80,6 @@ def airflow_env(base_url: str, db_url: str, airflow_home: Path) -> dict[str, str
             "INTOAEC_DATA_DIR": str(REPO / "var"),
             "TZ": "UTC",
             "GX_ANALYTICS_ENABLED": "false",
-            "AIRFLOW_CONN_XERO_DEFAULT": json.dumps(
-                {
-                    "conn_type": "xero",
-                    "login": SANDBOX_CLIENT_ID,
-                    "password": SANDBOX_CLIENT_SECRET,
-                    "extra": {"api_base_url": f"{base_url}/api.xro/2.0", "identity_base_url": base_url},
-                }
-            ),
-            "AIRFLOW_CONN_INTOAEC_DB": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}),
         }
     )
     return env
@@ -90,15 +87,35 @@ def airflow_env(base_url: str, db_url: str, airflow_home: Path) -> dict[str, str
 
 def run_airflow(args: list[str], env: dict[str, str], log_path: Path) -> int:
     airflow = Path(sys.executable).with_name("airflow")
+    shown = ["***" if i and args[i - 1] == "--conn-password" else a for i, a in enumerate(args)]
     with open(log_path, "ab") as log:
-        log.write(f"\n$ airflow {' '.join(args)}\n".encode())
+        log.write(f"\n$ airflow {' '.join(shown)}\n".encode())
         log.flush()
         return subprocess.call([str(airflow), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
                                cwd=REPO)
 
 
+def store_connections(base_url: str, db_url: str, env: dict[str, str], log_path: Path) -> bool:
+    """``xero_default`` and ``intoaec_db`` in the metadata database, as the README's setup stores them.
+
+    Replaced on every run: the sandbox listens on a new port each time.
+    """
+    connections = {
+        "xero_default": ["--conn-type", "xero", "--conn-login", SANDBOX_CLIENT_ID,
+                         "--conn-password", SANDBOX_CLIENT_SECRET,
+                         "--conn-extra", json.dumps({"api_base_url": f"{base_url}/api.xro/2.0",
+                                                     "identity_base_url": base_url})],
+        "intoaec_db": ["--conn-type", "generic", "--conn-extra", json.dumps({"sqlalchemy_url": db_url})],
+    }
+    for conn_id, options in connections.items():
+        run_airflow(["connections", "delete", conn_id], env, log_path)  # absent on the first run: fine
+        if run_airflow(["connections", "add", conn_id, *options], env, log_path) != 0:
+            return False
+    return True
+
+
 def connect(settings: XeroSettings, store: TokenStore) -> None:
-    """The authorization-code flow with PKCE; the sandbox's scripted user signs in and approves."""
+    """The authorization-code flow with PKCE, in this process; the sandbox's scripted user signs in and approves."""
     from xero_sandbox.testing import sign_in_and_consent
 
     from intoaec_xero.client import XeroClient
@@ -109,6 +126,18 @@ def connect(settings: XeroSettings, store: TokenStore) -> None:
     tokens = finish_authorization(settings, request, callback)
     # Stored before first use, then the organisations are recorded with their statuses.
     complete_sign_in(settings, store, tokens, XeroClient(settings, store))
+
+
+def connect_with_cli(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``intoaec-xero connect``: the same flow as a user runs it, reading the stored connections.
+
+    The sandbox's scripted user signs in and approves; the tokens land in the token store,
+    encrypted with this Airflow home's Fernet key, as the DAG's tasks read them.
+    """
+    cli = Path(sys.executable).with_name("intoaec-xero")
+    env = {k: v for k, v in env.items() if k != "AIRFLOW__LOGGING__LOGGING_LEVEL"}  # the CLI's own quiet default
+    return subprocess.run([str(cli), "connect", "--sandbox-user", ":".join(SANDBOX_USER)], env=env, cwd=REPO,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,16 +163,26 @@ def main(argv: list[str] | None = None) -> int:
         say(f"IntoAEC database: {db.describe(engine)}")
         with running_sandbox(dataset=args.dataset, seed=args.seed) as sandbox:
             say(f"Xero sandbox ({args.dataset}, seed {args.seed}) on {sandbox.base_url}")
-            settings = XeroSettings.for_single_host(
-                sandbox.base_url, client_id=SANDBOX_CLIENT_ID, client_secret=SANDBOX_CLIENT_SECRET
-            )
-            connect(settings, TokenStore(engine, settings.connection_key))
-            say("connected to Xero through the OAuth sign-in (PKCE) and stored the tokens")
-            env = airflow_env(sandbox.base_url, db_url, airflow_home)
+            for name in SHADOWING:
+                if os.environ.get(name):
+                    say(f"ignoring {name} from your shell: it would shadow the connections the demo stores")
+            env = airflow_env(airflow_home)
             if run_airflow(["db", "migrate"], env, log_path) != 0:
                 say(f"Airflow could not prepare its metadata database; see {log_path}")
                 return 1
+            if not store_connections(sandbox.base_url, db_url, env, log_path):
+                say(f"Airflow could not store the connections; see {log_path}")
+                return 1
+            say(f"stored the Airflow connections xero_default and intoaec_db in {airflow_home.relative_to(REPO)} "
+                "(airflow connections add)")
             run_airflow(["pools", "set", "xero_api", "5", "Xero API: concurrent calls per tenant"], env, log_path)
+            connected = connect_with_cli(env)
+            if connected.returncode != 0:
+                say("intoaec-xero connect failed: " + (connected.stderr.strip() or connected.stdout.strip()))
+                return 1
+            say("connected to Xero through the OAuth sign-in (PKCE) and stored the tokens "
+                "(intoaec-xero connect --sandbox-user):")
+            print(connected.stdout.rstrip(), flush=True)
             say("running the xero_sync DAG (airflow dags test xero_sync) ...")
             code = run_airflow(["dags", "test", "xero_sync"], env, log_path)
             truth = sandbox.truth()

@@ -9,19 +9,29 @@ from __future__ import annotations
 class IntoAECXeroError(Exception):
     """Base class: anything raised on purpose by this package."""
 
+    # Whether the same call may succeed if made again later (after a backoff).
+    retriable = False
+
 
 class ConfigurationError(IntoAECXeroError):
     """A connection, setting or URL is missing or wrong; retrying will not help."""
 
+    retriable = False
+
 
 class TargetDatabaseError(IntoAECXeroError):
     """The IntoAEC database cannot be reached or used."""
+
+    retriable = True
 
 
 class XeroError(IntoAECXeroError):
     """Xero (or the sandbox) answered with an error or not at all."""
 
     retriable = False
+    # Set once the client has spent its attempts on this failure, so a caller that wraps
+    # the call (an API call that needed a token refresh) does not retry it all over again.
+    retries_exhausted = False
 
     def __init__(self, message: str, *, status: int | None = None, endpoint: str | None = None):
         super().__init__(message)
@@ -53,15 +63,22 @@ class XeroDailyLimitReached(XeroRateLimited):
 
 
 class XeroAuthError(XeroError):
-    """The grant no longer works (revoked, expired, invalid_grant): the tenant must reconnect."""
+    """The grant no longer works (revoked, expired, invalid_grant) or the client id/secret is
+    refused (invalid_client): a person has to act, so retrying will not help."""
+
+    retriable = False
 
 
 class XeroAccessDenied(XeroError):
     """Xero refused this endpoint for this tenant (scope, plan or tenant header)."""
 
+    retriable = False
+
 
 class StreamNotAvailable(XeroAccessDenied):
     """The tenant's Xero plan does not include this stream (Journals since 2026)."""
+
+    retriable = False
 
 
 class XeroBadResponse(XeroError):

@@ -1,9 +1,16 @@
 """Pages of raw JSON per tenant × stream, with the fewest calls Xero allows.
 
-Paged streams ask for ``pageSize=1000`` and stop at the pagination object's ``pageCount`` (or
-at a short page), so a full read costs ⌈n/1000⌉ calls plus at most one empty page. Journals
-walk forward by ``offset`` = last JournalNumber, 100 per call. Incremental runs send
+Paged streams ask for ``pageSize=1000`` and follow the server's ``pagination``: they read on
+while ``page < pageCount`` and fewer records than ``itemCount`` have come, whatever size the
+pages turn out to be (a server may serve fewer rows than asked). A response without a
+pagination object is read until an empty page. Journals walk forward by ``offset`` = highest
+JournalNumber, up to 100 per call, until an empty page. Incremental runs send
 ``If-Modified-Since`` from the stored watermark, minus a small overlap.
+
+A value the walk depends on that is not what Xero promises (a non-integer ``pageCount`` or
+``JournalNumber``, an offset that does not advance) stops the stream with
+:class:`XeroBadResponse` naming the stream and the record; values only the load reads (a date
+out of range) are left to the load's checks, which name the record and quarantine it.
 """
 
 from __future__ import annotations
@@ -11,13 +18,13 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from intoaec_xero import collector
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import XeroAccessDenied, XeroBadResponse
-from intoaec_xero.parsing import format_if_modified_since, parse_datetime
+from intoaec_xero.parsing import format_if_modified_since, parse_count, parse_datetime
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.state import StreamState
 from intoaec_xero.streams import Paging, Stream
@@ -27,6 +34,11 @@ log = logging.getLogger(__name__)
 # Re-read a little before the watermark: Xero's If-Modified-Since is second-accurate, and a
 # record saved in the same second as the last one we saw must not slip through.
 WATERMARK_OVERLAP = timedelta(seconds=60)
+
+# How far a record's cursor may sit past Xero's clock at the start of the read (clocks differ a
+# little) and still move the watermark. Later dates (a typo'd 2100) are loaded but ignored for
+# the watermark, which would otherwise make If-Modified-Since skip every real edit until then.
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -70,6 +82,7 @@ def extract_stream(
     walk through years of ledger can stop at any page and resume there.
     """
     result = StreamExtract(stream=stream.name, full=full or state.watermark is None)
+    mark = _Watermark(stream, tenant_id, result)
     raw.reset(run_id, tenant_id, stream.name)
     since = None
     if not result.full and stream.supports_if_modified_since and state.watermark:
@@ -79,9 +92,10 @@ def extract_stream(
     try:
         with collector.paused():
             if stream.paging is Paging.OFFSET:
-                _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset, max_pages)
+                _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, mark, since, start_offset,
+                              max_pages)
             else:
-                _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where, max_pages)
+                _walk_pages(client, stream, tenant_id, raw, run_id, result, mark, since, where, max_pages)
     except XeroAccessDenied as error:
         if not stream.plan_gated or error.status != 401:
             raise
@@ -102,19 +116,71 @@ def _records(stream: Stream, payload: Any) -> list[dict[str, Any]]:
     return payload[stream.records_key]
 
 
-def _note_cursor(stream: Stream, records: list[dict[str, Any]], result: StreamExtract) -> None:
-    if not stream.cursor:
-        return
-    best = parse_datetime(result.max_cursor) if result.max_cursor else None
-    for record in records:
-        try:
-            moment = parse_datetime(record.get(stream.cursor))
-        except ValueError:
-            continue  # validation names the bad record; the watermark just ignores it
-        if moment and (best is None or moment > best):
-            best = moment
-    if best:
-        result.max_cursor = best.isoformat()
+def _bad_value(stream: Stream, message: str) -> XeroBadResponse:
+    error = XeroBadResponse(f"{stream.label} ({stream.name}): {message}", endpoint=stream.path)
+    error.retriable = False  # the same answer comes back on a retry: a person has to look
+    return error
+
+
+def _record_key(stream: Stream, record: Any, position: int) -> str:
+    key = record.get(stream.primary_key) if isinstance(record, dict) else None
+    return f"{stream.primary_key} {key}" if isinstance(key, str) and key else f"record {position + 1} of the page"
+
+
+class _Watermark:
+    """The highest cursor the read saw, never past Xero's clock at its start (plus FUTURE_SKEW).
+
+    Xero's clock is the envelope's ``DateTimeUTC`` on the first answer (our clock if it has
+    none): If-Modified-Since is compared with Xero's clock, so that is the one a cursor must not
+    pass. A record dated later still loads; it just does not move the watermark.
+    """
+
+    def __init__(self, stream: Stream, tenant_id: str, result: StreamExtract):
+        self.stream, self.tenant_id, self.result = stream, tenant_id, result
+        self.started = datetime.now(UTC)
+        self.limit: datetime | None = None
+        self.best: datetime | None = None
+        self.beyond = 0
+
+    def note(self, payload: Any, records: list[Any]) -> None:
+        cursor = self.stream.cursor
+        if not cursor:
+            return
+        if self.limit is None:
+            self.limit = _server_clock(payload, self.started) + FUTURE_SKEW
+        for position, record in enumerate(records):
+            if not isinstance(record, dict):
+                continue  # the load's record_readable check names it
+            try:
+                moment = parse_datetime(record.get(cursor))
+            except ValueError:
+                continue  # likewise: validation names the bad record, the watermark ignores it
+            if moment is None:
+                continue
+            if moment > self.limit:
+                self._beyond(record, position, moment)
+                continue
+            if self.best is None or moment > self.best:
+                self.best = moment
+        if self.best:
+            self.result.max_cursor = self.best.isoformat()
+
+    def _beyond(self, record: dict[str, Any], position: int, moment: datetime) -> None:
+        self.beyond += 1
+        self.result.extra["cursor_beyond_clock"] = {"records": self.beyond, "limit": self.limit.isoformat()}
+        if self.beyond <= 5:  # one line per record would flood the log on a badly imported org
+            log.warning("Tenant %s, stream %s: %s has %s %s, after Xero's clock at the start of the read "
+                        "(%s); it is loaded, but the watermark does not move past %s.", self.tenant_id,
+                        self.stream.name, _record_key(self.stream, record, position), self.stream.cursor,
+                        moment.isoformat(), (self.limit - FUTURE_SKEW).isoformat(), self.limit.isoformat())
+
+
+def _server_clock(payload: Any, fallback: datetime) -> datetime:
+    try:
+        moment = parse_datetime(payload.get("DateTimeUTC")) if isinstance(payload, dict) else None
+    except ValueError:
+        moment = None
+    return moment or fallback
 
 
 class _NextCall:
@@ -148,21 +214,24 @@ class _NextCall:
         self.close()
 
 
-def _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where=None, max_pages=None) -> None:
+def _walk_pages(client, stream, tenant_id, raw, run_id, result, mark, since, where=None, max_pages=None) -> None:
     page = 1
     with _NextCall(client, stream, tenant_id) as calls:
         calls.start(page=page, if_modified_since=since, where=where)
         while True:
             response = calls.result()
             records = _records(stream, response.payload)
-            more = _more_pages(stream, response.payload, records, page, max_pages)
+            counts = _server_counts(stream, response.payload, page)
+            if counts:
+                result.extra["xero_pagination"] = counts
+            more = _more_pages(stream, counts, records, page, result.records + len(records), max_pages)
             if more:
                 calls.start(page=page + 1, if_modified_since=since, where=where)
             if records or page == 1:
                 result.pages += 1
                 raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
             result.records += len(records)
-            _note_cursor(stream, records, result)
+            mark.note(response.payload, records)
             if not more:
                 return
             if page % 10 == 0:
@@ -171,18 +240,48 @@ def _walk_pages(client, stream, tenant_id, raw, run_id, result, since, where=Non
             page += 1
 
 
-def _more_pages(stream: Stream, payload: dict, records: list, page: int, max_pages: int | None) -> bool:
-    if stream.paging is Paging.NONE:
-        return False
-    page_count = (payload.get("pagination") or {}).get("pageCount")
-    if page_count is not None and page >= int(page_count):
-        return False
-    if len(records) < stream.page_size:
-        return False
-    return not (max_pages and page >= max_pages)
+_COUNTS = {"pageSize": "page_size", "pageCount": "page_count", "itemCount": "item_count"}
 
 
-def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, start_offset=None,
+def _server_counts(stream: Stream, payload: dict, page: int) -> dict[str, int] | None:
+    """The page's ``pagination`` as whole numbers (absent ones left out); None without one."""
+    if stream.paging is not Paging.PAGE or payload.get("pagination") is None:
+        return None
+    pagination = payload["pagination"]
+    if not isinstance(pagination, dict):
+        raise _bad_value(stream, f"page {page} has a pagination that is not an object ({pagination!r}).")
+    counts = {}
+    for name, key in _COUNTS.items():
+        if pagination.get(name) is None:
+            continue
+        try:
+            counts[key] = parse_count(pagination[name])
+        except ValueError:
+            raise _bad_value(stream, f"page {page} says pagination.{name} is {pagination[name]!r}, not a whole "
+                                     "number, so the pages left to read are unknown.") from None
+    return counts
+
+
+def _more_pages(stream: Stream, counts: dict[str, int] | None, records: list, page: int, seen: int,
+                max_pages: int | None) -> bool:
+    """Whether to ask for the next page: the server's counts decide, never the page's length.
+
+    ``seen`` counts the records so far, this page's included.
+    """
+    if stream.paging is Paging.NONE or not records:
+        return False  # an empty page is past the end, whatever its counts say
+    if max_pages and page >= max_pages:
+        return False
+    page_count, item_count = (counts or {}).get("page_count"), (counts or {}).get("item_count")
+    if page_count is not None and page >= page_count:
+        return False
+    if item_count is not None and seen >= item_count:
+        return False
+    # Without counts (no pagination object) a short page proves nothing: only an empty one ends it.
+    return True
+
+
+def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, mark, since, start_offset=None,
                   max_pages=None) -> None:
     if start_offset is not None:
         offset = start_offset
@@ -195,15 +294,21 @@ def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, 
             records = _records(stream, response.payload)
             more = False
             if records:
-                offset = max(int(r[stream.offset_field]) for r in records)
-                more = len(records) >= stream.page_size and not (max_pages and result.pages + 1 >= max_pages)
+                reached = _highest_number(stream, records)
+                if reached <= offset:
+                    # Asking again from the same offset would return this same page until the day limit.
+                    raise _bad_value(stream, f"the page after offset {offset} ends at {stream.offset_field} "
+                                             f"{reached}: the offset did not advance, so the walk stopped.")
+                offset = reached
+                # Xero serves up to 100 a call; only an empty answer says there are no more.
+                more = not (max_pages and result.pages + 1 >= max_pages)
                 if more:
                     calls.start(offset=offset, if_modified_since=since)
             if records or result.pages == 0:
                 result.pages += 1
                 raw.write_page(run_id, tenant_id, stream.name, result.pages, response.body)
             result.records += len(records)
-            _note_cursor(stream, records, result)
+            mark.note(response.payload, records)
             if records:
                 result.last_offset = offset
             if not more:
@@ -213,7 +318,18 @@ def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, since, 
                 log.info("%s %s: %d records, offset %d", tenant_id, stream.name, result.records, offset)
 
 
-def now_iso() -> str:
-    from datetime import UTC
+def _highest_number(stream: Stream, records: list[Any]) -> int:
+    highest = None
+    for position, record in enumerate(records):
+        value = record.get(stream.offset_field) if isinstance(record, dict) else None
+        try:
+            number = parse_count(value)
+        except ValueError:
+            raise _bad_value(stream, f"{_record_key(stream, record, position)} has {stream.offset_field} "
+                                     f"{value!r}, not a whole number, so the walk cannot go past it.") from None
+        highest = number if highest is None else max(highest, number)
+    return highest
 
+
+def now_iso() -> str:
     return datetime.now(UTC).isoformat()

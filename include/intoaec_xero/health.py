@@ -2,8 +2,9 @@
 
 Built from the pipeline's own records (xero_tenants, xero_tokens, sync_state, sync_runs,
 dq_results), so the CLI, the Airflow UI page and the freshness check all say the same thing.
-A stream ``skipped`` in a run (extracted, then not loaded because another stream of its tenant
-failed) is neither a success nor a reason of its own: the failed stream is the reason.
+Health is the sync's: only the runs of ``xero_sync`` (and ``intoaec-xero sync``) count, so a
+finished backfill never turns a failing tenant healthy; its progress is shown beside.
+A stream ``skipped`` in a run is neither a success nor a reason of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, func, or_, select
 
 from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
 from intoaec_xero.tokens import STATUS_RECONNECT
@@ -75,6 +76,17 @@ class TenantHealth:
         return asdict(self)
 
 
+PROBLEM_STATUSES = ("failed", "rejected", "quarantined")
+UNFINISHED = ("running", "extracting", "extracted")
+SKIPPED = "skipped"
+SYNC = "sync"  # sync_runs.kind of xero_sync's runs; backfills and quarantine releases are others
+
+
+def _older(value: datetime | None, now: datetime, age: timedelta) -> bool:
+    moment = _aware(value)
+    return moment is not None and now - moment > age
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -91,19 +103,30 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
         tenants = conn.execute(select(xero_tenants).order_by(xero_tenants.c.tenant_name)).mappings().all()
         grants = dict(conn.execute(select(xero_tokens.c.connection_key, xero_tokens.c.status)).all())
         states = conn.execute(select(sync_state)).mappings().all()
+        # Health is the sync's: a backfill's or a release's runs never stand in for it.
+        syncs = or_(sync_runs.c.kind.is_(None), sync_runs.c.kind == SYNC)
         latest_run = (
             select(sync_runs.c.tenant_id, sync_runs.c.stream, func.max(sync_runs.c.started_at).label("started_at"))
+            .where(syncs)
             .group_by(sync_runs.c.tenant_id, sync_runs.c.stream)
             .subquery()
         )
         runs = conn.execute(
-            select(sync_runs).join(
+            select(sync_runs).where(syncs).join(
                 latest_run,
                 (sync_runs.c.tenant_id == latest_run.c.tenant_id)
                 & (sync_runs.c.stream == latest_run.c.stream)
                 & (sync_runs.c.started_at == latest_run.c.started_at),
             )
         ).mappings().all()
+        last_success = func.max(sync_runs.c.finished_at).label("finished_at")
+        successes = dict(
+            ((r.tenant_id, r.stream), r.finished_at) for r in conn.execute(
+                select(sync_runs.c.tenant_id, sync_runs.c.stream, last_success)
+                .where(syncs, sync_runs.c.status == "success")
+                .group_by(sync_runs.c.tenant_id, sync_runs.c.stream)
+            )
+        )
     state_by = {(s["tenant_id"], s["stream"]): s for s in states}
     runs_by = {(r["tenant_id"], r["stream"]): r for r in runs}
     backfills: dict[str, list[dict[str, Any]]] = {}
@@ -130,7 +153,7 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                 continue
             st = state_by.get((tid, name)) or {}
             run = runs_by.get((tid, name)) or {}
-            success = _aware(st.get("last_success_at"))
+            success = _aware(successes.get((tid, name)))
             age = (now - success).total_seconds() / 60 if success else None
             health.streams.append(StreamHealth(
                 stream=name, last_success_at=success.isoformat() if success else None,
@@ -157,8 +180,11 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                     health.quota_day_remaining = run["quota_day_remaining"]
             if run.get("quality_verdict") and health.quality_verdict != "failed":
                 health.quality_verdict = run["quality_verdict"]
-            if run.get("status") in ("failed", "rejected", "quarantined"):
+            if run.get("status") in PROBLEM_STATUSES:
                 health.reasons.append(f"{name}: {st.get('last_error') or run.get('message') or run['status']}")
+            elif run.get("status") in UNFINISHED and _older(run.get("started_at"), now, threshold):
+                health.reasons.append(f"{name}: run {run['run_id']} stopped before it finished "
+                                      f"(left {run['status']})")
         if oldest:
             health.last_success_at = oldest.isoformat()
             health.age_minutes = round((now - oldest).total_seconds() / 60, 1)
@@ -174,6 +200,10 @@ def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, thres
     if health.connection_status == "Disconnected":
         health.reasons.insert(0, "the organisation was disconnected in Xero")
         return DISCONNECTED
+    if health.connection_status == "Connection error":
+        health.reasons.insert(0, "the last run could not read the Xero connection (see its discover_tenants "
+                                 "or extract log)")
+        return FAILING
     if health.reasons:
         return FAILING
     if oldest is None:
@@ -186,8 +216,6 @@ def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, thres
     return HEALTHY
 
 
-PROBLEM_STATUSES = ("failed", "rejected", "quarantined")
-SKIPPED = "skipped"
 
 
 @dataclass
@@ -236,7 +264,7 @@ def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) 
                func.sum(func.coalesce(sync_runs.c.api_calls, 0)).label("api_calls"),
                func.sum(func.coalesce(sync_runs.c.rate_limited, 0)).label("rate_limited"),
                func.min(sync_runs.c.quota_day_remaining).label("quota_day_remaining"))
-        .where(sync_runs.c.started_at >= since)
+        .where(sync_runs.c.started_at >= since, or_(sync_runs.c.kind.is_(None), sync_runs.c.kind == SYNC))
         .group_by(sync_runs.c.tenant_id, sync_runs.c.run_id)
         .order_by(started, sync_runs.c.run_id)
     )

@@ -26,6 +26,8 @@ MINUTE = 60.0
 
 @dataclass(frozen=True)
 class LimitPolicy:
+    # Calls per tenant per sliding minute. 0 turns pacing off entirely (Xero's reported minute
+    # counters included): for a sandbox without limits, or a caller that paces on its own.
     per_minute: int = 60
     # Calls left in the day that this process leaves for others (e.g. the scheduled sync
     # while a backfill runs). 0 means it may use the whole day.
@@ -33,6 +35,14 @@ class LimitPolicy:
     # Keep this many of the minute's calls unused when another process shares the tenant.
     minute_reserve: int = 1
     app_minute_reserve: int = 50
+
+    def __post_init__(self) -> None:
+        if self.per_minute < 0:
+            raise ValueError(f"per_minute must be 0 (no pacing) or more, not {self.per_minute}")
+
+    @property
+    def paced(self) -> bool:
+        return self.per_minute > 0
 
 
 class TenantLimiter:
@@ -84,7 +94,7 @@ class TenantLimiter:
         return left
 
     def _minute_wait(self, tenant_id: str) -> float:
-        if self.policy.per_minute <= 0:
+        if not self.policy.paced:
             return 0.0
         now = self._clock()
         calls = self._calls.setdefault(tenant_id, deque())

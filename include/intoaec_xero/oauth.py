@@ -7,7 +7,9 @@ come back unchanged, tokens stored before anything uses them, the organisations 
 or per-organisation disconnection through Xero rather than just forgetting tokens locally.
 
 HTTP to Xero's identity host goes through a ``requests`` session; the Airflow hook passes its
-own (the connection's proxy and TLS settings), the CLI a plain one.
+own (the connection's proxy and TLS settings), the CLI a plain one. Every call carries the
+connection's (connect, read) timeout, so a host that accepts and never answers ends in
+``XeroUnavailable`` instead of a page or task that hangs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import requests.auth
 from sqlalchemy import Engine, select, true
 
 from intoaec_xero.db import upsert
-from intoaec_xero.errors import ConfigurationError, XeroAuthError, XeroError, XeroUnavailable
+from intoaec_xero.errors import ConfigurationError, XeroAuthError, XeroBadResponse, XeroError, XeroUnavailable
 from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import (
@@ -37,8 +39,6 @@ from intoaec_xero.tokens import (
     TokenSet,
     TokenStore,
 )
-
-HTTP_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,11 @@ def exchange_code(settings: XeroSettings, code: str, redirect_uri: str, code_ver
         detail = _oauth_error(response)
         if detail == "invalid_client":
             raise ConfigurationError("Xero rejected the client id/secret (invalid_client).")
+        if response.status_code >= 500:
+            raise XeroUnavailable(f"Xero's token endpoint answered {response.status_code}.",
+                                  status=response.status_code, endpoint="/connect/token")
         raise XeroAuthError(f"Xero refused the authorization code ({response.status_code} {detail}).")
-    return TokenSet.from_response(response.json(), now=issued, client_id=settings.client_id)
+    return TokenSet.from_response(_token_json(response), now=issued, client_id=settings.client_id)
 
 
 def check_client(settings: XeroSettings, session: requests.Session | None = None) -> str | None:
@@ -137,10 +140,13 @@ def client_credentials_token(settings: XeroSettings, session: requests.Session |
     """A custom connection's token (one organisation, no refresh token): minted, not stored."""
     issued = time.time()
     response = _post(settings, settings.token_url, {"grant_type": "client_credentials"}, session)
+    if response.status_code >= 500:
+        raise XeroUnavailable(f"Xero's token endpoint answered {response.status_code}.",
+                              status=response.status_code, endpoint="/connect/token")
     if response.status_code != 200:
         raise XeroAuthError(f"Xero refused a custom-connection token ({response.status_code} "
                             f"{_oauth_error(response)}).", status=response.status_code)
-    return TokenSet.from_response(response.json(), now=issued, client_id=settings.client_id)
+    return TokenSet.from_response(_token_json(response), now=issued, client_id=settings.client_id)
 
 
 def list_connections(settings: XeroSettings, access_token: str,
@@ -148,21 +154,29 @@ def list_connections(settings: XeroSettings, access_token: str,
     http = session or requests
     try:
         response = http.get(settings.connections_url, auth=_Bearer(access_token),
-                            headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT_SECONDS)
+                            headers={"Accept": "application/json"}, timeout=settings.http_timeout)
     except requests.RequestException as error:
         raise XeroUnavailable(f"Cannot reach Xero at {settings.connections_url}: {type(error).__name__}.") from None
     if response.status_code != 200:
-        raise XeroError(f"GET /connections answered {response.status_code}.", status=response.status_code,
-                        endpoint="/connections")
-    return response.json()
+        kind = XeroUnavailable if response.status_code >= 500 else XeroError
+        raise kind(f"GET /connections answered {response.status_code}.", status=response.status_code,
+                   endpoint="/connections")
+    try:
+        connections = response.json()
+    except ValueError:
+        connections = None
+    if not isinstance(connections, list):
+        raise XeroBadResponse("GET /connections did not return a JSON list.", endpoint="/connections")
+    return connections
 
 
 def revoke(settings: XeroSettings, refresh_token: str, session: requests.Session | None = None) -> None:
     """Revoke the grant at Xero: the refresh token dies and every organisation it reached is disconnected."""
     response = _post(settings, settings.revocation_url, {"token": refresh_token}, session)
     if response.status_code != 200:
-        raise XeroError(f"Xero refused to revoke the grant ({response.status_code} {_oauth_error(response)}).",
-                        status=response.status_code, endpoint="/connect/revocation")
+        kind = XeroUnavailable if response.status_code >= 500 else XeroError
+        raise kind(f"Xero refused to revoke the grant ({response.status_code} {_oauth_error(response)}).",
+                   status=response.status_code, endpoint="/connect/revocation")
 
 
 def delete_connection(client, connection_id: str, session: requests.Session | None = None) -> None:
@@ -177,7 +191,7 @@ def delete_connection(client, connection_id: str, session: requests.Session | No
     url = f"{client.settings.connections_url}/{connection_id}"
     for attempt in (1, 2):
         try:
-            response = http.delete(url, auth=_Bearer(tokens.access_token), timeout=HTTP_TIMEOUT_SECONDS)
+            response = http.delete(url, auth=_Bearer(tokens.access_token), timeout=client.settings.http_timeout)
         except requests.RequestException as error:
             raise XeroUnavailable(f"Cannot reach Xero at {url}: {type(error).__name__}.") from None
         if response.status_code == 401 and attempt == 1:
@@ -309,9 +323,21 @@ def _post(settings: XeroSettings, url: str, form: dict[str, str], session: reque
     http = session or requests
     try:
         return http.post(url, data=form, auth=(settings.client_id, settings.client_secret),
-                         timeout=HTTP_TIMEOUT_SECONDS)
+                         timeout=settings.http_timeout)
     except requests.RequestException as error:
         raise XeroUnavailable(f"Cannot reach Xero's identity service at {url}: {type(error).__name__}.") from None
+
+
+def _token_json(response: requests.Response) -> dict[str, Any]:
+    """A token answer's JSON, or XeroBadResponse for a body that is not one (never echoed: it holds tokens)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not data.get("access_token"):
+        raise XeroBadResponse("Xero's token endpoint answered 200 without a complete token response.",
+                              endpoint="/connect/token")
+    return data
 
 
 def _oauth_error(response: requests.Response) -> str:

@@ -85,13 +85,15 @@ def parse_datetime(value: Any) -> datetime | None:
 def _parse_date_text(value: str) -> datetime:
     # Dates repeat a lot (every line of a journal, every invoice of a day); datetimes are immutable.
     match = _MS_DATE.match(value)
-    if match:
-        return _EPOCH + timedelta(milliseconds=int(match.group(1)))
     try:
+        if match:
+            return _EPOCH + timedelta(milliseconds=int(match.group(1)))
         parsed = datetime.fromisoformat(value)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # e.g. /Date(99999999999999999999)/: past what a datetime holds
+        raise ValueError(f"not a Xero date (out of range): {value!r}") from None
     except ValueError:
         raise ValueError(f"not a Xero date: {value!r}") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_date(value: Any) -> date | None:
@@ -132,6 +134,29 @@ def parse_money(value: Any) -> Decimal | None:
         raise ValueError(f"not an amount: {value!r}")
     if not result.is_finite():
         raise ValueError(f"not an amount: {value!r}")
+    return result
+
+
+def parse_count(value: Any) -> int:
+    """A whole number >= 0 from JSON (a page count, a JournalNumber); anything else is a ValueError.
+
+    Paging decides how many calls to make from these, so ``12.5``, ``"3 pages"``, ``true`` or
+    ``-1`` must stop the read rather than be rounded into a guess.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a whole number: {value!r}")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        result = int(value)
+    elif isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        result = int(value.strip())
+    else:
+        raise ValueError(f"not a whole number: {value!r}")
+    if result < 0:
+        raise ValueError(f"not a whole number: {value!r}")
     return result
 
 

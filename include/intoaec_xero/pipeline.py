@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from intoaec_xero import state
 from intoaec_xero.client import XeroClient
 from intoaec_xero.db import upsert
-from intoaec_xero.errors import IntoAECXeroError, XeroAuthError
+from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError, XeroDailyLimitReached
 from intoaec_xero.extract import StreamExtract, extract_stream
 from intoaec_xero.load import load_stream
 from intoaec_xero.quality import reports as quality_reports
@@ -110,6 +111,29 @@ def mark_connection_failed(engine: Engine, connection_key: str, error: Exception
         )
 
 
+def mark_connection_ok(engine: Engine, connection_key: str) -> None:
+    """The connection could be read again: an earlier "Connection error" is over."""
+    with engine.begin() as conn:
+        conn.execute(
+            xero_tenants.update()
+            .where(xero_tenants.c.connection_key == connection_key,
+                   xero_tenants.c.connection_status == CONNECTION_ERROR)
+            .values(connection_status=CONNECTED, updated_at=_now())
+        )
+
+
+def record_tenant_failure(engine: Engine, run_id: str, tenant: dict[str, str], stream_names: list[str],
+                          error: Exception) -> None:
+    """A tenant that could not even start (its grant or connection failed): every stream failed."""
+    if not tenant.get("tenant_id"):
+        return
+    now = _now()
+    for name in stream_names:
+        state.record_error(engine, tenant["tenant_id"], name, str(error))
+        state.record_run(engine, run_id=run_id, tenant_id=tenant["tenant_id"], stream=name, started_at=now,
+                         finished_at=now, status="failed", message=f"not extracted: {error}"[:4000], api_calls=0)
+
+
 def _created(connection: dict[str, Any]) -> datetime | None:
     value = connection.get("createdDateUtc")
     if not value:
@@ -125,6 +149,11 @@ def selected_streams(names: list[str] | None = None) -> list[Stream]:
     return [get_stream(n) for n in names] if names else list(STREAMS.values())
 
 
+# After one of these nothing else of the grant or the day can succeed: the tenant's remaining
+# streams are not tried (each would fail the same way and spend calls doing it).
+TENANT_WIDE_FAILURES = (XeroAuthError, XeroDailyLimitReached, ConfigurationError)
+
+
 def extract_tenant(
     client: XeroClient,
     engine: Engine,
@@ -137,17 +166,31 @@ def extract_tenant(
 ) -> dict[str, Any]:
     """Extract every stream of one tenant into the raw store.
 
-    If any stream fails, the whole tenant fails here and nothing of it is loaded, so the
-    tenant's tables never mix this run's data for some streams with last run's for others
-    because of a half-finished extract. The streams it had extracted are marked ``skipped``.
+    Streams are independent: one that fails (a 5xx that outlasted the retries, a 404, a body
+    that is not Xero's) is recorded as ``failed`` with its reason and the others are still
+    extracted and then loaded. A failure of the grant or the day's quota stops the tenant's
+    remaining streams, which are recorded as failed for the same reason.
+
+    The manifest lists the failures (with whether a retry could help). Streams an earlier try of
+    the same run already extracted are kept, so an Airflow retry only calls Xero for what failed.
     """
     tenant_id = tenant["tenant_id"]
+    earlier = {item["stream"]: item for item in (raw.manifest(run_id, tenant_id) or {}).get("streams", [])}
     extracts: list[dict[str, Any]] = []
-    waiting: list[str] = []  # extracted, waiting for the load
+    failed: list[dict[str, Any]] = []
+    stopped: Exception | None = None
     for stream in streams:
+        if stream.name in earlier:
+            log.info("%s: %s already extracted by an earlier try of this run; kept", tenant["tenant_name"],
+                     stream.name)
+            extracts.append(earlier[stream.name])
+            continue
         started = _now()
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          started_at=started, status="extracting")
+        if stopped is not None:
+            failed.append(_stream_failed(engine, client, run_id, tenant, stream.name, stopped, not_tried=True))
+            continue
         limited_before = client.stats.rate_limited
         try:
             stream_state = state.read_state(engine, tenant_id, stream.name)
@@ -155,14 +198,13 @@ def extract_tenant(
             result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=reconcile)
             result.extra["reconcile"] = bool(reconcile and stream_state.watermark)
             quality_reports.after_extract(client, engine, raw, run_id, tenant_id, stream, result)
-        except IntoAECXeroError as error:
-            message = f"{tenant['tenant_name']}: {stream.name} extract failed: {error}"
-            state.record_error(engine, tenant_id, stream.name, str(error))
-            state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
-                             finished_at=_now(), status="failed", message=str(error),
-                             api_calls=client.stats.calls)
-            skip_extracted(engine, run_id, tenant_id, waiting, f"{stream.name} extract failed for this tenant")
-            raise TenantSyncFailed(message) from error
+        except Exception as error:  # noqa: BLE001 - one stream's failure never hides the others'
+            failed.append(_stream_failed(engine, client, run_id, tenant, stream.name, error))
+            if isinstance(error, TENANT_WIDE_FAILURES):
+                stopped = error
+            elif not isinstance(error, IntoAECXeroError | SQLAlchemyError):
+                log.exception("%s: %s extract failed unexpectedly", tenant["tenant_name"], stream.name)
+            continue
         result.started_at = started.isoformat()
         result.finished_at = _now().isoformat()
         if result.unavailable:
@@ -178,13 +220,40 @@ def extract_tenant(
                          quota_day_remaining=quota.get("day_remaining"),
                          quota_minute_remaining=quota.get("minute_remaining"),
                          message=result.unavailable)
-        if not result.unavailable:
-            waiting.append(stream.name)
         extracts.append(result.to_dict())
     manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
-                "streams": extracts, "quota": client.stats.quota.get(tenant_id, {})}
+                "streams": extracts, "failed": failed, "quota": client.stats.quota.get(tenant_id, {})}
     raw.write_manifest(run_id, tenant_id, manifest)
     return manifest
+
+
+def _stream_failed(engine: Engine, client: XeroClient, run_id: str, tenant: dict[str, str], stream_name: str,
+                   error: Exception, *, not_tried: bool = False) -> dict[str, Any]:
+    """Record one stream's failed extract where the data team looks: sync_runs, sync_state, the log."""
+    reason = f"not extracted: {error}" if not_tried else str(error) or type(error).__name__
+    message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): {stream_name} extract failed: {reason}"
+    log.error("%s", message)
+    try:
+        state.record_error(engine, tenant["tenant_id"], stream_name, reason)
+        state.record_run(engine, run_id=run_id, tenant_id=tenant["tenant_id"], stream=stream_name,
+                         finished_at=_now(), status="failed", message=reason[:4000],
+                         api_calls=0 if not_tried else None)
+    except SQLAlchemyError:
+        log.exception("%s: could not record the failure of %s", tenant["tenant_name"], stream_name)
+    return {"stream": stream_name, "message": message, "retriable": is_retriable(error)}
+
+
+def is_retriable(error: BaseException) -> bool:
+    """Whether trying the same work again could succeed: the error's own flag decides.
+
+    Database errors are taken as passing (a restart, a dropped connection); anything raised on
+    purpose says for itself; anything else is a defect that a retry would only repeat.
+    """
+    if isinstance(error, SQLAlchemyError):
+        return isinstance(error, OperationalError | InterfaceError) or getattr(error, "connection_invalidated", False)
+    if isinstance(error, IntoAECXeroError):
+        return bool(getattr(error, "retriable", False))
+    return isinstance(error, OSError)
 
 
 def skip_extracted(engine: Engine, run_id: str, tenant_id: str, stream_names: list[str], reason: str) -> None:
@@ -231,10 +300,21 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
     from intoaec_xero.quality.record import record_results, record_stream_verdict
 
     run_id, tenant_id, name = manifest["run_id"], manifest["tenant_id"], manifest["tenant_name"]
-    summary: dict[str, Any] = {"tenant_id": tenant_id, "tenant_name": name, "streams": {}, "failed": []}
+    kind = "backfill" if reconcile.is_backfill(manifest) else "sync"
+    summary: dict[str, Any] = {"tenant_id": tenant_id, "tenant_name": name, "streams": {}, "failed": [],
+                               "retriable": False}
     verdicts: dict[str, list[CheckResult]] = {}
     outcomes: dict[str, str] = {}
     validations: list[Any] = []
+    for failure in manifest.get("failed", []):
+        # Failed at extract: named in the summary, and its checks skipped rather than failed.
+        stream = get_stream(failure["stream"])
+        summary["streams"][stream.name] = {"status": "failed", "reason": failure["message"]}
+        summary["failed"].append(failure["message"])
+        outcomes[stream.name] = "failed"
+        verdicts[stream.name] = [CheckResult.skip(stream.targets[0], "batch_checks", ERROR,
+                                                  "the stream's extract failed in this run")]
+        record_results(engine, run_id, tenant_id, verdicts[stream.name])
     for item in manifest["streams"]:
         extracted = StreamExtract(**item)
         stream = get_stream(extracted.stream)
@@ -246,9 +326,18 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
             continue
         try:
             loaded = load_stream(engine, raw, run_id, tenant_id, stream, extracted)
-        except BatchRejected as error:
+        except (BatchRejected, IntoAECXeroError, SQLAlchemyError) as error:
+            if not isinstance(error, BatchRejected):
+                message = _load_failed(engine, run_id, tenant_id, name, stream, error, kind)
+                summary["streams"][stream.name] = {"status": "failed", "reason": message}
+                summary["failed"].append(message)
+                summary["retriable"] = summary["retriable"] or is_retriable(error)
+                outcomes[stream.name] = "failed"
+                verdicts[stream.name] = [CheckResult.skip(stream.targets[0], "batch_checks", ERROR,
+                                                          "the stream's load failed in this run")]
+                continue
             validations.extend(getattr(error, "validations", []))
-            message = _quarantine(engine, raw, run_id, tenant_id, name, stream, error)
+            message = _quarantine(engine, raw, run_id, tenant_id, name, stream, error, kind)
             summary["streams"][stream.name] = {"status": "rejected", "reason": message}
             summary["failed"].append(message)
             outcomes[stream.name] = "rejected"
@@ -267,17 +356,21 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
                          "UpdatedDateUTC")
         if superseded:
             notes.append(f"loaded the changes of {superseded} quarantined batch(es), now superseded")
+        if loaded.held:
+            notes.append(f"held back {len(loaded.held)} record(s) in quarantine (`intoaec-xero quarantine list "
+                         f"--stream {stream.name}`): " + ", ".join(h.label for h in loaded.held[:5])
+                         + (" …" if len(loaded.held) > 5 else ""))
         for note in notes:
             log.info("%s: %s %s", name, stream.name, note)
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          finished_at=_now(), status="success", rows_loaded=rows, rows_inserted=loaded.inserted,
-                         rows_updated=loaded.updated, message="; ".join(notes) or None)
+                         rows_updated=loaded.updated, message="; ".join(notes) or None, kind=kind)
         warnings = [c for c in loaded.results if not c.passed]
         if warnings:
             log.warning("%s: %s loaded with %d warning(s): %s", name, stream.name, len(warnings),
                         "; ".join(f"{c.label()} {c.observed}" for c in warnings))
-        summary["streams"][stream.name] = {"status": "success", "rows": loaded.rows,
-                                           "inserted": loaded.inserted, "updated": loaded.updated}
+        summary["streams"][stream.name] = {"status": "success", "rows": loaded.rows, "inserted": loaded.inserted,
+                                           "updated": loaded.updated, "held": len(loaded.held)}
         log.info("%s: %s loaded %s (%s: %d new, %d changed)", name, stream.name,
                  ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no rows", stream.targets[0],
                  loaded.inserted, loaded.updated)
@@ -315,7 +408,7 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
 
 
 def _quarantine(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, name: str, stream: Stream,
-                error: BatchRejected) -> str:
+                error: BatchRejected, kind: str = "sync") -> str:
     """Keep the rejected batch aside and say, in one message, what failed where and what to do."""
     from intoaec_xero.quality import quarantine
 
@@ -331,8 +424,23 @@ def _quarantine(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, name
         message += f" (Copying it to quarantine failed too: {failure}.)"
     state.record_error(engine, tenant_id, stream.name, message)
     state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
-                     finished_at=_now(), status="rejected", message=message)
+                     finished_at=_now(), status="rejected", message=message, kind=kind)
     log.error("%s", message)
+    return message
+
+
+def _load_failed(engine: Engine, run_id: str, tenant_id: str, name: str, stream: Stream, error: Exception,
+                 kind: str = "sync") -> str:
+    """A load that broke (not a quality verdict): its transaction rolled back, the watermark stayed."""
+    message = (f"{name} ({tenant_id}): {stream.name} load failed: {error}. Nothing of it was loaded and "
+               "the watermark did not move.")
+    log.error("%s", message)
+    try:
+        state.record_error(engine, tenant_id, stream.name, message)
+        state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name, finished_at=_now(),
+                         status="failed", message=message[:4000], kind=kind)
+    except SQLAlchemyError:
+        log.exception("%s: could not record the failed load of %s", name, stream.name)
     return message
 
 
@@ -361,17 +469,21 @@ def run_sync(
     stream_names: list[str] | None = None,
     full: bool = False,
 ) -> SyncSummary:
-    """Every tenant, one after the other, in this process (the Airflow DAG runs them in parallel)."""
+    """Every tenant, one after the other, in this process (the Airflow DAG runs them in parallel).
+
+    One tenant's failure, whatever it is, is reported and the next tenant is still synced.
+    """
     summary = SyncSummary(run_id=run_id)
     streams = selected_streams(stream_names)
     for tenant in discover_tenants(client, settings, engine):
         try:
             manifest = extract_tenant(client, engine, raw, run_id, tenant, streams, full=full)
-        except TenantSyncFailed as error:
-            summary.failures.append(str(error))
-            log.error("%s", error)
+            loaded = load_tenant(engine, raw, manifest)
+        except (IntoAECXeroError, SQLAlchemyError) as error:
+            message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): sync failed: {error}"
+            summary.failures.append(message)
+            log.error("%s", message)
             continue
-        loaded = load_tenant(engine, raw, manifest)
         summary.tenants.append(loaded)
         summary.failures.extend(loaded["failed"])
     return summary

@@ -83,6 +83,16 @@ class RawStore:
         os.replace(partial, final)
         return final
 
+    def manifest(self, run_id: str, tenant_id: str) -> dict | None:
+        """The manifest an earlier try of this run wrote for the tenant, if any."""
+        import json
+
+        path = self.root / safe_name(run_id) / safe_name(tenant_id) / "manifest.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
     def manifests(self, run_id: str) -> list[dict]:
         import json
 

@@ -248,6 +248,7 @@ sync_runs = Table(
     Column("quality_verdict", String(32)),
     Column("quality_summary", JSON),
     Column("message", Text),
+    Column("kind", String(16), doc="'sync' (xero_sync, intoaec-xero sync) or 'backfill'; health reads syncs only"),
     Index("ix_sync_runs_tenant_started", "tenant_id", "started_at"),
 )
 
@@ -265,7 +266,8 @@ dq_results = Table(
     Column("expected", Text),
     Column("failing_keys", JSON),
     Column("checked_at", utc()),
-    Index("ix_dq_results_run", "run_id", "tenant_id"),
+    # One verdict per check of a run: a retried load task replaces its rows instead of adding to them.
+    Index("uq_dq_results_check", "run_id", "tenant_id", "table_name", "check_name", unique=True),
 )
 
 quarantine_batches = Table(
@@ -297,6 +299,29 @@ quarantine_records = Table(
     Column("reason", Text),
     Column("raw_record", JSON),
     Index("ix_quarantine_records_batch", "batch_id"),
+)
+
+held_records = Table(
+    "held_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(250), nullable=False, doc="The run whose raw pages hold the record"),
+    Column("tenant_id", String(64), nullable=False),
+    Column("stream", String(64), nullable=False),
+    Column("record_key", String(255), nullable=False, doc="The Xero id, or 'page N record M' without a readable one"),
+    Column("page", Integer),
+    Column("position", Integer, doc="1-based place of the record on its page"),
+    Column("checks", JSON, doc="Names of the record-level checks it failed"),
+    Column("reasons", JSON, doc="[{table, check, reason}]: every check it failed, and why"),
+    Column("raw_record", Text, doc="The record as Xero sent it: JSON text, amounts exact, non-ASCII escaped"),
+    Column("status", String(32), nullable=False, doc="held / released / superseded"),
+    Column("held_at", utc()),
+    Column("released_at", utc()),
+    Column("released_by_run", String(250)),
+    Column("note", Text, doc="What the release did (accepted checks, a corrected record)"),
+    # A retried load task finds its held records again instead of holding them twice.
+    Index("uq_held_records_record", "run_id", "tenant_id", "stream", "record_key", unique=True),
+    Index("ix_held_records_open", "tenant_id", "stream", "status"),
 )
 
 xero_tokens = Table(

@@ -6,7 +6,11 @@ build them directly. Secrets are kept out of ``repr`` so they never reach a log 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
+
+from intoaec_xero.errors import ConfigurationError
 
 XERO_API_BASE_URL = "https://api.xero.com/api.xro/2.0"
 XERO_IDENTITY_BASE_URL = "https://identity.xero.com"
@@ -28,6 +32,11 @@ DEFAULT_SCOPES = (
 
 DEFAULT_CONNECTION_KEY = "xero_default"
 
+# Every HTTP call to Xero gets both: a TCP connect that does not complete in 10 s will not,
+# and Xero's slowest pages (1,000 invoices with lines) answer well inside 60 s.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+
 
 @dataclass(frozen=True)
 class XeroSettings:
@@ -41,10 +50,32 @@ class XeroSettings:
     connections_base_url: str = XERO_CONNECTIONS_BASE_URL
     grant_type: str = "authorization_code"
     connection_key: str = DEFAULT_CONNECTION_KEY
-    request_timeout: float = 60.0
+    # The read timeout: the longest wait for Xero's next bytes once connected (seconds).
+    request_timeout: float = DEFAULT_READ_TIMEOUT
     max_attempts: int = 6
     # Xero's per-tenant minute limit; 0 turns client-side pacing off (a sandbox without limits).
     calls_per_minute: int = 60
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        # Checked here too, so settings built in code fail as clearly as a bad connection extra.
+        for key, value in (("connect_timeout", self.connect_timeout), ("read_timeout", self.request_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ConfigurationError(f"The Xero connection '{self.connection_key}' has {key} = {value!r}: "
+                                         "it must be a number of seconds greater than 0.")
+        if isinstance(self.calls_per_minute, bool) or not isinstance(self.calls_per_minute, int) \
+                or self.calls_per_minute < 0:
+            raise ConfigurationError(f"The Xero connection '{self.connection_key}' has calls_per_minute = "
+                                     f"{self.calls_per_minute!r}: it must be a whole number of 0 or more "
+                                     "(0 turns client-side pacing off).")
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ConfigurationError(f"The Xero connection '{self.connection_key}' has max_attempts = "
+                                     f"{self.max_attempts!r}: it must be a whole number of 1 or more.")
+
+    @property
+    def http_timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds, the shape both xero-python and ``requests`` honour."""
+        return (float(self.connect_timeout), float(self.request_timeout))
 
     @classmethod
     def for_single_host(cls, base_url: str, **kwargs) -> XeroSettings:
@@ -80,6 +111,33 @@ class XeroSettings:
             return True
         wanted = {t.strip().lower() for t in self.tenant_filter if t.strip()}
         return tenant_id.lower() in wanted or tenant_name.strip().lower() in wanted
+
+
+def number_setting(extra: dict[str, Any], key: str, default: float, *, connection: str, whole: bool = False,
+                   minimum: float = 0, above_minimum: bool = False, meaning: str = "") -> Any:
+    """A numeric connection extra: JSON numbers and numeric text alike; absent or blank means the default.
+
+    0 stays 0 (it may mean "off"); anything else that is not a number in range is refused by name.
+    """
+    value = extra.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    number: float | None = None
+    if not isinstance(value, bool):
+        try:
+            number = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            number = None
+    in_range = number is not None and math.isfinite(number) and (
+        number > minimum if above_minimum else number >= minimum)
+    if not in_range or (whole and not float(number).is_integer()):
+        kind = "a whole number" if whole else "a number"
+        bound = f"greater than {minimum:g}" if above_minimum else f"of {minimum:g} or more"
+        raise ConfigurationError(
+            f"The Xero connection '{connection}' has {key} = {value!r} in its extra: it must be {kind} {bound}"
+            + (f" ({meaning})." if meaning else ".")
+        )
+    return int(number) if whole else number
 
 
 def split_scopes(value: str | None) -> tuple[str, ...]:

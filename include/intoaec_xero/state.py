@@ -37,7 +37,13 @@ def read_state(engine: Engine, tenant_id: str, stream: str) -> StreamState:
 
 def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetime | None,
             journal_offset: int | None, full: bool) -> None:
-    """Record a successful load; called inside the load's transaction so both commit together."""
+    """Record a successful load; called inside the load's transaction so both commit together.
+
+    An incremental read only moves the watermark forward. A full read saw every record, so its
+    watermark replaces the stored one even when lower: a watermark stored in the future (before
+    the extract capped cursors at Xero's clock) heals at the next full reconcile, and a replayed
+    full run re-reads what changed since the data it put back.
+    """
     now = datetime.now(UTC)
     current = conn.execute(
         select(sync_state.c.watermark, sync_state.c.journal_offset, sync_state.c.last_full_sync_at)
@@ -48,8 +54,8 @@ def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetim
     row = {
         "tenant_id": tenant_id,
         "stream": stream,
-        # Never move backwards: a replay of an old run must not re-open a window.
-        "watermark": max(filter(None, (old_mark, watermark)), default=None),
+        # Incremental: never backwards (a replay of an old run must not re-open a window).
+        "watermark": watermark if full else max(filter(None, (old_mark, watermark)), default=None),
         "journal_offset": max(filter(lambda v: v is not None, (old_offset, journal_offset)), default=None),
         "last_success_at": now,
         "last_full_sync_at": now if full else (_aware(current.last_full_sync_at) if current else None),

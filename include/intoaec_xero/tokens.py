@@ -5,8 +5,14 @@ at once leave one of them holding a dead token. So a refresh happens only while 
 row lock on the grant's row (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
 SQLite), the token is re-read after the lock is taken (another worker may have refreshed
 already), and the new token set is committed before anyone uses it. The previous refresh
-token is kept with it: if a crash loses Xero's answer, Xero still accepts the old one for
-30 minutes.
+token is kept with it, with when it was rotated out: Xero still accepts it for 30 minutes.
+A lost answer (a timeout, a cut transfer, a crash) leaves the old token stored, so the next
+attempt simply sends it again; and if Xero refuses the stored token while the previous one is
+inside its 30 minutes, the previous one is tried once before the grant is given up.
+
+The call to Xero happens while the lock is held, so it must be bounded: the client gives
+every token call a connect and a read timeout, and a failed call rolls back and releases the
+lock before any retry.
 
 Tokens live in the IntoAEC database (table ``xero_tokens``) because Airflow 3 tasks cannot
 write connections, and a table gives a real row lock across processes and Celery workers.
@@ -26,7 +32,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +47,8 @@ log = logging.getLogger(__name__)
 
 # Refresh this long before expiry, so a token never expires in the middle of a page.
 EXPIRY_MARGIN_SECONDS = 120
+# Xero accepts a rotated-out refresh token again for 30 minutes; a minute less, for clock drift.
+PREVIOUS_TOKEN_GRACE_SECONDS = 29 * 60
 STATUS_ACTIVE = "active"
 STATUS_RECONNECT = "reconnect_needed"
 STATUS_DISCONNECTED = "disconnected"
@@ -87,6 +95,8 @@ class TokenSet:
     # Which Xero app the grant belongs to: lets a connection test under a temporary
     # connection id (the UI's Test button) find the grant stored for that app.
     client_id: str | None = None
+    # When previous_refresh_token was rotated out (epoch seconds): its grace window starts there.
+    previous_rotated_at: float | None = None
 
     @classmethod
     def from_response(cls, data: dict[str, Any], *, now: float | None = None, previous: str | None = None,
@@ -331,10 +341,29 @@ class TokenStore:
                 current = self._decode(row)
                 if not needs_refresh(current):
                     return current, False
-                new = fetch(current)
+                used = current
+                try:
+                    new = fetch(current)
+                except XeroAuthError as error:
+                    previous = self._previous_in_grace(current, row)
+                    if not is_invalid_grant(error) or previous is None:
+                        raise
+                    log.warning("Xero refused the stored refresh token of '%s' (%s, invalid_grant); trying "
+                                "the previous one (%s) once, still inside Xero's 30-minute grace window.",
+                                self.connection_key, fingerprint(current.refresh_token),
+                                fingerprint(previous.refresh_token))
+                    used = previous
+                    new = fetch(previous)
+                rotated_at = time.time()
                 if not new.refresh_token:
-                    new.refresh_token = current.refresh_token  # client_credentials grants have none
-                new.previous_refresh_token = current.refresh_token
+                    new.refresh_token = used.refresh_token  # client_credentials grants have none
+                if used is current:
+                    new.previous_refresh_token = current.refresh_token
+                    new.previous_rotated_at = rotated_at if current.refresh_token else None
+                else:
+                    # The grace window of the token that worked started at its first rotation.
+                    new.previous_refresh_token = used.refresh_token
+                    new.previous_rotated_at = used.previous_rotated_at
                 new.client_id = new.client_id or current.client_id
                 self._write(conn, new, STATUS_ACTIVE)
         except XeroAuthError as error:
@@ -347,10 +376,24 @@ class TokenStore:
         log.info(
             "Refreshed the Xero access token for '%s' (refresh token %s -> %s).",
             self.connection_key,
-            fingerprint(current.refresh_token),
+            fingerprint(used.refresh_token),
             fingerprint(new.refresh_token),
         )
         return new, True
+
+    @staticmethod
+    def _previous_in_grace(current: TokenSet, row) -> TokenSet | None:
+        """The stored set with its previous refresh token in front, if Xero may still accept that."""
+        previous = current.previous_refresh_token
+        if not previous or previous == current.refresh_token:
+            return None
+        rotated_at = current.previous_rotated_at
+        if rotated_at is None and row["refreshed_at"] is not None:
+            rotated_at = _aware(row["refreshed_at"]).timestamp()  # sets stored before the field existed
+        if rotated_at is None or time.time() - rotated_at > PREVIOUS_TOKEN_GRACE_SECONDS:
+            return None
+        return replace(current, refresh_token=previous, previous_refresh_token=None,
+                       previous_rotated_at=rotated_at)
 
     # -- internals ---------------------------------------------------------------------------
     def _row(self, conn: Connection, lock: bool):

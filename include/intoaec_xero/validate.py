@@ -2,15 +2,19 @@
 
 A batch is one tenant × stream of one run: everything one load transaction would commit. Each
 check has a severity: ``error`` rejects the batch (nothing of it is loaded, the watermark stays
-put and the records go to quarantine), ``warn`` is recorded and the batch loads.
+put and the records go to quarantine), ``hold`` holds back only the records that fail it (each
+with its lines; the rest loads and the watermark moves), ``warn`` is recorded and everything loads.
 
 Three kinds of check run here, in the order the data gets readable:
 
 - the raw pages: each one parses, none is missing or cut short (``page_readable``,
-  ``pages_complete``);
-- each record turns into rows (``record_readable``): transform names what it could not read;
+  ``pages_complete``): batch-level;
+- each record turns into rows (``record_readable``): transform names what it could not read,
+  and the record is held;
 - the rows, per table, against the Great Expectations suites in
   :mod:`intoaec_xero.quality.suites`, a chunk at a time so memory stays flat on large tenants.
+  When a chunk holds records back, its batch-level checks are run again without them, so a
+  held record never rejects the batch it was taken out of.
 """
 
 from __future__ import annotations
@@ -24,16 +28,21 @@ from sqlalchemy.engine import Connection
 from intoaec_xero import collector
 from intoaec_xero.quality.model import (
     ERROR,
+    HOLD,
     SAMPLE_KEYS,
     WARN,
     BatchRejected,
     CheckResult,
+    is_storable,
     merge,
     verdict,
 )
 from intoaec_xero.streams import Paging, Stream
 
-__all__ = ["BatchRejected", "CheckResult", "StreamValidator", "ERROR", "WARN", "record_label", "verdict"]
+__all__ = ["BatchRejected", "CheckResult", "StreamValidator", "ERROR", "HOLD", "WARN", "record_key_text",
+           "record_label", "verdict", "without"]
+
+Reasons = dict[str, list[tuple[str, str, str]]]  # record label -> [(table, check, reason)]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +51,8 @@ class StreamValidator:
     """Collects one batch's verdicts while load reads, transforms and writes it.
 
     ``accept`` names checks a person has decided to let through for one release (e.g. a new
-    enum value Xero started sending): they are still evaluated and recorded, as warnings.
+    enum value Xero started sending): they are still evaluated and recorded, as warnings, and
+    hold nothing back.
     """
 
     def __init__(self, conn: Connection, tenant_id: str, stream: Stream, *, expected_pages: int | None = None,
@@ -60,6 +70,7 @@ class StreamValidator:
         self.records = 0
         self.unreadable_pages: dict[str, str] = {}
         self.short_pages: dict[str, str] = {}
+        self.server_items: int | None = None  # pagination.itemCount of the last kept page that has one
         self.unreadable_records: dict[str, str] = {}
         self._chunks = 0
         self._refs = None
@@ -92,6 +103,8 @@ class StreamValidator:
         pagination = payload.get("pagination")
         if not isinstance(pagination, dict):
             return
+        if type(pagination.get("itemCount")) is int:
+            self.server_items = pagination["itemCount"]
         try:
             page, count, size = int(pagination["page"]), int(pagination["pageCount"]), int(pagination["pageSize"])
         except (KeyError, TypeError, ValueError):
@@ -101,23 +114,68 @@ class StreamValidator:
             self.short_pages[f"page {number}"] = (f"page {page} of {count} holds {len(records)} records, "
                                                   f"{size} expected")
 
-    def unreadable(self, page: int, position: int, record: Any, error: Exception) -> None:
-        self.unreadable_records[record_label(self.stream, page, position, record)] = _first_line(error)
+    def unreadable(self, label: str, error: Exception) -> str:
+        """A record transform could not read (so it is held whatever is accepted); returns why."""
+        reason = _first_line(error)
+        self.unreadable_records[label] = reason
+        return f"record_readable ({HOLD}): {reason}"
+
+    def readable_after_all(self, label: str) -> None:
+        """A later version of a record that could not be read was read and loaded."""
+        self.unreadable_records.pop(label, None)
 
     # -- rows ------------------------------------------------------------------------------------
-    def check(self, rows_by_table: dict[str, list[dict[str, Any]]]) -> bool:
-        """Run the suites on one chunk; True when nothing so far stops the batch (so it may be written)."""
+    def check(self, rows_by_table: dict[str, list[dict[str, Any]]], labels: dict[str, list[str]]) -> Reasons:
+        """Run the suites on one chunk; returns the records to hold back and why.
+
+        ``labels`` names each row's record (per table, in row order). Whether the rest of the chunk
+        may be written is :attr:`failed`.
+        """
         from intoaec_xero.quality import frames, runner
 
         self._chunks += 1
         refs = self._references()
         with collector.paused():
-            built = frames.build_frames(self.stream.targets, rows_by_table, refs)
-            for table, frame in built.items():
+            first = []
+            for table, frame in frames.build_frames(self.stream.targets, rows_by_table, refs, labels).items():
                 results, outcome = runner.validate(frame)
-                self.results.extend(results)
+                first.extend(results)
                 self.validations.append((table, self._chunks, outcome))
-        return not self.failed
+            record_level = [r for r in first if r.severity == HOLD]
+            held = self._held(first)
+            if not held:
+                self.results.extend(first)
+                return held
+            # The batch-level checks judge what will be written: without the held records.
+            kept_rows, kept_labels = without(rows_by_table, labels, held)
+            second = []
+            kept = frames.build_frames(self.stream.targets, kept_rows, refs, kept_labels)
+            for frame in kept.values():
+                second.extend(runner.validate(frame)[0])
+        self.results.extend(record_level)
+        self.results.extend(r for r in second if r.severity != HOLD)
+        # A table whose every row was held still says its batch-level checks ran (on no rows).
+        self.results.extend(CheckResult(r.table, r.check, r.severity, True, expected=r.expected, unexpected=0, rows=0)
+                            for r in first if r.table not in kept and all(r is not h for h in record_level))
+        return held
+
+    def _held(self, results: list[CheckResult]) -> Reasons:
+        held: Reasons = {}
+        for result in results:
+            if not result.held or result.check in self.accept:
+                continue
+            if not result.record_keys:
+                # The failing rows could not be named, so none can be held alone: the batch stops.
+                result.severity = ERROR
+                continue
+            for label, reason in result.record_keys.items():
+                held.setdefault(label, []).append((result.table, result.check, reason))
+        if held:  # everything else the held records fail, for whoever looks at them
+            for result in results:
+                if not result.passed and not (result.held and result.check not in self.accept):
+                    for label in result.record_keys.keys() & held.keys():
+                        held[label].append((result.table, result.check, result.record_keys[label]))
+        return held
 
     def _references(self):
         from intoaec_xero.quality.frames import References
@@ -135,8 +193,7 @@ class StreamValidator:
 
     @property
     def failed(self) -> bool:
-        structural = {"page_readable": self.unreadable_pages, "pages_complete": self.short_pages,
-                      "record_readable": self.unreadable_records}
+        structural = {"page_readable": self.unreadable_pages, "pages_complete": self.short_pages}
         return any(found and name not in self.accept for name, found in structural.items()) or any(
             r.failed_error and r.check not in self.accept for r in self.results)
 
@@ -145,7 +202,9 @@ class StreamValidator:
         """Every verdict of the batch, one per check; raises :class:`BatchRejected` on an error."""
         results = self._structural() + merge(self.results)
         for result in results:
-            if result.check in self.accept and not result.passed and result.severity == ERROR:
+            # A record that cannot be read has no rows to let through: record_readable is never accepted.
+            if (result.check in self.accept and not result.passed and result.severity in (ERROR, HOLD)
+                    and result.check != "record_readable"):
                 result.severity = WARN
                 result.observed += " (accepted for this release)"
         if any(r.failed_error for r in results):
@@ -161,6 +220,9 @@ class StreamValidator:
         elif (self.expected_records is not None and not self.unreadable_pages
               and self.records < self.expected_records):
             missing.append(f"{self.records} of {self.expected_records} extracted records are in the kept pages")
+        if self.server_items is not None and not self.unreadable_pages and self.records < self.server_items:
+            missing.append(f"{self.records} of the {self.server_items} records Xero counted (pagination "
+                           "itemCount) are in the kept pages")
         incomplete = dict(self.short_pages)
         if missing:
             incomplete["pages"] = "; ".join(missing)
@@ -168,27 +230,58 @@ class StreamValidator:
             _structural(self.table, "page_readable", self.unreadable_pages, self.pages, "pages",
                         "every kept page is complete JSON with its records list"),
             _structural(self.table, "pages_complete", incomplete, self.pages, "pages",
-                        "no page is missing or short of records (only the last page may be short)"),
+                        "no page is missing or short of records (only the last page may be short) and "
+                        "every record Xero counted is kept"),
             _structural(self.table, "record_readable", self.unreadable_records, self.records, "records",
-                        "every record can be read into rows (ids present, amounts, dates and flags parse)"),
+                        "every record can be read into rows (ids present, amounts, dates and flags parse)",
+                        severity=HOLD),
         ]
 
 
-def _structural(table: str, check: str, failures: dict[str, str], total: int, unit: str, rule: str) -> CheckResult:
+def _structural(table: str, check: str, failures: dict[str, str], total: int, unit: str, rule: str,
+                severity: str = ERROR) -> CheckResult:
     observed = f"{len(failures)} of {total} {unit}"
     if failures:
         observed += ": " + "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3])
-    return CheckResult(table, check, ERROR, not failures, observed=observed, expected=rule,
+    return CheckResult(table, check, severity, not failures, observed=observed, expected=rule,
                        failing_keys=list(failures)[:SAMPLE_KEYS],
-                       record_keys={k: f"{check} (error): {v}" for k, v in failures.items()})
+                       record_keys={k: f"{check} ({severity}): {v}" for k, v in failures.items()})
 
 
-def record_label(stream: Stream, page: int, position: int, record: Any) -> str:
-    """How verdicts and quarantine name a record: its Xero id, or where it sat when it has none."""
+# Longer ids cannot be Xero's (its ids are GUIDs) and would not fit the quarantine's key column.
+LABEL_LENGTH = 255
+
+
+def record_label(stream: Stream, page: int, position: int, record: Any, origin: str = "") -> str:
+    """How verdicts and quarantine name a record: its Xero id, or where it sat when it has none.
+
+    An id that could not be stored as text (a NUL in it, say) is no name either. ``origin`` tells
+    apart pages of one run that were extracted separately (a journal backfill's pages).
+    """
+    return record_key_text(stream, record) or f"{origin}page {page} record {position + 1}"
+
+
+def record_key_text(stream: Stream, record: Any) -> str | None:
+    """The record's Xero id as a name, or None when it has none that can be stored as one."""
     key = record.get(stream.primary_key) if isinstance(record, dict) else None
     if isinstance(key, (str, int)) and not isinstance(key, bool) and key != "":
-        return str(key)
-    return f"page {page} record {position + 1}"
+        key = str(key)
+        if len(key) <= LABEL_LENGTH and is_storable(key):
+            return key
+    return None
+
+
+def without(rows_by_table: dict[str, list[dict[str, Any]]], labels: dict[str, list[str]],
+            held: Reasons | set[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """The rows (and their labels) of every record but the held ones."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    kept: dict[str, list[str]] = {}
+    for table, table_rows in rows_by_table.items():
+        names = labels[table]
+        keep = [i for i, label in enumerate(names) if label not in held]
+        rows[table] = [table_rows[i] for i in keep]
+        kept[table] = [names[i] for i in keep]
+    return rows, kept
 
 
 def _first_line(error: BaseException) -> str:

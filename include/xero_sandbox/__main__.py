@@ -31,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--app-minute-limit", type=int, default=10_000)
     p.add_argument("--clock-start", default=None,
                    help="ISO timestamp the sandbox clock starts at (default: now, never before the data ends)")
+    p.add_argument("--max-page-size", type=int, default=None,
+                   help="serve at most N rows a page (and Journals per call) whatever pageSize asks; "
+                        "pagination stays truthful (default: Xero's 1000, Journals 100)")
     p.add_argument("--log-level", default="warning")
     return p.parse_args(argv)
 
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     try:
         app = create_app(args.dataset, args.seed, limits=not args.no_limits, tenants=args.tenants,
-                         clock_start_ms=start_ms,
+                         clock_start_ms=start_ms, max_page_size=args.max_page_size,
                          limit_config=LimitConfig(per_minute=args.minute_limit, per_day=args.day_limit,
                                                   concurrent=args.concurrent_limit,
                                                   app_per_minute=args.app_minute_limit))

@@ -243,7 +243,7 @@ def _paged(sb, b: Books, request: Request, headers: dict, entity: str, records: 
                              headers=headers)
     page = max(1, page)
     size = _int_param(q, "pageSize", DEFAULT_PAGE_SIZE)
-    size = min(MAX_PAGE_SIZE, max(1, size))
+    size = min(MAX_PAGE_SIZE, sb.max_page_size or MAX_PAGE_SIZE, max(1, size))
     n = len(records)
     chunk = records[(page - 1) * size: page * size]
     pagination = {"page": page, "pageSize": size, "pageCount": math.ceil(n / size), "itemCount": n}
@@ -413,6 +413,7 @@ def journals(sb, b: Books, request: Request, item, headers):
         # A single journal comes without SourceID/SourceType, as at Xero.
         return _single(sb, "Journals", ser.journal(b, number, with_source=False), headers)
     offset = max(0, _int_param(q, "offset", 0) or 0)
+    per_call = min(JOURNALS_PER_CALL, sb.max_page_size or JOURNALS_PER_CALL)
     ims = parse_if_modified_since(request.headers.get("if-modified-since"))
     first = offset  # index of journal number offset+1
     if ims is not None:
@@ -420,9 +421,9 @@ def journals(sb, b: Books, request: Request, item, headers):
     if _bool(q.get("paymentsOnly")):
         pn = js.payment_numbers
         k = bisect.bisect_right(pn, first)
-        numbers = list(pn[k:k + JOURNALS_PER_CALL])
+        numbers = list(pn[k:k + per_call])
     else:
-        numbers = list(range(first + 1, min(len(js), first + JOURNALS_PER_CALL) + 1))
+        numbers = list(range(first + 1, min(len(js), first + per_call) + 1))
     body = ser.envelope("Journals", [ser.journal(b, n) for n in numbers], sb.clock.now_ms())
     return json_response(body, headers=headers)
 

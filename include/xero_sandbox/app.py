@@ -34,6 +34,9 @@ class Sandbox:
     stats: Stats = field(default_factory=Stats)
     query_cache: OrderedDict = field(default_factory=OrderedDict)
     activity_runs: dict[int, int] = field(default_factory=dict)
+    # Serve at most this many rows a page (and Journals per call), whatever pageSize asks; the
+    # pagination object says what was served. None: Xero's own limits (1000, Journals 100).
+    max_page_size: int | None = None
 
 
 class _Observe:
@@ -84,13 +87,16 @@ class _Observe:
 
 
 def create_app(dataset: str = "small", seed: int = 1, limits: bool = True, tenants: int | None = None,
-               clock_start_ms: int | None = None, limit_config: LimitConfig | None = None) -> FastAPI:
+               clock_start_ms: int | None = None, limit_config: LimitConfig | None = None,
+               max_page_size: int | None = None) -> FastAPI:
+    if max_page_size is not None and max_page_size < 1:
+        raise ValueError("--max-page-size must be at least 1")
     ds = build_dataset(dataset, seed, tenants)
     clock = SandboxClock(clock_start_ms)
     cfg = limit_config or LimitConfig()
     cfg.enabled = limits
     sandbox = Sandbox(dataset=ds, clock=clock, identity=identity.default_store(clock, ds.tenants),
-                      limiter=RateLimiter(clock, cfg))
+                      limiter=RateLimiter(clock, cfg), max_page_size=max_page_size)
     app = FastAPI(title="Xero sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = sandbox
     app.include_router(identity.router)

@@ -1,4 +1,4 @@
-"""Test controls under ``/_sandbox/``: clock, activity, faults, stats, truth, health.
+"""Test controls under ``/_sandbox/``: clock, activity, faults, paging, stats, truth, health.
 
 These exist so a test can make the world misbehave on purpose and then check the result:
 jump the clock instead of sleeping, make the books change as a busy firm's do, inject the
@@ -137,6 +137,7 @@ def _bad(msg: str) -> JSONResponse:
 async def health(request: Request):
     sb = _sb(request)
     return {"ok": True, "dataset": sb.dataset.name, "seed": sb.dataset.seed, "limits": sb.limiter.config.enabled,
+            "max_page_size": sb.max_page_size,
             "tenants": [{"tenantId": b.tenant_id, "tenantName": b.name, "journals": b.journals_enabled}
                         for b in sb.dataset.tenants],
             "now": sb.clock.iso()}
@@ -212,6 +213,28 @@ async def post_faults(request: Request):
 async def delete_faults(request: Request):
     _sb(request).faults.clear()
     return {"ok": True, "faults": []}
+
+
+@router.get("/paging")
+async def get_paging(request: Request):
+    return {"max_page_size": _sb(request).max_page_size}
+
+
+@router.post("/paging")
+async def post_paging(request: Request):
+    """``{"max_page_size": N}``: serve at most N rows a page from now on (null: Xero's own limits)."""
+    sb = _sb(request)
+    try:
+        body = await _json(request)
+        if "max_page_size" not in body:
+            raise ValueError("expected {\"max_page_size\": N or null}")
+        value = body["max_page_size"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError("max_page_size must be a whole number >= 1, or null")
+    except (ValueError, TypeError) as e:
+        return _bad(str(e))
+    sb.max_page_size = value
+    return {"ok": True, "max_page_size": value}
 
 
 @router.get("/stats")

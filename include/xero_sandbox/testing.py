@@ -86,6 +86,11 @@ class SandboxHandle:
     def clear_faults(self) -> dict:
         return self._ok(requests.delete(self._url("/_sandbox/faults"), timeout=10))
 
+    def set_max_page_size(self, max_page_size: int | None) -> dict:
+        """Serve at most N rows a page (and Journals per call) from now on; None restores Xero's limits."""
+        return self._ok(requests.post(self._url("/_sandbox/paging"), json={"max_page_size": max_page_size},
+                                      timeout=10))
+
     def connect(self, scope: str = DEFAULT_SCOPES, tenant_ids: Sequence[str] | None = None,
                 redirect_uri: str = "http://127.0.0.1:8976/callback") -> dict:
         """Sign in, consent and exchange the code: the token response as the app would store it."""

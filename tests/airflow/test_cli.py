@@ -1,7 +1,8 @@
 """``intoaec-xero connect`` / ``disconnect`` as a user runs them, against the sandbox.
 
 The client id and secret come from the ``xero_default`` Airflow connection (here from the
-environment); the person at the browser is the sandbox's scripted user.
+environment; ``test_cli_stored_connections`` stores them in Airflow's metadata database); the
+person at the browser is the sandbox's scripted user.
 """
 
 from __future__ import annotations

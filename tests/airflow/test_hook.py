@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 
 import pytest
 from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_RECONNECT, TokenCipher, TokenStore
 
 from tests.airflow.conftest import CLIENT_ID, CLIENT_SECRET, airflow_connection_env, connect
+from tests.intoaec_xero.test_timeouts import silent_server
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -115,3 +117,33 @@ def test_a_custom_connection_is_tested_with_a_client_credentials_token(hook_env,
     assert ok, message
     assert "custom connection" in message
     assert TokenStore(engine, "xero_default", TokenCipher(None)).status() is None
+
+
+def test_a_silent_xero_ends_the_test_within_the_connection_timeouts(hook_env, monkeypatch):
+    """A host that accepts and never answers: the Test button says so instead of hanging the page."""
+    with silent_server() as server:
+        monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
+            "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
+            "extra": {"identity_base_url": server.url, "api_base_url": f"{server.url}/api.xro/2.0",
+                      "connect_timeout": 1, "read_timeout": "1"}}))
+        started = time.monotonic()
+        ok, message = _hook().test_connection()
+        elapsed = time.monotonic() - started
+    assert not ok and "Cannot reach Xero" in message and "ReadTimeout" in message
+    assert elapsed < 5
+
+
+def test_numeric_extras_are_read_as_written_and_never_sent_as_headers(hook_env, monkeypatch, sandbox, db_url):
+    airflow_connection_env(monkeypatch, sandbox, db_url, calls_per_minute=0, connect_timeout="5", read_timeout=30)
+    hook = _hook()
+    assert hook.settings.calls_per_minute == 0
+    assert hook.settings.http_timeout == (5.0, 30.0)
+    headers = {h.lower() for h in hook.get_conn().headers}
+    assert not {"calls_per_minute", "connect_timeout", "read_timeout"} & headers
+
+
+def test_an_invalid_numeric_extra_is_the_test_buttons_answer(hook_env, monkeypatch, sandbox, db_url):
+    airflow_connection_env(monkeypatch, sandbox, db_url, calls_per_minute="sixty")
+    ok, message = _hook().test_connection()
+    assert not ok
+    assert "'xero_default'" in message and "calls_per_minute" in message and "whole number" in message

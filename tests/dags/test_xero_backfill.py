@@ -41,7 +41,8 @@ def test_monthly_data_intervals_paused_and_behind_the_sync_in_the_pool(dag):
     assert dag.is_paused_upon_creation is True and dag.catchup is False
     # A run dated before start_date gets no tasks at all: it would "succeed" having loaded nothing.
     assert dag.start_date <= pendulum.datetime(2006, 1, 1, tz="UTC")
-    assert {"discover_tenants", "window.extract", "window.load", "journals", "report"} == set(dag.task_dict)
+    assert {"discover_tenants", "window.extract", "window.load", "journals", "report", "run_verdict"} == set(
+        dag.task_dict)
     for task_id in ("window.extract", "journals"):
         task = dag.task_dict[task_id]
         assert task.pool == "xero_api"
@@ -50,6 +51,10 @@ def test_monthly_data_intervals_paused_and_behind_the_sync_in_the_pool(dag):
     # it waits out the day's quota without holding a worker or a pool slot
     assert sensor.partial_kwargs["mode"] == "reschedule"
     assert dag.task_dict["report"].trigger_rule == "all_done"
+    # report always runs, so it cannot carry the outcome: a leaf that runs only on a failure does.
+    verdict = dag.task_dict["run_verdict"]
+    assert verdict.trigger_rule == "one_failed" and not verdict.downstream_task_ids
+    assert {"discover_tenants", "window.load", "journals"} <= verdict.upstream_task_ids
 
 
 @pytest.fixture(scope="module")

@@ -203,3 +203,50 @@ def test_a_batch_that_looks_new_but_is_not_falls_back_to_the_upsert(postgres_url
                 credit_notes.c.credit_note_id == f"c{unsampled}")).scalar_one() == "PAID"
     finally:
         engine.dispose()
+
+
+def test_upsert_on_a_unique_index_replaces_instead_of_adding(engine):
+    """dq_results' key is a surrogate id: a retried load matches its verdicts on (run, tenant, table, check)."""
+    from intoaec_xero.schema import dq_results
+
+    key = ("run_id", "tenant_id", "table_name", "check_name")
+
+    def verdict(check: str, passed: bool) -> dict:
+        return {"run_id": "r1", "tenant_id": "t1", "table_name": "invoices", "check_name": check,
+                "severity": "hold", "passed": passed, "observed": f"{int(not passed)} of 3 rows",
+                "failing_keys": None if passed else ["inv-2"], "checked_at": datetime(2024, 3, 1, tzinfo=UTC)}
+
+    with engine.begin() as conn:
+        db.upsert(conn, dq_results, [verdict("status_in_enum", False), verdict("key_present", True)], keys=key)
+    with engine.begin() as conn:  # the retry: one verdict changed
+        db.upsert(conn, dq_results, [verdict("status_in_enum", True), verdict("key_present", True)], keys=key)
+    with engine.connect() as conn:
+        rows = conn.execute(select(dq_results.c.check_name, dq_results.c.passed, dq_results.c.failing_keys)
+                            .order_by(dq_results.c.check_name)).all()
+    assert rows == [("key_present", True, None), ("status_in_enum", True, None)]
+
+
+def test_the_upgrade_keeps_one_verdict_per_check_of_a_run(db_url):
+    """Databases written before verdicts were keyed may hold a retry's second set: the latest stays."""
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = db.create_db_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0002")
+        with engine.begin() as conn:
+            for n, passed in enumerate((False, True, True)):
+                conn.execute(text(
+                    "INSERT INTO dq_results (run_id, tenant_id, table_name, check_name, severity, passed, observed) "
+                    "VALUES ('r1', 't1', 'invoices', :check, 'error', :passed, :observed)"),
+                    {"check": "status_in_enum" if n < 2 else "key_present", "passed": passed, "observed": f"try {n}"})
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT check_name, observed FROM dq_results ORDER BY check_name")).all()
+        assert [tuple(r) for r in rows] == [("key_present", "try 2"), ("status_in_enum", "try 1")]
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        assert diff == []
+    finally:
+        engine.dispose()

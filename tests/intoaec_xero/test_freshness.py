@@ -18,6 +18,9 @@ def _tenant_synced_at(engine, at):
                                      "connection_status": "Connected", "sync_enabled": True}])
         state.advance(conn, "t", "invoices", watermark=at, journal_offset=None, full=False)
         conn.execute(sync_state.update().where(sync_state.c.stream == "invoices").values(last_success_at=at))
+    # Health reads the sync's own runs.
+    state.record_run(engine, run_id=f"sync-{at.isoformat()}", tenant_id="t", stream="invoices", started_at=at,
+                     finished_at=at, status="success", kind="sync")
 
 
 def test_one_alert_per_incident(engine):

@@ -200,3 +200,56 @@ def test_quota_left_is_the_newest_reading(engine):
     _synced(engine, "t", later, stream="contacts", run_id="r2", quota_day_remaining=4996)
     (health,) = tenant_health(engine, now=NOW)
     assert health.quota_day_remaining == 4700
+
+
+def test_a_connection_that_cannot_be_read_is_failing(engine, capsys):
+    from intoaec_xero.errors import XeroUnavailable
+    from intoaec_xero.pipeline import mark_connection_failed, mark_connection_ok
+
+    _tenant(engine, "t", "Unreachable Partners")
+    _synced(engine, "t", datetime.now(UTC) - timedelta(minutes=5))
+    mark_connection_failed(engine, "xero_default", XeroUnavailable("POST /connect/token: Xero answered 503."))
+    [health] = tenant_health(engine)
+    assert health.verdict == FAILING
+    assert "could not read the Xero connection" in health.reasons[0]
+    url = engine.url.render_as_string(hide_password=False)
+    assert cli.main(["--db-url", url, "status"]) == 2
+    assert "FAILING" in capsys.readouterr().out
+
+    mark_connection_ok(engine, "xero_default")  # the next run could read it again
+    assert tenant_health(engine)[0].verdict == HEALTHY
+
+
+def test_a_finished_backfill_never_makes_a_failing_tenant_healthy(engine):
+    from intoaec_xero.health import run_history
+
+    _tenant(engine, "t", "Failing Builders")
+    _synced(engine, "t", NOW - timedelta(hours=1), stream="invoices", run_id="scheduled__1")
+    state.record_run(engine, run_id="scheduled__2", tenant_id="t", stream="invoices",
+                     started_at=NOW - timedelta(minutes=20), finished_at=NOW - timedelta(minutes=19),
+                     status="failed", message="GET /Invoices: Xero answered 500")
+    state.record_error(engine, "t", "invoices", "GET /Invoices: Xero answered 500")
+    # Then a backfill window loads invoices and advances the stream's state, as loads do.
+    with engine.begin() as conn:
+        state.advance(conn, "t", "invoices", watermark=None, journal_offset=None, full=False)
+    state.record_run(engine, run_id="backfill__2024-01-01", tenant_id="t", stream="invoices",
+                     started_at=NOW - timedelta(minutes=2), finished_at=NOW - timedelta(minutes=1), status="success",
+                     message="backfill window 2024-01-01..2024-02-01", kind="backfill")
+    [health] = tenant_health(engine, now=NOW)
+    assert health.verdict == FAILING
+    assert health.reasons == ["invoices: GET /Invoices: Xero answered 500"]
+    [stream] = health.streams
+    assert stream.last_run_id == "scheduled__2" and stream.last_status == "failed"
+    # The last success is the sync's, an hour ago, not the backfill's a minute ago.
+    assert stream.last_success_at == (NOW - timedelta(hours=1)).isoformat()
+    assert [r.run_id for r in run_history(engine, now=NOW)["t"]] == ["scheduled__1", "scheduled__2"]
+
+
+def test_a_run_that_stopped_half_way_is_not_a_success(engine):
+    _tenant(engine, "t", "Crashed Consultants")
+    _synced(engine, "t", NOW - timedelta(hours=4), stream="invoices", run_id="r1")
+    state.record_run(engine, run_id="r2", tenant_id="t", stream="invoices", started_at=NOW - timedelta(hours=3),
+                     status="extracting")
+    [health] = tenant_health(engine, now=NOW)
+    assert health.verdict == FAILING
+    assert health.reasons == ["invoices: run r2 stopped before it finished (left extracting)"]

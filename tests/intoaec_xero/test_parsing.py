@@ -3,7 +3,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from intoaec_xero.parsing import format_if_modified_since, loads, parse_date, parse_datetime, parse_money
+from intoaec_xero.parsing import (
+    format_if_modified_since,
+    loads,
+    parse_count,
+    parse_date,
+    parse_datetime,
+    parse_money,
+)
 
 
 def test_every_amount_xero_can_send_comes_back_to_the_digit():
@@ -71,6 +78,27 @@ def test_parse_date(raw, expected):
 def test_parse_datetime_rejects_garbage(raw):
     with pytest.raises(ValueError, match="not a Xero date"):
         parse_datetime(raw)
+
+
+@pytest.mark.parametrize("raw", ["/Date(99999999999999999999)/", "/Date(-99999999999999999999+0000)/",
+                                 "/Date(253402300800000)/", "9999-12-31T23:00:00-05:00"])
+def test_a_date_past_what_a_datetime_holds_is_a_value_error(raw):
+    with pytest.raises(ValueError, match=r"not a Xero date \(out of range\)"):
+        parse_datetime(raw)
+    with pytest.raises(ValueError, match="not a Xero date"):
+        parse_date(raw)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(0, 0), (3, 3), (250, 250), (4.0, 4), (Decimal("7"), 7), ("12", 12)])
+def test_parse_count_reads_whole_numbers(raw, expected):
+    assert parse_count(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [None, "", "3 pages", "1e3", "-1", -1, 2.5, float("nan"), float("inf"), True,
+                                 Decimal("1.5"), [3], {"n": 3}, "١٢"])
+def test_parse_count_rejects_everything_else(raw):
+    with pytest.raises(ValueError, match="not a whole number"):
+        parse_count(raw)
 
 
 def test_money_is_exact_from_json_text():

@@ -107,21 +107,22 @@ def test_an_unreachable_xero_fails_with_one_clear_sentence(engine):
         client.connections()
 
 
-def test_a_failed_extract_commits_nothing_for_that_tenant_and_others_carry_on(sandbox, engine, tmp_path):
+def test_a_failed_stream_fails_alone_and_the_rest_lands(sandbox, engine, tmp_path):
     settings, store = _connect(sandbox, engine)
     truth = sandbox.truth()
     failing, healthy = sorted(truth["tenants"])
-    # Payments is extracted after contacts and invoices: those pages exist but must not land.
     sandbox.faults(endpoint="Payments", status=500, tenant_id=failing)
     try:
         summary, _ = _sync(settings, store, engine, tmp_path, "run-fault")
     finally:
         sandbox.clear_faults()
     assert len(summary.failures) == 1 and "payments extract failed" in summary.failures[0]
-    assert "500" in summary.failures[0]
-    counts = report.row_counts(engine)
-    assert failing not in counts
+    assert "500" in summary.failures[0] and failing in summary.failures[0]
     assert report.compare_with_truth(engine, {"tenants": {healthy: truth["tenants"][healthy]}}, SYNCED_TABLES) == []
+    # The failing tenant's other streams landed too; only its payments are missing.
+    without_payments = SYNCED_TABLES - {"payments"}
+    assert report.compare_with_truth(engine, {"tenants": {failing: truth["tenants"][failing]}}, without_payments) == []
+    assert "payments" not in report.row_counts(engine)[failing]
     with engine.connect() as conn:
         failed = conn.execute(select(sync_runs.c.status).where(sync_runs.c.tenant_id == failing,
                                                                sync_runs.c.stream == "payments")).scalar_one()
@@ -167,35 +168,28 @@ def test_an_invoice_listed_twice_keeps_only_its_latest_lines(engine, tmp_path):
     assert lines == ["c"]
 
 
-def test_streams_extracted_before_a_failure_are_marked_skipped(sandbox, engine, tmp_path):
-    """The tenant stops at the failed extract; what it had extracted must not stay "extracted" forever."""
+def test_a_failed_stream_is_named_and_the_run_counts_as_partly_failed(sandbox, engine, tmp_path):
+    """Every other stream loads and reads as success; the failed one is the tenant's reason."""
     from intoaec_xero.health import FAILING, run_history, tenant_health
 
     settings, store = _connect(sandbox, engine)
     failing, healthy = sorted(sandbox.truth()["tenants"])
     sandbox.faults(endpoint="Payments", status=500, tenant_id=failing)
     try:
-        summary, _ = _sync(settings, store, engine, tmp_path, "run-skip")
+        summary, _ = _sync(settings, store, engine, tmp_path, "run-partial")
     finally:
         sandbox.clear_faults()
     assert len(summary.failures) == 1 and "payments extract failed" in summary.failures[0]
     with engine.connect() as conn:
-        runs = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "run-skip")).mappings().all()
+        runs = conn.execute(select(sync_runs).where(sync_runs.c.run_id == "run-partial")).mappings().all()
     mine = {r["stream"]: r for r in runs if r["tenant_id"] == failing}
-    order = list(STREAMS)
-    before = order[: order.index("payments")]
-    assert before  # payments is not the first stream, so something was extracted before it
-    # Streams after the failure were never started: no row. Those before it: skipped, with why.
-    assert {s: r["status"] for s, r in mine.items()} == {**dict.fromkeys(before, "skipped"), "payments": "failed"}
-    for stream in before:
-        assert mine[stream]["message"] == "not loaded: payments extract failed for this tenant"
-        assert mine[stream]["finished_at"] is not None and mine[stream]["rows_loaded"] is None
+    assert {s: r["status"] for s, r in mine.items()} == {**dict.fromkeys(STREAMS, "success"), "payments": "failed"}
+    assert mine["payments"]["finished_at"] is not None and mine["payments"]["rows_loaded"] is None
     assert {r["status"] for r in runs if r["tenant_id"] == healthy} == {"success"}
 
     health = {h.tenant_id: h for h in tenant_health(engine)}[failing]
     assert health.verdict == FAILING
-    assert len(health.reasons) == 1 and health.reasons[0].startswith("payments: ")  # skipped is no reason itself
-    assert {s.stream: s.last_status for s in health.streams if s.stream in before} == dict.fromkeys(before, "skipped")
-    assert health.last_success_at is None  # a skipped stream is no success
+    assert len(health.reasons) == 1 and health.reasons[0].startswith("payments: ") and "500" in health.reasons[0]
+    assert {s.stream: s.last_status for s in health.streams}["payments"] == "failed"
     [run] = run_history(engine)[failing]
-    assert (run.status, run.problem_streams, run.skipped_streams) == ("failed", 1, len(before))
+    assert (run.status, run.problem_streams, run.skipped_streams) == ("partial", 1, 0)

@@ -163,3 +163,9 @@ def test_credit_note_allocations_are_kept():
 def test_a_journal_number_that_is_not_a_number_is_a_record_error():
     with pytest.raises(RecordError, match="JournalNumber"):
         transform_record("journals", "t", {"JournalID": "j", "JournalNumber": "abc"})
+
+
+def test_text_is_kept_exactly_as_sent_even_where_a_database_would_refuse_it():
+    """Transform does not clean text: the checks decide (record by record) what may not be stored."""
+    rows = transform_record("contacts", "t", {"ContactID": "c-1", "Name": "Harbour\x00Works \ud800"})
+    assert rows["clients"][0]["name"] == "Harbour\x00Works \ud800"

@@ -12,6 +12,7 @@ pages of every tenant, large on a sample of full 1000-record pages.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -187,3 +188,37 @@ def test_large_sampled_pages_and_speed(validator, make_api):
         for page in (3, 4, 5):
             assert len(api.get("Invoices", t, params={"page": page, "pageSize": 1000}).json()["Invoices"]) == 1000
         assert (time.perf_counter() - start) / 3 < 1.0
+
+
+def test_pages_capped_below_page_size_stay_truthful_and_valid(validator, make_api):
+    """A server serving fewer rows than asked: pagination says what it served, and every row is reachable."""
+    with running_sandbox("small", seed=1, limits=False, extra_args=["--max-page-size", "40"]) as sb:
+        api = make_api(sb, sb.connect())
+        assert sb.health()["max_page_size"] == 40
+        t = api.tenants[0]
+        truth = sb.truth()["tenants"][t]
+        for entity, count in (("Invoices", truth["invoices"]["count"]), ("Payments", truth["payments"]["count"])):
+            first = _get(api, validator, entity, t, {"page": 1, "pageSize": 1000}).json()
+            p = first["pagination"]
+            assert len(first[entity]) == 40
+            assert p == {"page": 1, "pageSize": 40, "pageCount": math.ceil(count / 40), "itemCount": count}
+            seen = len(first[entity])
+            for page in range(2, p["pageCount"] + 1):
+                body = _get(api, validator, entity, t, {"page": page, "pageSize": 1000}).json()
+                assert body["pagination"] == {**p, "page": page}
+                seen += len(body[entity])
+            assert seen == count
+            # asking for less than the cap is served as asked
+            assert _get(api, validator, entity, t, {"page": 1, "pageSize": 7}).json()["pagination"]["pageSize"] == 7
+        journals = _get(api, validator, "Journals", t, {"offset": 0}).json()["Journals"]
+        assert [j["JournalNumber"] for j in journals] == list(range(1, 41))
+
+        # The cap moves at run time; null restores Xero's limits.
+        assert sb.set_max_page_size(250)["max_page_size"] == 250
+        assert api.get("Invoices", t, params={"page": 1, "pageSize": 1000}).json()["pagination"]["pageSize"] == 250
+        assert sb.set_max_page_size(None)["max_page_size"] is None
+        assert api.get("Invoices", t, params={"page": 1, "pageSize": 1000}).json()["pagination"]["pageSize"] == 1000
+        assert len(api.get("Journals", t, params={"offset": 0}).json()["Journals"]) == 100
+        for bad in (0, -3, "10", True, 2.5):
+            r = requests.post(sb.base_url + "/_sandbox/paging", json={"max_page_size": bad}, timeout=10)
+            assert r.status_code == 400, bad

@@ -16,7 +16,7 @@ from intoaec_xero.airflow.tasks import prepare as prepare_tenants
 from intoaec_xero.backfill import journals as journal_backfill
 from intoaec_xero.backfill import progress, windows
 from intoaec_xero.backfill.quota import QuotaShare
-from intoaec_xero.errors import IntoAECXeroError, XeroDailyLimitReached
+from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroDailyLimitReached
 from intoaec_xero.pipeline import load_tenant
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.runtime import raw_dir
@@ -29,6 +29,14 @@ BACKFILL_RUN_TYPE = "backfill"
 def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
     """The tenants of every Xero connection, exactly as the sync discovers them."""
     return prepare_tenants(db_conn_id)
+
+
+def _require_tenant(tenant: dict[str, str]) -> None:
+    """A connection that could not be read at discovery and had no known organisations."""
+    if not tenant.get("tenant_id"):
+        _fail_clearly(ConfigurationError(
+            f"The Xero connection '{tenant.get('conn_id')}' could not be read when this run started and no "
+            "organisation of it is known yet; the sync's discovery log says why."))
 
 
 def quota_share(params: dict[str, Any] | None, minute_limit: int | None = None) -> QuotaShare:
@@ -52,8 +60,7 @@ def _client(tenant: dict[str, str], params: dict[str, Any] | None, db_conn_id: s
 def extract_window(tenant: dict[str, str], run_id: str, start, end, params: dict[str, Any] | None = None,
                    db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
     """One tenant's documents dated in [start, end), into the raw store."""
-    if tenant.get("error"):
-        _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {tenant['error']}"))
+    _require_tenant(tenant)
     try:
         streams = windows.window_streams((params or {}).get("streams"))
     except (KeyError, ValueError) as error:
@@ -79,7 +86,7 @@ def load_window(manifest: dict[str, Any], db_conn_id: str = DB_CONN_ID) -> dict[
     except IntoAECXeroError as error:
         _fail_clearly(error)
     if summary["failed"]:
-        _fail_clearly(IntoAECXeroError(" ".join(summary["failed"])))
+        _fail_clearly(IntoAECXeroError(" ".join(summary["failed"])), retriable=summary.get("retriable", False))
     return summary
 
 
@@ -95,8 +102,7 @@ def journals(tenant: dict[str, str], run_id: str, run_type: str | None, params: 
     params = params or {}
     if not params.get("journals", True):
         return True, {"tenant_id": tenant["tenant_id"], "status": "skipped", "done": True}
-    if tenant.get("error"):
-        _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {tenant['error']}"))
+    _require_tenant(tenant)
     one_pass = (run_type or "") == BACKFILL_RUN_TYPE
     try:
         engine = _engine(db_conn_id)

@@ -6,12 +6,15 @@ from typing import Any
 
 from intoaec_xero.errors import ConfigurationError
 from intoaec_xero.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
     DEFAULT_SCOPES,
     XERO_API_BASE_URL,
     XERO_CONNECTIONS_BASE_URL,
     XERO_IDENTITY_BASE_URL,
     XERO_LOGIN_BASE_URL,
     XeroSettings,
+    number_setting,
     split_scopes,
     split_tenants,
 )
@@ -21,7 +24,39 @@ DB_CONN_ID = "intoaec_db"
 
 
 def get_connection(conn_id: str):
-    """The connection, inside a task (Task SDK) or outside one (CLI, plugin), or a clear error."""
+    """The connection wherever Airflow keeps it, in Airflow's order, or a clear error.
+
+    Inside Airflow's own processes (a task, the API server, a worker testing a connection form)
+    the Task SDK's lookup is the one Airflow set up for that process. Anywhere else (this
+    package's CLI, a script) the Task SDK reads only environment variables and a secrets
+    backend, never the metadata database where Admin ▸ Connections and ``airflow connections
+    add`` store connections; there the lookup is the one ``airflow connections get`` uses.
+    """
+    if _in_airflow_process(conn_id):
+        return _task_sdk_connection(conn_id)
+    return _stored_connection(conn_id)
+
+
+def _in_airflow_process(conn_id: str | None = None) -> bool:
+    """Whether Airflow already chose how this process reads connections."""
+    import os
+    import sys
+
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if getattr(runner, "SUPERVISOR_COMMS", None) is not None:
+        return True  # a task, also under `airflow dags test`; DAG parsing and triggers too
+    if os.environ.get("_AIRFLOW_PROCESS_CONTEXT"):
+        return True  # the API server ("server"), a worker testing a connection form ("client")
+    if conn_id is None:
+        return False
+    try:
+        from airflow.sdk.execution_time.context import _preset_connections
+    except ImportError:
+        return False
+    return conn_id in (_preset_connections.get() or {})  # a form under test, held in memory only
+
+
+def _task_sdk_connection(conn_id: str):
     try:
         from airflow.sdk import BaseHook
 
@@ -29,10 +64,50 @@ def get_connection(conn_id: str):
     except Exception as error:  # Airflow raises different types inside and outside tasks
         if type(error).__name__ not in ("AirflowNotFoundException", "AirflowRuntimeError", "RuntimeError"):
             raise
-        raise ConfigurationError(
-            f"The Airflow connection '{conn_id}' is missing: add it in Admin → Connections "
-            f"(or set AIRFLOW_CONN_{conn_id.upper()})."
-        ) from None
+        raise _missing(conn_id) from None
+
+
+def _stored_connection(conn_id: str):
+    """Secrets backend, then ``AIRFLOW_CONN_*``, then the metadata database, as Airflow orders them."""
+    try:
+        from airflow.models.connection import Connection as StoredConnection
+    except ImportError:  # a worker-only install (Task SDK, no airflow-core) has no metadata database
+        return _task_sdk_connection(conn_id)
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        stored = StoredConnection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        raise _missing(conn_id, metadata_db=_metadata_db()) from None
+    except Exception as error:
+        if type(error).__name__ != "AirflowSecretsBackendAccessDenied":
+            raise
+        raise ConfigurationError(f"Airflow's secrets backend refused the connection '{conn_id}': {error}") from None
+    # The Task SDK's type, as inside a task, so callers see one kind of connection.
+    return Connection(conn_id=conn_id, conn_type=stored.conn_type, description=stored.description,
+                      host=stored.host, schema=stored.schema, login=stored.login, password=stored.password,
+                      port=stored.port, extra=stored.extra)
+
+
+def _metadata_db() -> str:
+    """Where this process looked for stored connections: a wrong AIRFLOW_HOME is the usual miss."""
+    try:
+        from airflow.configuration import conf
+        from sqlalchemy.engine import make_url
+
+        return make_url(conf.get("database", "sql_alchemy_conn")).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only a hint in an error message
+        return ""
+
+
+def _missing(conn_id: str, metadata_db: str = "") -> ConfigurationError:
+    where = (f" Searched the environment, any secrets backend and Airflow's metadata database at {metadata_db}."
+             if metadata_db else "")
+    return ConfigurationError(
+        f"The Airflow connection '{conn_id}' is missing: add it in Admin → Connections or with "
+        f"`airflow connections add {conn_id} …` (or set AIRFLOW_CONN_{conn_id.upper()}).{where}"
+    )
 
 
 def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
@@ -57,7 +132,12 @@ def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
                               or (identity if same_host else XERO_CONNECTIONS_BASE_URL)).rstrip("/"),
         grant_type=extra.get("grant_type") or "authorization_code",
         connection_key=conn_id,
-        calls_per_minute=int(extra.get("calls_per_minute") or 60),
+        calls_per_minute=number_setting(extra, "calls_per_minute", 60, connection=conn_id, whole=True,
+                                        meaning="0 turns client-side pacing off"),
+        connect_timeout=number_setting(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, connection=conn_id,
+                                       above_minimum=True, meaning="seconds"),
+        request_timeout=number_setting(extra, "read_timeout", DEFAULT_READ_TIMEOUT, connection=conn_id,
+                                       above_minimum=True, meaning="seconds"),
     )
 
 

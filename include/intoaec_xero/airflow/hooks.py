@@ -32,7 +32,7 @@ from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenStore, regis
 # Connection extras that configure Xero, not HTTP: HttpHook would otherwise send them as headers.
 XERO_EXTRA_KEYS = frozenset({
     "scopes", "tenant_filter", "api_base_url", "identity_base_url", "login_base_url",
-    "connections_base_url", "grant_type", "calls_per_minute",
+    "connections_base_url", "grant_type", "calls_per_minute", "connect_timeout", "read_timeout",
 })
 
 

@@ -10,15 +10,20 @@ import logging
 import os
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from intoaec_xero import db
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
-from intoaec_xero.errors import IntoAECXeroError
+from intoaec_xero.errors import ConfigurationError, IntoAECXeroError
 from intoaec_xero.pipeline import (
     discover_tenants,
     extract_tenant,
+    is_retriable,
     known_tenants,
     load_tenant,
     mark_connection_failed,
+    mark_connection_ok,
+    record_tenant_failure,
     selected_streams,
 )
 from intoaec_xero.rawstore import RawStore
@@ -59,19 +64,38 @@ def _client(conn_id: str, db_conn_id: str = DB_CONN_ID):
     return hook.settings, hook.get_client()
 
 
-def _fail_clearly(error: Exception):
-    """Airflow shows the exception's message; make it the one sentence that matters."""
-    from airflow.sdk.exceptions import AirflowException
+def _fail_clearly(error: Exception, *, retriable: bool | None = None):
+    """Airflow shows the exception's message; make it the one sentence that matters.
 
-    raise AirflowException(str(error)) from None
+    The error's own ``retriable`` flag decides whether Airflow tries again: a quality
+    rejection, a revoked grant or a configuration error fails at once, since another try
+    would only repeat it (and spend Xero calls doing so).
+    """
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    if retriable is None:
+        retriable = is_retriable(error)
+    raise (AirflowException if retriable else AirflowFailException)(str(error)) from None
+
+
+def _last_try() -> bool:
+    """Whether this is the task's last try (then whatever can still be loaded is passed on)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+        return ti.try_number > ti.max_tries
+    except Exception:  # noqa: BLE001 - outside a task (tests, the CLI): there is no other try
+        return True
 
 
 def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
     """Bring the schema up to date and list the tenants of every Xero connection.
 
-    A connection that cannot be read (revoked grant, wrong secret) does not stop the others:
-    its known tenants are still listed, carrying the reason, so each fails on its own in the
-    grid with that reason.
+    A connection that cannot be read (revoked grant, wrong secret, Xero down) does not stop the
+    others: its known tenants are still listed, so each fails on its own in the grid. Nothing
+    of that failure goes into the mapped input: each try of a tenant's extract reads the grant
+    afresh, so a retry after Xero recovers, or after the user reconnected, succeeds.
     """
     try:
         engine = _engine(db_conn_id)  # brings the schema up to date
@@ -85,11 +109,7 @@ def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
         except IntoAECXeroError as error:
             log.error("Xero connection '%s': %s", conn_id, error)
             mark_connection_failed(engine, conn_id, error)
-            found = known_tenants(engine, conn_id) or [
-                {"tenant_id": "", "tenant_name": f"connection {conn_id}"}
-            ]
-            for tenant in found:
-                tenant["error"] = str(error)
+            found = known_tenants(engine, conn_id) or [{"tenant_id": "", "tenant_name": f"connection {conn_id}"}]
         tenants.extend({**t, "conn_id": conn_id} for t in found)
     log.info("Syncing %d tenant(s) into %s", len(tenants), db.describe(engine))
     return tenants
@@ -97,24 +117,56 @@ def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
 
 def extract(tenant: dict[str, str], run_id: str, streams: list[str] | None = None, full: bool = False,
             db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
-    if tenant.get("error"):
-        _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {tenant['error']}"))
+    """One tenant's streams into the raw store; failed streams travel on in the manifest.
+
+    While a retry could still help (a stream hit a 5xx or a timeout) and tries are left, the
+    task fails so that Airflow tries again; the streams already extracted are kept. On the last
+    try, or when no retry could help, the streams that did extract go on to the load.
+    """
+    conn_id = tenant.get("conn_id") or XERO_CONN_ID
+    selected = selected_streams(streams)
     try:
         engine = _engine(db_conn_id)
-        _settings, client = _client(tenant.get("conn_id") or XERO_CONN_ID, db_conn_id)
-        return extract_tenant(client, engine, RawStore(raw_dir()), run_id, tenant, selected_streams(streams),
-                              full=full)
     except IntoAECXeroError as error:
         _fail_clearly(error)
+    try:
+        settings, client = _client(conn_id, db_conn_id)
+        if not tenant.get("tenant_id"):
+            _rediscover(client, settings, engine, tenant)
+        client.current_tokens()  # the grant as it is now, not as it was at discovery
+        client.refresh_tokens(force=False)
+    except IntoAECXeroError as error:
+        mark_connection_failed(engine, conn_id, error)
+        record_tenant_failure(engine, run_id, tenant, [s.name for s in selected], error)
+        _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {error}"), retriable=is_retriable(error))
+    mark_connection_ok(engine, conn_id)
+    manifest = extract_tenant(client, engine, RawStore(raw_dir()), run_id, tenant, selected, full=full)
+    passing = [f for f in manifest["failed"] if f["retriable"]]
+    if passing and not _last_try():
+        _fail_clearly(IntoAECXeroError(" ".join(f["message"] for f in passing) + " Retrying the failed stream(s)."),
+                      retriable=True)
+    return manifest
+
+
+def _rediscover(client, settings, engine, tenant: dict[str, str]) -> None:
+    """A connection that could not be read at discovery and had no known tenants: try it again."""
+    found = discover_tenants(client, settings, engine)
+    names = ", ".join(t["tenant_name"] for t in found) or "no organisation"
+    raise ConfigurationError(
+        f"The Xero connection '{tenant.get('conn_id')}' could not be read when this run started; it reaches "
+        f"{names} now, which the next run syncs."
+    )
 
 
 def load(manifest: dict[str, Any], db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+    """Load what was extracted; fail, naming every stream that did not land, if any did not."""
     try:
         summary = load_tenant(_engine(db_conn_id), RawStore(raw_dir()), manifest)
-    except IntoAECXeroError as error:
-        _fail_clearly(error)
+    except (IntoAECXeroError, SQLAlchemyError) as error:
+        _fail_clearly(IntoAECXeroError(f"{manifest['tenant_name']} ({manifest['tenant_id']}): load failed: {error}"),
+                      retriable=is_retriable(error))
     if summary["failed"]:
-        _fail_clearly(IntoAECXeroError(" ".join(summary["failed"])))
+        _fail_clearly(IntoAECXeroError(" ".join(summary["failed"])), retriable=summary["retriable"])
     return summary
 
 
@@ -136,6 +188,36 @@ def report(run_id: str, db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
         log.info("%-30s %-20s %-11s extracted=%s loaded=%s calls=%s %s", row["tenant_name"], row["stream"],
                  row["status"], row["rows_extracted"], row["rows_loaded"], row["api_calls"], row["message"] or "")
     return [{k: (str(v) if v is not None else None) for k, v in row.items()} for row in rows]
+
+
+PROBLEMS = ("failed", "rejected", "quarantined", "extracting", "extracted")
+
+
+def run_verdict(run_id: str, dag: str = "xero_sync", db_conn_id: str = DB_CONN_ID) -> None:
+    """Runs only when a task of the run failed: fail the run too, naming whom it failed for."""
+    from sqlalchemy import select
+
+    from intoaec_xero.schema import sync_runs, xero_tenants
+
+    named = ""
+    try:
+        with _engine(db_conn_id).connect() as conn:
+            rows = conn.execute(
+                select(xero_tenants.c.tenant_name, sync_runs.c.tenant_id, sync_runs.c.stream)
+                .join(xero_tenants, xero_tenants.c.tenant_id == sync_runs.c.tenant_id, isouter=True)
+                .where(sync_runs.c.run_id == run_id, sync_runs.c.status.in_(PROBLEMS))
+                .order_by(xero_tenants.c.tenant_name, sync_runs.c.stream)
+            ).all()
+        by_tenant: dict[str, list[str]] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant_name or row.tenant_id, []).append(row.stream)
+        named = "; ".join(f"{tenant} ({', '.join(streams)})" for tenant, streams in by_tenant.items())
+    except (IntoAECXeroError, SQLAlchemyError) as error:  # the verdict stands; only the names are missing
+        log.error("Could not read this run's outcome from the IntoAEC database: %s", error)
+    detail = f" Failed so far: {named}." if named else ""
+    _fail_clearly(IntoAECXeroError(
+        f"{dag} run {run_id} failed: a task of it failed.{detail} The failed task's log says why; "
+        "`intoaec-xero status` shows every tenant's health."), retriable=False)
 
 
 def check_freshness(db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:

@@ -225,7 +225,11 @@ class _Walker:
         return self._set_plan(target=target, offset=0, note=f"ledger ends at journal {target:,}")
 
     def find_end(self) -> tuple[int, dict[str, Any] | None]:
-        """The highest JournalNumber now, and that journal: grow the offset, then bisect."""
+        """The highest JournalNumber now, and that journal: grow the offset, then bisect.
+
+        Only an empty answer marks the end: a server may send fewer than 100 journals a call
+        without being at the end of the ledger.
+        """
         def fetch(offset: int) -> list[dict[str, Any]]:
             response = self.client.get(JOURNALS.sdk_method, self.tenant_id, JOURNALS.label,
                                        **JOURNALS.request_params(offset=offset))
@@ -237,31 +241,26 @@ class _Walker:
         records = fetch(0)
         if not records:
             return 0, None
-        if len(records) < PER_CALL:
-            last = top(records)
-            return int(last[JOURNALS.offset_field]), last
-        low, high, step = int(top(records)[JOURNALS.offset_field]), None, PER_CALL
+        last = top(records)
+        low, high, step = int(last[JOURNALS.offset_field]), None, PER_CALL
         while high is None:  # grow: find an offset past the end
             probe = low + step
             records = fetch(probe)
             if not records:
                 high = probe
-            elif len(records) < PER_CALL:
-                last = top(records)
-                return int(last[JOURNALS.offset_field]), last
             else:
-                low, step = int(top(records)[JOURNALS.offset_field]), step * 2
-        while True:  # bisect between a number that exists (low) and an offset past the end (high)
-            records = fetch(low if high - low <= PER_CALL else (low + high) // 2)
-            if not records:
-                high = (low + high) // 2
-            elif len(records) < PER_CALL or high - low <= PER_CALL:
-                last = top(records)
-                if len(records) < PER_CALL:
-                    return int(last[JOURNALS.offset_field]), last
+                last, step = top(records), step * 2
                 low = int(last[JOURNALS.offset_field])
+        while True:  # bisect between a number that exists (low) and an offset past the end (high)
+            probe = low if high - low <= PER_CALL else (low + high) // 2
+            records = fetch(probe)
+            if not records:
+                if probe == low:
+                    return low, last
+                high = probe
             else:
-                low = int(top(records)[JOURNALS.offset_field])
+                last = top(records)
+                low = int(last[JOURNALS.offset_field])
 
     def _start_sync_at(self, target: int, last: dict[str, Any]) -> None:
         """Start the sync's journal position at the target, unless it has one by now."""
@@ -336,9 +335,6 @@ class _Walker:
             self._archive_page(offset, reached)
             offset = reached
             self._checkpoint(offset, result.records, rows.get("journal_lines", 0), result.api_calls)
-            if result.records < PER_CALL:
-                offset = max(offset, target)
-                break
         self.outcome.offset = offset
         self.outcome.status = COMPLETE
         self.outcome.message = (f"{self.tenant['tenant_name']}: the journal backfill is complete "
@@ -490,7 +486,7 @@ def _record_run(engine: Engine, run_id: str, outcome: JournalPass, client: XeroC
         api_calls=outcome.calls + earlier.get("api_calls", 0),
         rate_limited=outcome.rate_limited + earlier.get("rate_limited", 0),
         quota_day_remaining=quota.get("day_remaining"), quota_minute_remaining=quota.get("minute_remaining"),
-        message=f"journal backfill {outcome.status}: {outcome.message}"[:2000],
+        message=f"journal backfill {outcome.status}: {outcome.message}"[:2000], kind="backfill",
     )
 
 

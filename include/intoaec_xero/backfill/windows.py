@@ -93,7 +93,8 @@ def extract_window(
     for stream in streams or WINDOW_STREAMS:
         started = progress.now()
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
-                         started_at=started, status="extracting", message=f"backfill window {label}")
+                         started_at=started, status="extracting", message=f"backfill window {label}",
+                         kind="backfill")
         limited_before = client.stats.rate_limited
         try:
             result = extract_stream(client, stream, tenant_id, StreamState(), raw, run_id, full=True, where=where)

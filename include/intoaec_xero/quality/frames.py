@@ -5,6 +5,9 @@ each object's type or decimal places would loop in Python once per expectation; 
 column is classified once here (``pandas.api.types.infer_dtype`` answers in C for a clean
 column) and only a column that is not clean is walked value by value. Sums across tables
 (an invoice's lines, a journal's lines) are computed in exact integer cents.
+
+Every frame also carries :data:`RECORD_LABEL`: which record of the batch each row came from (an
+invoice line names its invoice), so a record-level failure names the record to hold back.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from pandas.api.types import infer_dtype
 from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Integer, Numeric, String, Text
 
 from intoaec_xero.quality import suites
+from intoaec_xero.quality.model import is_storable
 from intoaec_xero.schema import metadata
+
+# The frame column naming each row's record (see the module's note).
+RECORD_LABEL = "record_label"
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2100, 12, 31)
@@ -171,6 +179,44 @@ def _dates_in_range(kind: ColumnKind, values: Sequence[Any], problems: _Problems
         problems.add(bad, kind.name)
 
 
+def _text_storable(kind: ColumnKind, values: Sequence[Any], problems: _Problems) -> None:
+    """Flag text PostgreSQL refuses: NUL, or an unpaired surrogate (not UTF-8), anywhere in a value.
+
+    One joined string per column is tested in C; only a column that holds such text is walked.
+    """
+    if kind.kind == "str":
+        try:
+            text = "".join(filter(None, values))
+        except TypeError:  # a value of another type: values_fit_columns' finding
+            text = "".join(v for v in values if isinstance(v, str))
+        if is_storable(text):
+            return
+        bad = [i for i, v in enumerate(values) if isinstance(v, str) and not is_storable(v)]
+    elif kind.kind == "json":
+        try:
+            # orjson refuses unpaired surrogates and writes NUL as \u0000 (so does any JSON the
+            # database is sent); a literal backslash before "u0000" only costs the walk below.
+            if b"\\u0000" not in orjson.dumps(list(values), default=str):
+                return
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+        bad = [i for i, v in enumerate(values) if not _json_storable(v)]
+    else:
+        return
+    if bad:
+        problems.add(bad, kind.name)
+
+
+def _json_storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_storable(value)
+    if isinstance(value, dict):
+        return all(_json_storable(k) and _json_storable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(map(_json_storable, value))
+    return True
+
+
 def cents(values: Sequence[Any]) -> np.ndarray:
     """Integer cents of 2-place amounts as float64 (NaN when missing), for equality tests.
 
@@ -233,9 +279,11 @@ def _base(table: str, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Any]],
     data = _columns(table, rows)
     spec = suites.TABLES[table]
     problems_fit, problems_money, problems_dates = _Problems(len(rows)), _Problems(len(rows)), _Problems(len(rows))
+    problems_text = _Problems(len(rows))
     for kind in kinds(table):
         values = data[kind.name]
         clean = _values_fit(kind, values, problems_fit)
+        _text_storable(kind, values, problems_text)
         if kind.kind == "decimal":
             _money_exact(kind, values, clean, problems_money)
         elif kind.kind in ("date", "datetime"):
@@ -248,7 +296,7 @@ def _base(table: str, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Any]],
                           or c == spec.record_key}, dtype=object)
     used = suites.columns_used(table)
     for name, problems in ((suites.VALUES_NOT_FITTING, problems_fit), (suites.MONEY_NOT_EXACT, problems_money),
-                           (suites.DATES_OUT_OF_RANGE, problems_dates)):
+                           (suites.DATES_OUT_OF_RANGE, problems_dates), (suites.TEXT_NOT_STORABLE, problems_text)):
         if name in used:
             frame[name] = pd.Series(problems.column(), dtype=object)
     text = {k.name for k in kinds(table) if k.kind == "str"}
@@ -266,8 +314,12 @@ def _base(table: str, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Any]],
 
 
 def build_frames(stream_targets: Sequence[str], rows_by_table: dict[str, list[dict[str, Any]]],
-                 refs: References) -> dict[str, Frame]:
-    """One frame per non-empty table of the chunk, derived columns included."""
+                 refs: References, labels: dict[str, list[str]] | None = None) -> dict[str, Frame]:
+    """One frame per non-empty table of the chunk, derived columns included.
+
+    ``labels`` names each row's record, per table and in row order; without it a row's record is
+    its own record key column.
+    """
     built: dict[str, tuple[dict[str, list[Any]], pd.DataFrame]] = {}
     for table in stream_targets:
         rows = rows_by_table.get(table) or []
@@ -295,7 +347,11 @@ def build_frames(stream_targets: Sequence[str], rows_by_table: dict[str, list[di
     frames = {}
     for table, (_data, frame) in built.items():
         spec = suites.TABLES[table]
-        frames[table] = Frame(table, frame, spec.key, spec.record_key, rows=len(frame))
+        record_key = spec.record_key
+        if labels is not None:
+            frame[RECORD_LABEL] = pd.Series(labels[table], dtype=object)
+            record_key = RECORD_LABEL
+        frames[table] = Frame(table, frame, spec.key, record_key, rows=len(frame))
     return frames
 
 

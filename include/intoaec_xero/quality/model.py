@@ -1,7 +1,14 @@
-"""The vocabulary every quality module shares: a check's verdict and a rejected batch.
+"""The vocabulary every quality module shares: a check's verdict, a held record, a rejected batch.
 
 Kept free of pandas and Great Expectations so the pipeline, the CLI and the Airflow UI can
 read verdicts without paying for those imports.
+
+Severities say what a failure does:
+
+- ``error`` — a batch-level invariant broke: the whole batch is rejected and quarantined;
+- ``hold`` — a record-level check: each failing record (with its lines) is held back alone in
+  quarantine and the rest of the batch loads;
+- ``warn`` — recorded; everything loads.
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ERROR = "error"
+HOLD = "hold"
 WARN = "warn"
-SEVERITIES = (ERROR, WARN)
+SEVERITIES = (ERROR, HOLD, WARN)
 
 # Enough keys to find the records in Xero; the full list lives in the quarantine tables.
 SAMPLE_KEYS = 20
@@ -57,6 +65,11 @@ class CheckResult:
     def failed_error(self) -> bool:
         return not self.passed and self.severity == ERROR
 
+    @property
+    def held(self) -> bool:
+        """A record-level check failed: its failing records were held back, the batch loaded."""
+        return not self.passed and self.severity == HOLD
+
     @classmethod
     def skip(cls, table: str, check: str, severity: str, reason: str, expected: str = "") -> CheckResult:
         """A check that could not run says why, so a gap in the verdicts is never silent."""
@@ -75,8 +88,8 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"table": self.table, "check": self.check, "severity": self.severity, "passed": self.passed,
-               "observed": self.observed, "expected": self.expected,
-               "failing_keys": [str(k) for k in self.failing_keys[:SAMPLE_KEYS]]}
+               "observed": storable(self.observed), "expected": self.expected,
+               "failing_keys": [storable(str(k)) for k in self.failing_keys[:SAMPLE_KEYS]]}
         if self.skipped:
             out["skipped"] = self.skipped
         return out
@@ -118,12 +131,54 @@ def merge(results: list[CheckResult]) -> list[CheckResult]:
 
 
 def verdict(results: list[CheckResult]) -> str:
-    """``failed`` if an error check failed, ``warn`` if only warnings did, else ``passed``."""
+    """``failed`` if an error check failed, ``warn`` if only warnings or held records did, else ``passed``."""
     if any(r.failed_error for r in results):
         return "failed"
     if any(not r.passed for r in results):
         return "warn"
     return "passed"
+
+
+def storable(text: str) -> str:
+    """Text both backends can store: NUL and unpaired surrogates written as escapes.
+
+    Labels, reasons and messages may quote the very value a record was held for.
+    """
+    if is_storable(text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_storable(text: str) -> bool:
+    """Whether PostgreSQL accepts the text: no NUL character, and valid UTF-8 (no unpaired surrogate)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass
+class HeldRecord:
+    """One record held back by record-level checks, with the lines that travel with it.
+
+    ``label`` is its Xero id, or where it sat (page, position) when it has no readable id.
+    """
+
+    label: str
+    page: int
+    position: int
+    reasons: list[tuple[str, str, str]] = field(default_factory=list)  # (table, check, reason)
+    record: Any = None
+    keyed: bool = True  # the label is the record's Xero id (not its place), so later runs can name it too
+
+    @property
+    def checks(self) -> list[str]:
+        return list(dict.fromkeys(check for _table, check, _reason in self.reasons))
 
 
 class BatchRejected(Exception):

@@ -1,7 +1,11 @@
 """Where verdicts go: one ``dq_results`` row per check, a summary per stream in ``sync_runs``.
 
-The summary is what the status page and the demo read: the verdict, how many checks ran, and
-the failures and skips spelled out, so nobody has to open ``dq_results`` to know what broke.
+The summary is what the status page and the demo read: the verdict, how many checks ran, how
+many records were held back, and the failures and skips spelled out, so nobody has to open
+``dq_results`` to know what broke.
+
+A check has one row per run, tenant and table: a retried load task (an Airflow retry, a replay)
+replaces the verdicts of its first try rather than adding a second set.
 """
 
 from __future__ import annotations
@@ -9,11 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
 
 from intoaec_xero import state
-from intoaec_xero.quality.model import SAMPLE_KEYS, CheckResult, verdict
+from intoaec_xero.db import upsert
+from intoaec_xero.quality.model import ERROR, HOLD, SAMPLE_KEYS, CheckResult, storable, verdict
 from intoaec_xero.schema import dq_results, sync_runs, xero_tenants
+
+DQ_KEY = ("run_id", "tenant_id", "table_name", "check_name")
 
 
 def record_results(engine: Engine, run_id: str, tenant_id: str, results: list[CheckResult]) -> None:
@@ -22,13 +29,14 @@ def record_results(engine: Engine, run_id: str, tenant_id: str, results: list[Ch
     now = datetime.now(UTC)
     rows = [
         {"run_id": run_id, "tenant_id": tenant_id, "table_name": r.table, "check_name": r.check,
-         "severity": r.severity, "passed": bool(r.passed), "observed": r.observed[:4000],
-         "expected": r.expected[:4000], "failing_keys": [str(k) for k in r.failing_keys[:SAMPLE_KEYS]] or None,
+         "severity": r.severity, "passed": bool(r.passed), "observed": storable(r.observed[:4000]),
+         "expected": storable(r.expected[:4000]),
+         "failing_keys": [storable(str(k)) for k in r.failing_keys[:SAMPLE_KEYS]] or None,
          "checked_at": now}
         for r in results
     ]
     with engine.begin() as conn:
-        conn.execute(insert(dq_results), rows)
+        upsert(conn, dq_results, rows, keys=DQ_KEY)
 
 
 def summarise(results: list[CheckResult]) -> dict[str, Any]:
@@ -39,9 +47,15 @@ def summarise(results: list[CheckResult]) -> dict[str, Any]:
         "verdict": verdict(results) if ran else "skipped",
         "checks": len(ran),
         "passed": sum(1 for r in ran if r.passed),
+        "held_records": held_count(results),
         "failed": [r.to_dict() for r in ran if not r.passed],
         "skipped": [{"table": r.table, "check": r.check, "reason": r.skipped} for r in skipped],
     }
+
+
+def held_count(results: list[CheckResult]) -> int:
+    """Records held back (each once, however many checks it failed)."""
+    return len({key for r in results if r.held for key in r.record_keys})
 
 
 def record_stream_verdict(engine: Engine, run_id: str, tenant_id: str, stream: str,
@@ -91,14 +105,17 @@ def format_summary(engine: Engine, run_id: str | None = None, *, details: bool =
         name = checks[0]["tenant_name"] or tenant_id
         skipped = [c for c in checks if (c["observed"] or "").startswith("skipped: ")]
         ran = [c for c in checks if c not in skipped]
-        errors = [c for c in ran if not c["passed"] and c["severity"] == "error"]
-        warnings = [c for c in ran if not c["passed"] and c["severity"] != "error"]
-        state_word = "FAILED" if errors else ("warnings" if warnings else "passed")
-        lines.append(f"  {name}: {state_word} — {len(ran) - len(errors) - len(warnings)} of {len(ran)} checks "
-                     f"passed, {len(errors)} error(s), {len(warnings)} warning(s), {len(skipped)} skipped"
+        errors = [c for c in ran if not c["passed"] and c["severity"] == ERROR]
+        holds = [c for c in ran if not c["passed"] and c["severity"] == HOLD]
+        warnings = [c for c in ran if not c["passed"] and c["severity"] not in (ERROR, HOLD)]
+        state_word = "FAILED" if errors else "records held" if holds else "warnings" if warnings else "passed"
+        lines.append(f"  {name}: {state_word} — {len(ran) - len(errors) - len(holds) - len(warnings)} of {len(ran)} "
+                     f"checks passed, {len(errors)} error(s), "
+                     + (f"{len(holds)} holding records back, " if holds else "")
+                     + f"{len(warnings)} warning(s), {len(skipped)} skipped"
                      + (f", {rejected[tenant_id]} batch(es) quarantined" if rejected.get(tenant_id) else ""))
         if details:
-            for c in errors + warnings:
+            for c in errors + holds + warnings:
                 keys = ", ".join((c["failing_keys"] or [])[:3])
                 lines.append(f"    {c['severity'].upper():5} {c['table_name']}.{c['check_name']}: {c['observed']}"
                              + (f" [keys: {keys}]" if keys else ""))

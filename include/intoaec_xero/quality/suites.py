@@ -1,15 +1,21 @@
 """The Great Expectations suites, one per target table, kept as code.
 
 Each check has a name (what ``dq_results`` and the quarantine tables say), a severity and the
-expectation that decides it. Severity follows one rule: ``error`` when loading the row would
-make IntoAEC's money wrong or could not be stored faithfully (a status that changes what an
-amount means, an amount Xero's own arithmetic disagrees with, a value the column would
-truncate); ``warn`` when the row is still right on its own (a duplicate the upsert folds, a
-reference to a record that is elsewhere or late, a descriptive enum Xero has grown).
+expectation that decides it. Severity follows two questions:
+
+- would loading the row make IntoAEC's money wrong, or could the row not be stored faithfully
+  (a status that changes what an amount means, a value the column would truncate, text the
+  database refuses)? Then the record may not load. If the verdict is about that one record
+  alone, the check is ``hold``: the record, with its lines, is held back in quarantine and the
+  rest of the batch loads. If it is an invariant of the batch as a whole (Xero's own arithmetic
+  across a document's lines, a journal that must balance), it is ``error``: the batch is
+  rejected whole, since a broken invariant usually means something systematic;
+- otherwise the row is still right on its own (a duplicate the upsert folds, a reference to a
+  record that is elsewhere or late, a descriptive enum Xero has grown): ``warn``.
 
 Expectations that would make GX loop over Python objects row by row (types, decimal places,
-sums across tables) read a column :mod:`intoaec_xero.quality.frames` derives in one pass; the
-rest (keys, enums) run natively on the table's own columns.
+sums across tables, text the database refuses) read a column :mod:`intoaec_xero.quality.frames`
+derives in one pass; the rest (keys, enums) run natively on the table's own columns.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from sqlalchemy import Date, DateTime, Numeric
 
 from intoaec_xero.quality import enums
-from intoaec_xero.quality.model import ERROR, WARN
+from intoaec_xero.quality.model import ERROR, HOLD, WARN
 from intoaec_xero.schema import metadata
 
 # Derived columns (see frames.py). Each holds, per row, the names of the offending columns, or null.
@@ -31,6 +37,7 @@ MONEY_NOT_EXACT = "money_not_exact"
 DATES_OUT_OF_RANGE = "dates_out_of_range"
 MISSING_REQUIRED = "missing_required"
 MISSING_EXPECTED = "missing_expected"
+TEXT_NOT_STORABLE = "text_not_storable"
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class Check:
 
     def expectation(self, gx_expectations: Any) -> Any:
         expectation = self.build(gx_expectations, f"{self.name}: {self.rule}",
-                                 "critical" if self.severity == ERROR else "warning")
+                                 "warning" if self.severity == WARN else "critical")
         expectation.meta = {"check": self.name, "severity": self.severity}
         return expectation
 
@@ -110,7 +117,7 @@ def _between(name: str, column: str, low: Any, high: Any, severity: str, rule: s
 
 def _keys(key: str) -> list[Check]:
     return [
-        _not_null("key_present", key, ERROR, f"every row has its Xero id ({key})"),
+        _not_null("key_present", key, HOLD, f"every row has its Xero id ({key})"),
         # Xero may list a record twice when it changes between pages; the upsert keeps one.
         _unique("key_unique", key, WARN, f"{key} is unique per tenant"),
     ]
@@ -121,19 +128,22 @@ def _enum(column: str, values: tuple, severity: str) -> Check:
 
 
 def _shape(spec: TableSpec) -> list[Check]:
-    """What every table gets: values fit their columns, money is exact, dates are sane."""
+    """What every table gets: values fit their columns, text is storable, money is exact, dates are sane."""
     types = [c.type for c in metadata.tables[spec.table].columns]
-    checks = [_null("values_fit_columns", VALUES_NOT_FITTING, ERROR,
-                    "every value has its column's type and fits it (text length, integer range)")]
+    checks = [_null("values_fit_columns", VALUES_NOT_FITTING, HOLD,
+                    "every value has its column's type and fits it (text length, integer range)"),
+              # SQLite would keep a NUL; PostgreSQL refuses it. Both backends hold the record alike.
+              _null("text_storable", TEXT_NOT_STORABLE, HOLD,
+                    "text holds no NUL character and no unpaired surrogate (PostgreSQL stores neither)")]
     if any(isinstance(t, Numeric) for t in types):
-        checks.append(_null("money_exact", MONEY_NOT_EXACT, ERROR,
+        checks.append(_null("money_exact", MONEY_NOT_EXACT, HOLD,
                             "amounts are exact decimals with no more places than Xero allows (2; 4 for unit "
                             "amounts and quantities) and within the column's precision"))
     if any(isinstance(t, (Date, DateTime)) for t in types):
-        checks.append(_null("dates_in_range", DATES_OUT_OF_RANGE, ERROR,
+        checks.append(_null("dates_in_range", DATES_OUT_OF_RANGE, HOLD,
                             "dates and timestamps fall in 1900-01-01..2100-12-31"))
     if spec.required:
-        checks.append(_null("required_present", MISSING_REQUIRED, ERROR, "present: " + ", ".join(spec.required)))
+        checks.append(_null("required_present", MISSING_REQUIRED, HOLD, "present: " + ", ".join(spec.required)))
     if spec.expected:
         checks.append(_null("fields_present", MISSING_EXPECTED, WARN, "present: " + ", ".join(spec.expected)))
     return checks
@@ -152,9 +162,9 @@ def _suite_invoices(spec: TableSpec) -> list[Check]:
         *_keys(spec.key),
         *_shape(spec),
         # Status and type decide whether an amount is receivable, payable, owed or void.
-        _enum("status", enums.INVOICE_STATUS, ERROR),
-        _enum("type", enums.INVOICE_TYPE, ERROR),
-        _enum("line_amount_types", enums.LINE_AMOUNT_TYPES, ERROR),
+        _enum("status", enums.INVOICE_STATUS, HOLD),
+        _enum("type", enums.INVOICE_TYPE, HOLD),
+        _enum("line_amount_types", enums.LINE_AMOUNT_TYPES, HOLD),
         _zero("total_equals_parts", "total_gap_cents", "total = sub_total + total_tax"),
         _zero("amount_due_consistent", "amount_due_gap_cents",
               "amount_due = total - amount_paid - amount_credited"),
@@ -176,8 +186,8 @@ def _suite_payments(spec: TableSpec) -> list[Check]:
     return [
         *_keys(spec.key),
         *_shape(spec),
-        _enum("status", enums.PAYMENT_STATUS, ERROR),
-        _enum("payment_type", enums.PAYMENT_TYPE, ERROR),
+        _enum("status", enums.PAYMENT_STATUS, HOLD),
+        _enum("payment_type", enums.PAYMENT_TYPE, HOLD),
         # The invoice may be in a quarantined batch or arrive next run; the payment is still true.
         _in_set("invoice_exists", "invoice_resolves", (True,), WARN,
                 "the paid invoice is in IntoAEC's invoices (or the payment has none)", show="invoice_id"),
@@ -188,8 +198,8 @@ def _suite_credit_notes(spec: TableSpec) -> list[Check]:
     return [
         *_keys(spec.key),
         *_shape(spec),
-        _enum("status", enums.CREDIT_NOTE_STATUS, ERROR),
-        _enum("type", enums.CREDIT_NOTE_TYPE, ERROR),
+        _enum("status", enums.CREDIT_NOTE_STATUS, HOLD),
+        _enum("type", enums.CREDIT_NOTE_TYPE, HOLD),
         _zero("total_equals_parts", "total_gap_cents", "total = sub_total + total_tax"),
     ]
 
@@ -216,7 +226,7 @@ def _suite_journals(spec: TableSpec) -> list[Check]:
     return [
         *_keys(spec.key),
         *_shape(spec),
-        _between("journal_number_positive", "journal_number", 1, None, ERROR,
+        _between("journal_number_positive", "journal_number", 1, None, HOLD,
                  "journal numbers are positive (they are the offset the ledger resumes from)"),
         _enum("source_type", enums.JOURNAL_SOURCE_TYPE, WARN),
         # Double entry: a journal whose lines do not sum to zero would skew every balance.

@@ -153,7 +153,7 @@ def test_one_walker_per_ledger(sandbox, engine, clock, tmp_path):
 
 
 class _OneBadPage(XeroClient):
-    """Xero sends one journal without its id on the page after ``offset``; everything else is real."""
+    """Xero sends one unbalanced journal on the page after ``offset``; everything else is real."""
 
     bad_offset = 300
 
@@ -161,7 +161,7 @@ class _OneBadPage(XeroClient):
         response = super().get(sdk_method, tenant_id, label, **params)
         if sdk_method == "get_journals" and params.get("offset") == self.bad_offset:
             payload = json.loads(response.body)
-            del payload["Journals"][7]["JournalID"]
+            payload["Journals"][7]["JournalLines"][0]["NetAmount"] += 1
             response.body = json.dumps(payload).encode()
             response.payload = payload
         return response

@@ -1,5 +1,6 @@
-"""A rejected batch goes to quarantine whole: target tables and watermark untouched, other
-streams loaded, a message naming check, tenant and keys; release re-loads it from the raw pages."""
+"""A batch failing a batch-level check goes to quarantine whole: target tables and watermark
+untouched, other streams loaded, a message naming check, tenant and keys; release re-loads it
+from the raw pages. (Record-level failures hold single records: see test_record_quarantine.)"""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def _manifest(raw: RawStore, run_id: str, invoice_records: list) -> dict:
     return manifest
 
 
-BAD = [invoice(1), invoice(2, Status="PENDING_APPROVAL"), invoice(3)]
+# Xero's own arithmetic broken on one invoice: a batch-level invariant (total = sub_total + total_tax).
+BAD = [invoice(1), invoice(2, Total=116.0, AmountDue=76.0), invoice(3)]
 
 
 def test_a_rejected_batch_is_quarantined_and_the_other_streams_load(engine):
@@ -49,7 +51,7 @@ def test_a_rejected_batch_is_quarantined_and_the_other_streams_load(engine):
     assert summary["streams"]["contacts"]["status"] == "success"
     assert summary["streams"]["invoices"]["status"] == "rejected"
     (message,) = summary["failed"]
-    for part in ("Quarantine Test Ltd", TENANT, "invoices.status_in_enum", "inv-2", "PENDING_APPROVAL",
+    for part in ("Quarantine Test Ltd", TENANT, "invoices.total_equals_parts", "inv-2",
                  "quarantine show 1", "quarantine release 1"):
         assert part in message
     with engine.connect() as conn:
@@ -65,18 +67,18 @@ def test_a_rejected_batch_is_quarantined_and_the_other_streams_load(engine):
     assert marks["contacts"] is not None and marks.get("invoices") is None
     assert (batch["tenant_id"], batch["stream"], batch["status"], batch["records"]) == (TENANT, "invoices",
                                                                                         "quarantined", 3)
-    assert batch["checks"] == ["invoices.status_in_enum"]
+    assert batch["checks"] == ["invoices.total_equals_parts"]
     failing = [r for r in records if r["check_name"]]
-    assert [(r["record_key"], r["check_name"]) for r in failing] == [("inv-2", "status_in_enum")]
-    assert failing[0]["raw_record"]["Status"] == "PENDING_APPROVAL" and "PENDING_APPROVAL" in failing[0]["reason"]
+    assert [(r["record_key"], r["check_name"]) for r in failing] == [("inv-2", "total_equals_parts")]
+    assert failing[0]["raw_record"]["Total"] == 116.0 and "total_gap_cents=100" in failing[0]["reason"]
     assert sorted(r["record_key"] for r in records if not r["check_name"]) == ["inv-1", "inv-3"]
     assert runs["invoices"]["status"] == "rejected" and runs["invoices"]["quality_verdict"] == "failed"
-    assert runs["invoices"]["quality_summary"]["failed"][0]["check"] == "status_in_enum"
+    assert runs["invoices"]["quality_summary"]["failed"][0]["check"] == "total_equals_parts"
     assert runs["contacts"]["quality_verdict"] == "passed"
-    assert ("invoices", "status_in_enum", False) in verdicts and ("clients", "key_unique", True) in verdicts
+    assert ("invoices", "total_equals_parts", False) in verdicts and ("clients", "key_unique", True) in verdicts
 
-    # Released after a decision to accept the new status: loaded from the raw pages, watermark moves.
-    released = quarantine.release(engine, raw, batch["id"], accept=("status_in_enum",))
+    # Released after a decision to accept Xero's figures: loaded from the raw pages, watermark moves.
+    released = quarantine.release(engine, raw, batch["id"], accept=("total_equals_parts",))
     assert released.released and released.rows == {"invoices": 3, "invoice_lines": 6}
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(invoices)).scalar_one() == 3
@@ -94,7 +96,7 @@ def test_a_batch_that_still_fails_stays_quarantined_and_a_later_good_run_superse
     raw = RawStore(raw_dir())
     load_tenant(engine, raw, _manifest(raw, "run-1", BAD))
     outcome = quarantine.release(engine, raw, 1)
-    assert not outcome.released and "status_in_enum" in outcome.message
+    assert not outcome.released and "total_equals_parts" in outcome.message
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(invoices)).scalar_one() == 0
     # Xero's data was corrected: the next run (same watermark, so the same changes) loads it.
@@ -114,19 +116,19 @@ def test_the_cli_lists_shows_and_releases(sqlite_url, capsys):
 
     assert cli(["--db-url", sqlite_url, "quarantine", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "invoices" in listing and "invoices.status_in_enum" in listing and "quarantined" in listing
+    assert "invoices" in listing and "invoices.total_equals_parts" in listing and "quarantined" in listing
 
     assert cli(["--db-url", sqlite_url, "quarantine", "show", "1", "--raw"]) == 0
     shown = capsys.readouterr().out
-    assert "status_in_enum" in shown and "inv-2" in shown and '"Status": "PENDING_APPROVAL"' in shown
+    assert "total_equals_parts" in shown and "inv-2" in shown and '"Total": 116.0' in shown
     assert "quarantine release 1" in shown
 
     assert cli(["--db-url", sqlite_url, "quarantine", "release", "1"]) == 1
     assert "still rejected" in capsys.readouterr().err
-    assert cli(["--db-url", sqlite_url, "quarantine", "release", "1", "--accept", "status_in_enum"]) == 0
+    assert cli(["--db-url", sqlite_url, "quarantine", "release", "1", "--accept", "total_equals_parts"]) == 0
     assert "released batch #1" in capsys.readouterr().out
 
     assert cli(["--db-url", sqlite_url, "quality", "--run-id", "run-1"]) == 0
     summary = capsys.readouterr().out
-    assert "tenant-q: FAILED" in summary and "invoices.status_in_enum" in summary
+    assert "tenant-q: FAILED" in summary and "invoices.total_equals_parts" in summary
     assert cli(["--db-url", sqlite_url, "quarantine", "show", "99"]) == 1
