@@ -112,12 +112,12 @@ def mark_connection_failed(engine: Engine, connection_key: str, error: Exception
 
 
 def mark_connection_ok(engine: Engine, connection_key: str) -> None:
-    """The connection could be read again: an earlier "Connection error" is over."""
+    """The grant works again: an earlier "Connection error" or "Reconnect needed" is over."""
     with engine.begin() as conn:
         conn.execute(
             xero_tenants.update()
             .where(xero_tenants.c.connection_key == connection_key,
-                   xero_tenants.c.connection_status == CONNECTION_ERROR)
+                   xero_tenants.c.connection_status.in_([CONNECTION_ERROR, RECONNECT_NEEDED]))
             .values(connection_status=CONNECTED, updated_at=_now())
         )
 

@@ -47,9 +47,11 @@ def test_a_revoked_connection_fails_alone(tmp_path, monkeypatch):
         store.save(dead)
 
         tenants = {t["conn_id"]: t for t in tasks.prepare()}
-        assert "error" in tenants["xero_firm_a"] and "invalid_grant" in tenants["xero_firm_a"]["error"]
-        assert "error" not in tenants["xero_firm_b"]
-        with pytest.raises(Exception, match="invalid_grant"):
+        # Nothing of the failure is frozen into the mapped input: each try reads the grant afresh.
+        assert set(tenants["xero_firm_a"]) == {"tenant_id", "tenant_name", "conn_id"}
+        from airflow.sdk.exceptions import AirflowFailException
+
+        with pytest.raises(AirflowFailException, match="invalid_grant"):  # a person must act: no retries
             tasks.extract(tenants["xero_firm_a"], run_id="r1")
         manifest = tasks.extract(tenants["xero_firm_b"], run_id="r1")
         summary = tasks.load(manifest)
@@ -59,3 +61,15 @@ def test_a_revoked_connection_fails_alone(tmp_path, monkeypatch):
         verdicts = {h.tenant_id: h.verdict for h in tenant_health(engine)}
         assert verdicts[first] == "reconnect_needed"
         assert verdicts[second] == "healthy"
+
+        # Firm A reconnects; a retry of the same task, with the same mapped input, now succeeds.
+        settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
+                                                client_secret="sandbox-secret", connection_key="xero_firm_a")
+        request = start_authorization(settings, "http://127.0.0.1:9/cb")
+        callback = sign_in_and_consent(request.url, tenant_ids=[first])
+        TokenStore(engine, "xero_firm_a", TokenCipher(None)).save(finish_authorization(settings, request, callback))
+        manifest = tasks.extract(tenants["xero_firm_a"], run_id="r1")
+        assert manifest["failed"] == []
+        assert tasks.load(manifest)["failed"] == []
+        verdicts = {h.tenant_id: h.verdict for h in tenant_health(engine)}
+        assert verdicts[first] == "healthy"
