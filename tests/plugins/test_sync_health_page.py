@@ -36,7 +36,7 @@ def _run(engine, tenant_id: str, at: datetime, stream: str = "invoices", status:
             conn.execute(sync_state.update().where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
                          .values(last_success_at=at))
     state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream, started_at=at,
-                     finished_at=at + timedelta(minutes=1), status=status, rows_loaded=rows, api_calls=calls,
+                     finished_at=at, status=status, rows_loaded=rows, api_calls=calls,
                      quota_day_remaining=4_900, quality_verdict="passed" if status == "success" else None, **extra)
     return run_id
 
