@@ -129,9 +129,23 @@ def record_tenant_failure(engine: Engine, run_id: str, tenant: dict[str, str], s
         return
     now = _now()
     for name in stream_names:
-        state.record_error(engine, tenant["tenant_id"], name, str(error))
-        state.record_run(engine, run_id=run_id, tenant_id=tenant["tenant_id"], stream=name, started_at=now,
-                         finished_at=now, status="failed", message=f"not extracted: {error}"[:4000], api_calls=0)
+        _record_failure(engine, run_id, tenant["tenant_id"], name, str(error), f"not extracted: {error}",
+                        started_at=now, api_calls=0)
+
+
+def _record_failure(engine: Engine, run_id: str, tenant_id: str, stream_name: str, error: str, message: str,
+                    **run: Any) -> None:
+    """A failed stream where the data team looks: sync_state's last error and its sync_runs row.
+
+    Recording must not hide the failure it records: a database that is down is logged instead.
+    """
+    try:
+        state.record_error(engine, tenant_id, stream_name, error)
+        state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream_name,
+                         finished_at=run.pop("finished_at", None) or _now(), status="failed",
+                         message=message[:4000], **run)
+    except SQLAlchemyError:
+        log.exception("%s: could not record the failure of %s", tenant_id, stream_name)
 
 
 def _created(connection: dict[str, Any]) -> datetime | None:
@@ -189,7 +203,7 @@ def extract_tenant(
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          started_at=started, status="extracting")
         if stopped is not None:
-            failed.append(_stream_failed(engine, client, run_id, tenant, stream.name, stopped, not_tried=True))
+            failed.append(_stream_failed(engine, run_id, tenant, stream.name, stopped, not_tried=True))
             continue
         limited_before = client.stats.rate_limited
         try:
@@ -199,7 +213,7 @@ def extract_tenant(
             result.extra["reconcile"] = bool(reconcile and stream_state.watermark)
             quality_reports.after_extract(client, engine, raw, run_id, tenant_id, stream, result)
         except Exception as error:  # noqa: BLE001 - one stream's failure never hides the others'
-            failed.append(_stream_failed(engine, client, run_id, tenant, stream.name, error))
+            failed.append(_stream_failed(engine, run_id, tenant, stream.name, error))
             if isinstance(error, TENANT_WIDE_FAILURES):
                 stopped = error
             elif not isinstance(error, IntoAECXeroError | SQLAlchemyError):
@@ -227,19 +241,14 @@ def extract_tenant(
     return manifest
 
 
-def _stream_failed(engine: Engine, client: XeroClient, run_id: str, tenant: dict[str, str], stream_name: str,
-                   error: Exception, *, not_tried: bool = False) -> dict[str, Any]:
+def _stream_failed(engine: Engine, run_id: str, tenant: dict[str, str], stream_name: str, error: Exception, *,
+                   not_tried: bool = False) -> dict[str, Any]:
     """Record one stream's failed extract where the data team looks: sync_runs, sync_state, the log."""
     reason = f"not extracted: {error}" if not_tried else str(error) or type(error).__name__
     message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): {stream_name} extract failed: {reason}"
     log.error("%s", message)
-    try:
-        state.record_error(engine, tenant["tenant_id"], stream_name, reason)
-        state.record_run(engine, run_id=run_id, tenant_id=tenant["tenant_id"], stream=stream_name,
-                         finished_at=_now(), status="failed", message=reason[:4000],
-                         api_calls=0 if not_tried else None)
-    except SQLAlchemyError:
-        log.exception("%s: could not record the failure of %s", tenant["tenant_name"], stream_name)
+    _record_failure(engine, run_id, tenant["tenant_id"], stream_name, reason, reason,
+                    api_calls=0 if not_tried else None)
     return {"stream": stream_name, "message": message, "retriable": is_retriable(error)}
 
 
@@ -435,12 +444,7 @@ def _load_failed(engine: Engine, run_id: str, tenant_id: str, name: str, stream:
     message = (f"{name} ({tenant_id}): {stream.name} load failed: {error}. Nothing of it was loaded and "
                "the watermark did not move.")
     log.error("%s", message)
-    try:
-        state.record_error(engine, tenant_id, stream.name, message)
-        state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name, finished_at=_now(),
-                         status="failed", message=message[:4000], kind=kind)
-    except SQLAlchemyError:
-        log.exception("%s: could not record the failed load of %s", name, stream.name)
+    _record_failure(engine, run_id, tenant_id, stream.name, message, message, kind=kind)
     return message
 
 

@@ -158,10 +158,14 @@ def supersede(engine: Engine, tenant_id: str, stream: str, by_run: str) -> int:
     return result.rowcount or 0
 
 
+def _named(table):
+    """A quarantine table's rows with their organisation's name (kept even if the tenant is gone)."""
+    return (select(table, xero_tenants.c.tenant_name)
+            .join(xero_tenants, xero_tenants.c.tenant_id == table.c.tenant_id, isouter=True))
+
+
 def list_batches(engine: Engine, *, include_closed: bool = False, tenant: str | None = None) -> list[dict[str, Any]]:
-    query = (select(quarantine_batches, xero_tenants.c.tenant_name)
-             .join(xero_tenants, xero_tenants.c.tenant_id == quarantine_batches.c.tenant_id, isouter=True)
-             .order_by(quarantine_batches.c.id.desc()))
+    query = _named(quarantine_batches).order_by(quarantine_batches.c.id.desc())
     if not include_closed:
         query = query.where(quarantine_batches.c.status == QUARANTINED)
     if tenant:
@@ -173,9 +177,7 @@ def list_batches(engine: Engine, *, include_closed: bool = False, tenant: str | 
 def get_batch(engine: Engine, batch_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(
-            select(quarantine_batches, xero_tenants.c.tenant_name)
-            .join(xero_tenants, xero_tenants.c.tenant_id == quarantine_batches.c.tenant_id, isouter=True)
-            .where(quarantine_batches.c.id == batch_id)
+            _named(quarantine_batches).where(quarantine_batches.c.id == batch_id)
         ).mappings().first()
     if row is None:
         raise IntoAECXeroError(f"There is no quarantined batch #{batch_id}; `intoaec-xero quarantine list --all` "
@@ -370,9 +372,7 @@ def supersede_records(conn: Connection, tenant_id: str, stream: str, keys: Itera
 def list_held(engine: Engine, *, include_closed: bool = False, tenant: str | None = None,
               stream: str | None = None) -> list[dict[str, Any]]:
     """Held records, newest first (``include_closed``: released and superseded ones too)."""
-    query = (select(held_records, xero_tenants.c.tenant_name)
-             .join(xero_tenants, xero_tenants.c.tenant_id == held_records.c.tenant_id, isouter=True)
-             .order_by(held_records.c.id.desc()))
+    query = _named(held_records).order_by(held_records.c.id.desc())
     if not include_closed:
         query = query.where(held_records.c.status == HELD)
     if tenant:
@@ -386,9 +386,7 @@ def list_held(engine: Engine, *, include_closed: bool = False, tenant: str | Non
 def get_held(engine: Engine, record_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(
-            select(held_records, xero_tenants.c.tenant_name)
-            .join(xero_tenants, xero_tenants.c.tenant_id == held_records.c.tenant_id, isouter=True)
-            .where(held_records.c.id == record_id)
+            _named(held_records).where(held_records.c.id == record_id)
         ).mappings().first()
     if row is None:
         raise IntoAECXeroError(f"There is no held record R{record_id}; `intoaec-xero quarantine list --all` "
