@@ -2,7 +2,9 @@
 
 There is no Docker engine on the development machines, so the tests resolve the file the way
 Compose does: YAML with anchors and merge keys, then ``${VAR}``, ``${VAR:-default}``,
-``${VAR:?error}`` and ``$$`` interpolated from an env file.
+``${VAR:?error}`` and ``$$`` interpolated from an env file, and an ``environment:`` entry given
+no value (``NAME:``) taken from that env file when it sets NAME, left out of the container when
+it does not.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from tests.conftest import REPO
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
+REQUIREMENTS = REPO / "requirements.txt"
+HASHED_REQUIREMENTS = REPO / "requirements.hashes.txt"
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}; $$ is a literal $.
 _VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -79,7 +83,32 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
 
 
 def resolved(env: dict[str, str]) -> dict[str, Any]:
-    return interpolate(raw(), env)
+    compose = interpolate(raw(), env)
+    for service in (compose.get("services") or {}).values():
+        if "environment" in service:
+            service["environment"] = pass_through(service["environment"], env)
+    return compose
+
+
+def pass_through(environment: dict[str, Any] | list[str] | None, env: dict[str, str]) -> dict[str, str]:
+    """``NAME:`` (or ``- NAME``) takes NAME's value from the env file, and is unset without it."""
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) if "=" in item else (item, None) for item in environment)
+    values = {}
+    for name, value in (environment or {}).items():
+        if value is not None:
+            values[name] = str(value)
+        elif name in env:
+            values[name] = env[name]
+    return values
+
+
+def passed_through(service: dict[str, Any]) -> set[str]:
+    """Names a service's ``environment:`` (in the raw file) takes from the env file as they are."""
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        return {item for item in environment if "=" not in item}
+    return {name for name, value in environment.items() if value is None}
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -91,8 +120,30 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 
 
 def pinned_airflow_version() -> str:
-    for line in (REPO / "requirements.txt").read_text().splitlines():
-        match = re.fullmatch(r"apache-airflow==([\w.]+)", line.strip())
+    version = pins(REQUIREMENTS).get("apache-airflow")
+    assert version, "requirements.txt pins no apache-airflow version"
+    return version
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name -> version of every ``name==version`` line of a pip requirements file (hashed or not)."""
+    found = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
         if match:
-            return match.group(1)
-    raise AssertionError("requirements.txt pins no apache-airflow version")
+            found[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return found
+
+
+def hashes(path: Path) -> dict[str, list[str]]:
+    """name -> the sha256 hashes listed for it in a ``--generate-hashes`` lock."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==", line)
+        if match:
+            current = match.group(1).lower().replace("_", "-")
+            found[current] = []
+        for digest in re.findall(r"--hash=sha256:([0-9a-f]{64})", line):
+            found[current].append(digest)
+    return found
