@@ -73,9 +73,10 @@ class _database:
 
 
 def run(args, url: str, scratch: Path) -> dict:
+    from cryptography.fernet import Fernet
     from intoaec_xero import db, report
-    from intoaec_xero.backfill import QuotaShare, backfill_client, run_pass
-    from intoaec_xero.backfill.journals import COMPLETE
+    from intoaec_xero.backfill.journals import COMPLETE, backfill_client, run_pass
+    from intoaec_xero.backfill.quota import QuotaShare
     from intoaec_xero.client import XeroClient
     from intoaec_xero.oauth import finish_authorization, start_authorization
     from intoaec_xero.pipeline import run_sync
@@ -101,7 +102,7 @@ def run(args, url: str, scratch: Path) -> dict:
         settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
                                                 client_secret="sandbox-secret", calls_per_minute=args.minute_limit,
                                                 tenant_filter=(tenant["tenant_id"],))
-        store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+        store = TokenStore(engine, settings.connection_key, TokenCipher(Fernet.generate_key().decode()))
         request = start_authorization(settings, "http://127.0.0.1:9/cb")
         store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
 

@@ -38,6 +38,7 @@ if mode == "on-warm":
     from intoaec_xero.quality import runner
     runner.runtime()
     import_seconds = time.perf_counter() - started
+from cryptography.fernet import Fernet
 from intoaec_xero import db
 from intoaec_xero.client import XeroClient
 from intoaec_xero.oauth import finish_authorization, start_authorization
@@ -48,17 +49,18 @@ from intoaec_xero.tokens import TokenCipher, TokenStore
 from xero_sandbox.testing import sign_in_and_consent
 if mode == "off":
     import intoaec_xero.validate as validate
-    from intoaec_xero.quality import docs, reconcile, record, reports
+    from intoaec_xero import pipeline, trial_balance
+    from intoaec_xero.quality import docs, reconcile
     validate.StreamValidator.check = lambda self, rows: True
     reconcile.reconcile_tenant = lambda *a, **k: []
-    reports.after_extract = lambda *a, **k: None
+    trial_balance.fetch_with_journals = lambda *a, **k: None
     docs.publish = lambda *a, **k: None
-    record.record_results = lambda *a, **k: None
+    pipeline.record_results = lambda *a, **k: None
 engine = db.create_db_engine(db_url)
 db.upgrade(engine)
 settings = XeroSettings.for_single_host(base_url, client_id="sandbox-client", client_secret="sandbox-secret",
                                         calls_per_minute=0)
-store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+store = TokenStore(engine, settings.connection_key, TokenCipher(Fernet.generate_key().decode()))
 request = start_authorization(settings, "http://127.0.0.1:9/cb")
 store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
 client = XeroClient(settings, store, sleep=lambda s: None)

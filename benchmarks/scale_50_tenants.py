@@ -211,7 +211,7 @@ def airflow_env(*, home: Path, metadata_url: str, intoaec_url: str, sandbox_url:
         AIRFLOW__OPERATORS__DEFAULT_QUEUE=queue,
         AIRFLOW_CONN_XERO_DEFAULT=json.dumps({
             "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
-            "extra": {"api_base_url": f"{sandbox_url}/api.xro/2.0", "identity_base_url": sandbox_url,
+            "extra": {"api_base_url": f"{sandbox_url}/api.xro/2.0", "identity_base_url": sandbox_url, "sandbox": True,
                       **({"calls_per_minute": str(config.tenant_minute_limit)} if config.tenant_minute_limit else {})},
         }),
         AIRFLOW_CONN_INTOAEC_DB=json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": intoaec_url}}),

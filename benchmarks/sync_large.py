@@ -28,8 +28,9 @@ HEADING = "Full sync (large)"
 # Runs in a child process so its peak RSS is the sync's alone. Each tenant is extracted and
 # loaded in a process of its own, as xero_sync's mapped tasks are, `workers` at a time.
 CHILD = r'''
-import json, multiprocessing, resource, sys, time
+import json, multiprocessing, os, resource, sys, time
 from datetime import datetime
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 from intoaec_xero import db
 from intoaec_xero.client import XeroClient
@@ -42,12 +43,14 @@ from intoaec_xero.tokens import TokenCipher, TokenStore
 from xero_sandbox.testing import sign_in_and_consent
 
 base_url, db_url, raw_root, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+# Tokens are stored only encrypted; the spawned per-tenant workers inherit this key.
+os.environ.setdefault("INTOAEC_FERNET_KEY", Fernet.generate_key().decode())
 settings = XeroSettings.for_single_host(base_url, client_id="sandbox-client", client_secret="sandbox-secret",
                                         calls_per_minute=0)
 
 
 def client_for(engine):
-    return XeroClient(settings, TokenStore(engine, settings.connection_key, TokenCipher(None)))
+    return XeroClient(settings, TokenStore(engine, settings.connection_key, TokenCipher.from_environment()))
 
 
 def sync_tenant(tenant):
@@ -88,7 +91,7 @@ def sync_tenant(tenant):
 if __name__ == "__main__":
     engine = db.create_db_engine(db_url)
     db.upgrade(engine)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    store = TokenStore(engine, settings.connection_key, TokenCipher.from_environment())
     request = start_authorization(settings, "http://127.0.0.1:9/cb")
     store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
     started = time.perf_counter()

@@ -16,12 +16,14 @@ Progress: the task logs, sync_state, and `intoaec-xero backfill status`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task, task_group
+from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
 
 # Below xero_sync in the queue for the xero_api pool: the sync's tasks go first.
-BACKGROUND = {"pool": "xero_api", "priority_weight": 1, "weight_rule": "absolute"}
+BACKGROUND: dict[str, Any] = {"pool": "xero_api", "priority_weight": 1, "weight_rule": "absolute"}
 
 
 @dag(
@@ -59,41 +61,46 @@ BACKGROUND = {"pool": "xero_api", "priority_weight": 1, "weight_rule": "absolute
 )
 def xero_backfill():
     @task
-    def discover_tenants() -> list[dict[str, str]]:
+    def discover_tenants() -> list[MappedTenant]:
         from intoaec_xero.airflow import backfill_tasks
 
         return backfill_tasks.prepare()
 
     @task_group(group_id="window")
-    def window(tenant: dict[str, str]):
+    def window(tenant: MappedTenant):
         @task(map_index_template="{{ tenant_name }}", **BACKGROUND)
-        def extract(tenant: dict[str, str], run_id=None, data_interval_start=None, data_interval_end=None,
-                    params=None) -> dict:
+        def extract(tenant: MappedTenant, run_id=None, data_interval_start=None, data_interval_end=None,
+                    params=None) -> Manifest:
             from intoaec_xero.airflow import backfill_tasks
 
-            get_current_context()["tenant_name"] = tenant["tenant_name"]
+            # map_index_template renders this key; Airflow's Context type lists only its own keys.
+            get_current_context()["tenant_name"] = tenant["tenant_name"]  # type: ignore[typeddict-unknown-key]
             return backfill_tasks.extract_window(tenant, run_id, data_interval_start, data_interval_end, params)
 
         @task(map_index_template="{{ tenant_name }}", priority_weight=1, weight_rule="absolute")
-        def load(manifest: dict) -> dict:
+        def load(manifest: Manifest) -> TenantSummary:
             from intoaec_xero.airflow import backfill_tasks
 
-            get_current_context()["tenant_name"] = manifest["tenant_name"]
+            # map_index_template renders this key; Airflow's Context type lists only its own keys.
+            get_current_context()["tenant_name"] = manifest["tenant_name"]  # type: ignore[typeddict-unknown-key]
             return backfill_tasks.load_window(manifest)
 
-        load(extract(tenant))
+        # Airflow's task typing does not let an XComArg stand for a task's argument.
+        load(extract(tenant))  # type: ignore[arg-type]
 
-    @task.sensor(
+    # Airflow's stub types poke_interval and timeout as float; the sensor takes a timedelta too.
+    @task.sensor(  # type: ignore[call-overload]
         mode="reschedule",
         poke_interval=pendulum.duration(minutes=int(os.environ.get("INTOAEC_BACKFILL_POKE_MINUTES", "60"))),
         timeout=pendulum.duration(days=90),
         map_index_template="{{ tenant_name }}",
         **BACKGROUND,
     )
-    def journals(tenant: dict[str, str], run_id=None, dag_run=None, params=None) -> PokeReturnValue:
+    def journals(tenant: MappedTenant, run_id=None, dag_run=None, params=None) -> PokeReturnValue:
         from intoaec_xero.airflow import backfill_tasks
 
-        get_current_context()["tenant_name"] = tenant["tenant_name"]
+        # map_index_template renders this key; Airflow's Context type lists only its own keys.
+        get_current_context()["tenant_name"] = tenant["tenant_name"]  # type: ignore[typeddict-unknown-key]
         done, outcome = backfill_tasks.journals(tenant, run_id, getattr(dag_run, "run_type", None), params)
         return PokeReturnValue(is_done=done, xcom_value=outcome)
 

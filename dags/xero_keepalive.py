@@ -35,7 +35,8 @@ def xero_keepalive():
     def renew_grant(xero_conn_id: str) -> dict:
         from intoaec_xero.airflow.hooks import XeroHook
 
-        get_current_context()["xero_conn_id"] = xero_conn_id
+        # map_index_template renders this key; Airflow's Context type lists only its own keys.
+        get_current_context()["xero_conn_id"] = xero_conn_id  # type: ignore[typeddict-unknown-key]
         return XeroHook(xero_conn_id=xero_conn_id).keep_alive()
 
     renew_grant.expand(xero_conn_id=connections())

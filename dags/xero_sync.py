@@ -11,6 +11,7 @@ import os
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task, task_group
 from intoaec_xero.airflow.alerts import SyncFailureNotifier
+from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
 
 # A full read of a large organisation at Xero's 60 calls a minute takes over an hour.
 EXTRACT_TIMEOUT = pendulum.duration(minutes=int(os.environ.get("INTOAEC_EXTRACT_TIMEOUT_MINUTES", "360")))
@@ -45,34 +46,41 @@ TABLE_ASSETS = [
 )
 def xero_sync():
     @task
-    def discover_tenants() -> list[dict[str, str]]:
+    def discover_tenants() -> list[MappedTenant]:
         from intoaec_xero.airflow import tasks
 
         return tasks.prepare()
 
     @task_group(group_id="tenant")
-    def sync_tenant(tenant: dict[str, str]):
+    def sync_tenant(tenant: MappedTenant):
         # The grid labels each mapped instance with its organisation's name.
         @task(pool="xero_api", map_index_template="{{ tenant_name }}", execution_timeout=EXTRACT_TIMEOUT)
-        def extract(tenant: dict[str, str], run_id: str | None = None) -> dict:
+        def extract(tenant: MappedTenant, run_id: str | None = None) -> Manifest:
             from intoaec_xero.airflow import tasks
 
-            get_current_context()["tenant_name"] = tenant["tenant_name"]
+            # map_index_template renders this key; Airflow's Context type lists only its own keys.
+            get_current_context()["tenant_name"] = tenant["tenant_name"]  # type: ignore[typeddict-unknown-key]
+            if run_id is None:  # Airflow passes every task its run's id
+                raise ValueError("The task was given no run_id.")
             return tasks.extract(tenant, run_id=run_id)
 
         @task(map_index_template="{{ tenant_name }}", outlets=TABLE_ASSETS)
-        def load(manifest: dict) -> dict:
+        def load(manifest: Manifest) -> TenantSummary:
             from intoaec_xero.airflow import tasks
 
-            get_current_context()["tenant_name"] = manifest["tenant_name"]
+            # map_index_template renders this key; Airflow's Context type lists only its own keys.
+            get_current_context()["tenant_name"] = manifest["tenant_name"]  # type: ignore[typeddict-unknown-key]
             return tasks.load(manifest)
 
-        load(extract(tenant))
+        # Airflow's task typing does not let an XComArg stand for a task's argument.
+        load(extract(tenant))  # type: ignore[arg-type]
 
     @task(trigger_rule="all_done")
     def report(run_id: str | None = None) -> list[dict]:
         from intoaec_xero.airflow import tasks
 
+        if run_id is None:  # Airflow passes every task its run's id
+            raise ValueError("The task was given no run_id.")
         return tasks.report(run_id)
 
     @task(trigger_rule="all_done", retries=0)
@@ -87,6 +95,8 @@ def xero_sync():
     def run_verdict(run_id: str | None = None) -> None:
         from intoaec_xero.airflow import tasks
 
+        if run_id is None:  # Airflow passes every task its run's id
+            raise ValueError("The task was given no run_id.")
         tasks.run_verdict(run_id)
 
     tenants = discover_tenants()

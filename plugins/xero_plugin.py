@@ -10,11 +10,13 @@ so the sign-in has to start from a top-level page.
 
 Below the organisations the page answers "is this firm's ledger current?" per tenant, from the
 pipeline's own records (``intoaec_xero.health``, the same verdicts as ``intoaec-xero status``),
-with a chart of the last 30 days drawn here as inline SVG: the page must work where the API
-server has no internet, and it adds no front-end build to the project.
+with a chart of the last 30 days; ``intoaec_xero.airflow.page_view`` builds both, this module
+only routes, checks who may do what, and renders.
 
 Airflow does not protect plugin apps, so every route requires a logged-in Airflow user who
-may read (page) or edit (connect, disconnect) the Xero connection. The sign-in in progress
+may read (page) or edit (connect, disconnect) the Xero connection. Every form carries a token
+bound to the user, this browser's page session and an expiry (``page_security``), and no
+response of the page may be framed by another site. The sign-in in progress
 (PKCE verifier, ``state``, who started it) travels in a short-lived cookie encrypted with the
 API server's secret key: nothing is kept in memory, so any API-server worker can finish it,
 and a callback whose ``state`` does not match that cookie is refused before any code is used.
@@ -24,17 +26,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import logging
-import math
 import os
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from html import escape
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlencode
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
@@ -44,15 +41,18 @@ from airflow.plugins_manager import AirflowPlugin
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from intoaec_xero import health as sync_health
 from intoaec_xero import oauth
+from intoaec_xero.airflow import page_security, page_view
 from intoaec_xero.airflow.connections import XERO_CONN_ID
 from intoaec_xero.airflow.hooks import XeroHook
+from intoaec_xero.airflow.page_view import BACKFILL_DAG, SYNC_DAG
 from intoaec_xero.errors import IntoAECXeroError, XeroUnavailable
 from intoaec_xero.tokens import STATUS_RECONNECT
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,6 @@ _templates = Environment(
 
 app = FastAPI(title="Xero", docs_url=None, redoc_url=None, openapi_url=None)
 
-SYNC_DAG, BACKFILL_DAG = "xero_sync", "xero_backfill"
-HISTORY_DAYS = 30
 
 
 # -- security ---------------------------------------------------------------------------------
@@ -88,19 +86,38 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"intoaec-xero-sign-in\0" + _secret()).digest()))
 
 
-def _csrf_token(user) -> str:
-    return hmac.new(_secret(), b"intoaec-xero-csrf\0" + user.get_name().encode(), hashlib.sha256).hexdigest()
-
-
-def _require(user, method: str, conn_id: str, csrf: str | None = None) -> None:
+def _require(user, method: ResourceMethod, conn_id: str) -> None:
     allowed = get_auth_manager().is_authorized_connection(
         method=method, details=ConnectionDetails(conn_id=conn_id), user=user
     )
     if not allowed:
         raise HTTPException(403, f"You may not {'change' if method != 'GET' else 'see'} the Xero connection "
                                  f"'{conn_id}'.")
-    if csrf is not None and not hmac.compare_digest(csrf, _csrf_token(user)):
-        raise HTTPException(403, "This form is stale or did not come from the Xero page; reload the page.")
+
+
+def _check_form(request: Request, user, csrf: str) -> None:
+    """The form must carry a current token this server issued to this user in this browser's page session."""
+    try:
+        page_security.check_csrf(_secret(), csrf, request.cookies.get(page_security.SESSION_COOKIE), user.get_name())
+    except page_security.CsrfRefused as refused:
+        raise HTTPException(403, str(refused)) from None
+
+
+def _secure_cookies(request: Request) -> bool:
+    return page_security.cookies_secure(request.url.scheme, conf.get("api", "base_url", fallback=""))
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=_root(request), httponly=True,
+                        samesite="lax",  # sent on Xero's top-level redirect back, not on cross-site posts
+                        secure=_secure_cookies(request))
+
+
+def _delete_cookie(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(name, path=_root(request), httponly=True, samesite="lax", secure=_secure_cookies(request))
+
+
+app.add_middleware(page_security.FrameGuard)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -111,6 +128,17 @@ async def _refusal(request: Request, error: StarletteHTTPException) -> Response:
         login = get_auth_manager().get_url_login(next_url=str(request.url))
     body = _templates.get_template("refused.html").render(status=error.status_code, detail=error.detail, login=login)
     return HTMLResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
+@app.exception_handler(Exception)
+async def _failure(request: Request, error: Exception) -> Response:
+    """An unexpected error: a page that says where to look, never the error's text (it may hold a secret).
+
+    Starlette answers these outside the app's middleware, so the framing headers are set here.
+    """
+    body = _templates.get_template("refused.html").render(
+        status=500, login=None, detail="The Xero page failed unexpectedly; the API server's log says why.")
+    return HTMLResponse(body, status_code=500, headers={**page_security.FRAMING, "Cache-Control": "no-store"})
 
 
 # -- pages ----------------------------------------------------------------------------------
@@ -138,8 +166,14 @@ def _redirect_uri(request: Request) -> str:
 def _render(request: Request, user, conn_id: str, *, error: str | None = None, notice: str | None = None,
             status_code: int = 200) -> HTMLResponse:
     root = _root(request)
+    session_id = request.cookies.get(page_security.SESSION_COOKIE)
+    if page_security.is_session_id(session_id):
+        new_session = False
+    else:
+        new_session, session_id = True, page_security.new_session_id()
     context = {"root": root, "airflow_home": (root[: -len(MOUNT)] if root.endswith(MOUNT) else "") + "/",
-               "conn_id": conn_id, "csrf": _csrf_token(user), "error": error,
+               "conn_id": conn_id, "csrf": page_security.issue_csrf(_secret(), session_id, user.get_name()),
+               "error": error,
                "notice": NOTICES.get(notice or ""), "user": user.get_name(), "orgs": [], "grant": None,
                "settings": None, "grant_state": "not_connected", "setup_problem": None, "tenants": []}
     try:
@@ -152,11 +186,15 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
                                               custom_connection=hook.settings.grant_type == "client_credentials")
         if grant is not None:
             context["grant_state"] = "reconnect" if grant.status == STATUS_RECONNECT else "connected"
-        context.update(_health_context(hook.engine, context["orgs"], context["airflow_home"], root))
+        context.update(page_view.health_context(hook.engine, context["orgs"], context["airflow_home"], root,
+                                                   _airflow_runs))
     except IntoAECXeroError as problem:
         context["setup_problem"] = str(problem)
     body = _templates.get_template("xero.html").render(**context)
-    return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
+    if new_session:  # a browser session cookie: closing the browser ends the page session
+        _set_cookie(request, response, page_security.SESSION_COOKIE, session_id)
+    return response
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -169,7 +207,8 @@ def page(request: Request, user: GetUserDep, conn_id: str = XERO_CONN_ID, notice
 def connect(request: Request, user: GetUserDep, conn_id: Annotated[str, Form()] = XERO_CONN_ID,
             csrf: Annotated[str, Form()] = ""):
     """Start the sign-in: PKCE + state, remembered in an encrypted cookie, then off to Xero."""
-    _require(user, "PUT", conn_id, csrf)
+    _require(user, "PUT", conn_id)
+    _check_form(request, user, csrf)
     hook = XeroHook(xero_conn_id=conn_id)
     try:
         settings = hook.settings
@@ -183,15 +222,8 @@ def connect(request: Request, user: GetUserDep, conn_id: Annotated[str, Form()] 
         return _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
     pending = {"conn_id": conn_id, "user": user.get_name(), "request": auth.to_dict()}
     response = RedirectResponse(auth.url, status_code=303)
-    response.set_cookie(
-        SIGN_IN_COOKIE,
-        _fernet().encrypt(json.dumps(pending).encode()).decode(),
-        max_age=SIGN_IN_SECONDS,
-        path=MOUNT,
-        httponly=True,
-        samesite="lax",  # sent on Xero's top-level redirect back, not on cross-site posts
-        secure=request.url.scheme == "https",
-    )
+    _set_cookie(request, response, SIGN_IN_COOKIE, _fernet().encrypt(json.dumps(pending).encode()).decode(),
+                max_age=SIGN_IN_SECONDS)
     return response
 
 
@@ -217,12 +249,12 @@ def callback(request: Request, user: GetUserDep):
         tokens = oauth.finish_authorization(settings, auth, str(request.url), session=hook.get_conn())
         connections = oauth.complete_sign_in(settings, hook.get_token_store(), tokens, hook.get_client())
     except IntoAECXeroError as problem:
-        response = _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
-        response.delete_cookie(SIGN_IN_COOKIE, path=MOUNT)
+        response: Response = _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
+        _delete_cookie(request, response, SIGN_IN_COOKIE)
         return response
     log.info("Xero connection '%s' connected by %s: %d organisation(s).", conn_id, user.get_name(), len(connections))
     response = RedirectResponse(_page(request, conn_id, "connected"), status_code=303)
-    response.delete_cookie(SIGN_IN_COOKIE, path=MOUNT)
+    _delete_cookie(request, response, SIGN_IN_COOKIE)
     return response
 
 
@@ -230,7 +262,8 @@ def callback(request: Request, user: GetUserDep):
 def disconnect(request: Request, tenant_id: str, user: GetUserDep,
                conn_id: Annotated[str, Form()] = XERO_CONN_ID, csrf: Annotated[str, Form()] = ""):
     """Xero's DELETE /connections/{id} for one organisation; the grant stays for the others."""
-    _require(user, "PUT", conn_id, csrf)
+    _require(user, "PUT", conn_id)
+    _check_form(request, user, csrf)
     hook = XeroHook(xero_conn_id=conn_id)
     org = next((o for o in oauth.organisations(hook.engine, conn_id, None) if o.tenant_id == tenant_id), None)
     if org is None:
@@ -271,88 +304,6 @@ def data_docs(user: GetUserDep, path: str = ""):
 
 # -- sync health ------------------------------------------------------------------------------
 
-# Worst first, so a tenant that needs someone is at the top of the page, not the bottom.
-VERDICTS = {
-    sync_health.RECONNECT: ("bad", "Reconnect needed"),
-    sync_health.FAILING: ("bad", "Failing"),
-    sync_health.STALE: ("warn", "Stale"),
-    sync_health.NEVER_SYNCED: ("off", "Never synced"),
-    sync_health.HEALTHY: ("ok", "Healthy"),
-    sync_health.DISCONNECTED: ("off", "Disconnected"),
-}
-ATTENTION = {sync_health.RECONNECT, sync_health.FAILING, sync_health.STALE}
-QUALITY = {"passed": ("ok", "Passed"), "warn": ("warn", "Warnings"), "failed": ("bad", "Failed"),
-           "skipped": ("off", "Skipped")}
-RUN_STATUS = {"success": "ok", "failed": "bad", "rejected": "bad", "quarantined": "bad", "partial": "warn",
-              "unavailable": "off", "running": "info", "extracting": "info", "extracted": "info", "skipped": "off"}
-
-
-@dataclass
-class TenantView:
-    """One tenant's card: its health verdict plus what the page adds (links, chart, backfill)."""
-
-    health: sync_health.TenantHealth
-    org: oauth.Organisation | None
-    runs: list[sync_health.RunSummary]
-    chart: Markup
-    chart_unit: str
-    backfill: dict[str, Any] | None
-    links: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def tone(self) -> str:
-        return VERDICTS.get(self.health.verdict, ("off", ""))[0]
-
-    @property
-    def label(self) -> str:
-        return VERDICTS.get(self.health.verdict, ("off", self.health.verdict))[1]
-
-    @property
-    def attention(self) -> bool:
-        return self.health.verdict in ATTENTION
-
-    @property
-    def sync_enabled(self) -> bool:
-        # The organisations table's reading (enabled only while Connected), so the two never disagree.
-        return self.org.sync_enabled if self.org else self.health.sync_enabled
-
-    @property
-    def last_run(self) -> sync_health.RunSummary | None:
-        return self.runs[-1] if self.runs else None
-
-
-def _health_context(engine, orgs: list[oauth.Organisation], airflow_home: str, root: str) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    threshold = sync_health.stale_after()
-    by_id = {org.tenant_id: org for org in orgs}
-    healths = [h for h in sync_health.tenant_health(engine, now=now, threshold=threshold) if h.tenant_id in by_id]
-    history = sync_health.run_history(engine, days=HISTORY_DAYS, now=now)
-    run_ids = {r.run_id for h in healths for r in history.get(h.tenant_id, [])}
-    run_ids |= {s.last_run_id for h in healths for s in h.streams if s.last_run_id}
-    dags = _airflow_runs(run_ids)
-    links = {run_id: f"{airflow_home}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
-             for run_id, dag_id in dags.items()}
-    order = list(VERDICTS)
-    tenants = []
-    for h in sorted(healths, key=lambda h: (order.index(h.verdict) if h.verdict in order else 0,
-                                            h.tenant_name.lower())):
-        runs = history.get(h.tenant_id, [])
-        chart, unit = _chart(runs, links, now - timedelta(days=HISTORY_DAYS), now)
-        tenants.append(TenantView(
-            health=h, org=by_id.get(h.tenant_id), runs=runs, links=links, chart=chart, chart_unit=unit,
-            backfill=h.backfill))
-    from intoaec_xero.quality import docs
-
-    return {
-        "tenants": tenants,
-        "threshold_minutes": threshold.total_seconds() / 60,
-        "history_days": HISTORY_DAYS,
-        "data_docs": f"{root}/data-docs/" if docs.latest_index() else None,
-        "dag_links": {dag_id: f"{airflow_home}dags/{dag_id}/runs" for dag_id in (SYNC_DAG, BACKFILL_DAG)},
-        "checked_at": now,
-    }
-
-
 def _airflow_runs(run_ids: set[str]) -> dict[str, str]:
     """run id → its DAG, for the runs this Airflow has.
 
@@ -366,7 +317,8 @@ def _airflow_runs(run_ids: set[str]) -> dict[str, str]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    wanted, found = sorted(run_ids), {}
+    wanted = sorted(run_ids)
+    found: dict[str, str] = {}
     with create_session(scoped=False) as session:
         for start in range(0, len(wanted), 500):
             rows = session.execute(
@@ -379,153 +331,7 @@ def _airflow_runs(run_ids: set[str]) -> dict[str, str]:
     return found
 
 
-# -- the 30-day chart -------------------------------------------------------------------------
-
-CHART_W, CHART_H = 720, 156
-PAD_L, PAD_R, PAD_T, PAD_B = 44, 10, 10, 28
-MAX_BARS = 180  # an hourly schedule makes 720 runs a month: more bars than pixels, and a heavy page
-ROWS_COLOUR, CALLS_COLOUR = "#017cee", "#805ad5"
-BAR_COLOUR = {"failed": "#c53030", "partial": "#dd6b20"}
-WORSE = {"failed": 2, "partial": 1}
-
-
-@dataclass
-class Bar:
-    at: str | None
-    rows: int
-    calls: int
-    status: str
-    title: str
-    run_id: str
-
-
-def _bars(runs: list[sync_health.RunSummary], since: datetime, now: datetime) -> tuple[list[Bar], str]:
-    """One bar per run while they fit; beyond MAX_BARS, one per time slot summing its runs.
-
-    A slot's bar links to its worst run (the latest of them), the one someone would open.
-    """
-    if len(runs) <= MAX_BARS:
-        return [Bar(r.started_at, r.rows_loaded, r.api_calls, r.status, _run_title(r), r.run_id) for r in runs], "run"
-    slot = (now - since) / MAX_BARS
-    slots: dict[int, list[sync_health.RunSummary]] = {}
-    for run in runs:
-        slots.setdefault(int((datetime.fromisoformat(run.started_at) - since) / slot), []).append(run)
-    bars = []
-    for group in slots.values():
-        worst = max(reversed(group), key=lambda r: WORSE.get(r.status, 0))
-        rows, calls = sum(r.rows_loaded for r in group), sum(r.api_calls for r in group)
-        title = (f"{len(group)} runs, {_when(group[0].started_at)} – {_when(group[-1].started_at)}\n"
-                 f"{rows:,} rows loaded · {calls:,} API calls"
-                 + (f"\n{sum(WORSE.get(r.status, 0) > 0 for r in group)} with failures, e.g. {worst.run_id}"
-                    if WORSE.get(worst.status) else ""))
-        bars.append(Bar(group[-1].started_at, rows, calls, worst.status, title, worst.run_id))
-    hours = slot.total_seconds() / 3600
-    return bars, f"{hours:g}-hour slot" if hours >= 1 else f"{slot.total_seconds() / 60:g}-minute slot"
-
-
-def _run_title(run: sync_health.RunSummary) -> str:
-    return (f"{run.run_id}\n{_when(run.started_at)} · {run.status}\n{run.rows_loaded:,} rows loaded · "
-            f"{run.api_calls:,} API calls" + (f" · {run.rate_limited} × 429" if run.rate_limited else "")
-            + (f" · quota left {run.quota_day_remaining:,}" if run.quota_day_remaining is not None else ""))
-
-
-def _chart(runs: list[sync_health.RunSummary], links: dict[str, str], since: datetime,
-           now: datetime) -> tuple[Markup, str]:
-    """Rows loaded (bars) and API calls (line) per run on one log axis; returns the SVG and its unit.
-
-    Log, because a first full sync loads thousands of rows and an hourly incremental a handful:
-    on a linear axis every run after the first would be a flat line. Each bar links to its run.
-    """
-    bars, unit = _bars(runs, since, now)
-    plot_w, plot_h = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
-    span = (now - since).total_seconds()
-    top = max([1] + [b.rows for b in bars] + [b.calls for b in bars])
-    decades = max(1, math.ceil(math.log10(top + 1)))
-
-    def x(moment: str | None) -> float:
-        seconds = (datetime.fromisoformat(moment) - since).total_seconds() if moment else span
-        return PAD_L + plot_w * min(1.0, max(0.0, seconds / span))
-
-    def y(value: int) -> float:
-        return PAD_T + plot_h * (1 - math.log10(value + 1) / decades)
-
-    parts = [f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" width="{CHART_W}" height="{CHART_H}" '
-             f'role="img" aria-label="Rows loaded and API calls per {unit}, last {HISTORY_DAYS} days" '
-             f'xmlns="http://www.w3.org/2000/svg">']
-    for power in range(decades + 1):
-        level = y(10 ** power - 1)
-        parts.append(f'<line x1="{PAD_L}" x2="{CHART_W - PAD_R}" y1="{level:.1f}" y2="{level:.1f}" class="grid"/>')
-        parts.append(f'<text x="{PAD_L - 6}" y="{level + 3:.1f}" text-anchor="end" class="tick">'
-                     f'{_short(10 ** power if power else 0)}</text>')
-    for days_back in range(0, HISTORY_DAYS + 1, 7):
-        moment = now - timedelta(days=days_back)
-        tick = x(moment.isoformat())
-        anchor = "end" if days_back == 0 else "middle"
-        parts.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{PAD_T}" y2="{CHART_H - PAD_B}" class="grid"/>')
-        parts.append(f'<text x="{tick:.1f}" y="{CHART_H - 4}" text-anchor="{anchor}" class="tick">'
-                     f'{"now" if days_back == 0 else moment.strftime("%b %-d")}</text>')
-    if not bars:
-        parts.append(f'<text x="{PAD_L + plot_w / 2}" y="{PAD_T + plot_h / 2}" text-anchor="middle" class="empty">'
-                     f'No runs in the last {HISTORY_DAYS} days</text>')
-    width = min(12.0, max(1.5, plot_w / max(len(bars), 1) * 0.6))
-    base = y(0)
-    for bar in bars:
-        height = max(1.5, base - y(bar.rows))
-        rect = (f'<rect class="run {bar.status}" x="{x(bar.at) - width / 2:.1f}" y="{base - height:.1f}" '
-                f'width="{width:.1f}" height="{height:.1f}" fill="{BAR_COLOUR.get(bar.status, ROWS_COLOUR)}">'
-                f'<title>{escape(bar.title)}</title></rect>')
-        link = links.get(bar.run_id)
-        parts.append(f'<a href="{escape(link)}" target="_top">{rect}</a>' if link else rect)
-    if bars:
-        points = " ".join(f"{x(b.at):.1f},{y(b.calls):.1f}" for b in bars)
-        parts.append(f'<polyline class="calls" points="{points}" fill="none" stroke="{CALLS_COLOUR}" '
-                     f'stroke-width="1.5"/>')
-        if len(bars) <= 60:  # dots only while they can be told apart
-            parts.extend(f'<circle cx="{x(b.at):.1f}" cy="{y(b.calls):.1f}" r="2.5" fill="{CALLS_COLOUR}"/>'
-                         for b in bars)
-    # Failures again as marks under the axis, on top of everything: a failed run minutes after a
-    # good one would otherwise hide behind its bar.
-    for bar in bars:
-        if bar.status in BAR_COLOUR:
-            left = x(bar.at)
-            parts.append(f'<path class="failure {bar.status}" d="M{left - 4:.1f},{base + 9:.1f} L{left + 4:.1f},'
-                         f'{base + 9:.1f} L{left:.1f},{base + 2:.1f} Z" fill="{BAR_COLOUR[bar.status]}">'
-                         f'<title>{escape(bar.title)}</title></path>')
-    parts.append("</svg>")
-    return Markup("".join(parts)), unit
-
-
-def _short(value: int) -> str:
-    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
-        if value >= size:
-            return f"{value / size:g}{suffix}"
-    return str(value)
-
-
-def _when(moment: str | datetime | None) -> str:
-    if not moment:
-        return "-"
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _age(minutes: float | None) -> str:
-    if minutes is None:
-        return "-"
-    if minutes < 1:
-        return "just now"
-    if minutes < 120:
-        return f"{minutes:.0f} min ago"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.1f} h ago"
-    return f"{minutes / 1440:.1f} days ago"
-
-
-_templates.filters["when"] = _when
-_templates.filters["age"] = _age
-_templates.filters["count"] = lambda value: "-" if value is None else f"{value:,}"
-_templates.globals.update(RUN_STATUS=RUN_STATUS, QUALITY=QUALITY)
+page_view.register(_templates)
 
 
 def _pending_sign_in(request: Request) -> dict | None:
@@ -542,7 +348,7 @@ def _refused_callback(request: Request, detail: str) -> HTMLResponse:
     body = _templates.get_template("refused.html").render(status=400, detail=detail, login=None,
                                                           back=f"{_root(request)}/")
     response = HTMLResponse(body, status_code=400)
-    response.delete_cookie(SIGN_IN_COOKIE, path=MOUNT)
+    _delete_cookie(request, response, SIGN_IN_COOKIE)
     return response
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+
+from tests.harness.databases import POSTGRES_ADMIN_URL, fresh_postgres, migrated_engine  # noqa: F401 - re-exported
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,8 +22,74 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ["TZ"] = "UTC"
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# The token store refuses to write without a key: the session and every process it starts share
+# one (tests that start Airflow components with a key of their own drop this one).
+os.environ.setdefault("INTOAEC_FERNET_KEY", Fernet.generate_key().decode())
+# Data Docs and raw pages of tests that do not choose a directory go to this session's own, not
+# the checkout's var/ (test processes running side by side would write the same files there).
+os.environ.setdefault("INTOAEC_DATA_DIR", str(_AIRFLOW_HOME / "var"))
 
-POSTGRES_ADMIN_URL = os.environ.get("INTOAEC_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+# The modules whose tests start the real Airflow components (marked ``scheduler``). Under
+# pytest-xdist they share one worker, one after the other: two Airflow stacks at once on a 2-core
+# machine only make each other miss their deadlines, while the other workers take everything else.
+SCHEDULER_MODULES = ("tests/airflow/test_keepalive_scheduler.py", "tests/dags/test_xero_backfill_scheduler.py",
+                     "tests/deploy/test_scheduler_smoke.py")
+# Where the tests that use the page tests' Airflow API server (a session fixture) live: one worker
+# runs them all, so the server starts once.
+SHARED_SERVER_PATHS = ("tests/plugins/", "tests/airflow/test_connection_test_isolation.py")
+SHARED_SERVER_FIXTURES = ("airflow_ui", "airflow_ui_behind_tls")
+# Longest first, so that under pytest-xdist the long tests do not start last.
+RANK = {"scheduler": 0, "slow": 1}
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The ``scheduler`` marker matches SCHEDULER_MODULES, the shared server's users match
+    SHARED_SERVER_PATHS; modules run longest first (by marker), each module's tests in their own order."""
+    module_rank: dict[str, int] = {}
+    for item in items:
+        path = _module(item.nodeid)
+        if path in SCHEDULER_MODULES:
+            item.add_marker(pytest.mark.scheduler)
+        elif item.get_closest_marker("scheduler"):
+            raise pytest.UsageError(f"{path} starts the Airflow scheduler: list it in SCHEDULER_MODULES")
+        if (any(f in getattr(item, "fixturenames", ()) for f in SHARED_SERVER_FIXTURES)
+                and not path.startswith(SHARED_SERVER_PATHS)):
+            raise pytest.UsageError(f"{path} uses the shared Airflow API server: list it in SHARED_SERVER_PATHS")
+        rank = min((RANK[m.name] for m in item.iter_markers() if m.name in RANK), default=len(RANK))
+        if path.startswith(SHARED_SERVER_PATHS):  # one long unit under xdist, like a slow module
+            rank = min(rank, RANK["slow"])
+        module_rank[path] = min(rank, module_rank.get(path, rank))
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (module_rank[_module(item.nodeid)], order[id(item)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the scheduler modules as one unit and the shared server's users as one."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = _module(nodeid)
+            if path in SCHEDULER_MODULES:
+                return "scheduler"
+            return "shared-server" if path.startswith(SHARED_SERVER_PATHS) else path
+
+        def _reschedule(self, node) -> None:
+            # The worker running the scheduler modules takes nothing else until they are done.
+            if False in self.assigned_work.get(node, {}).get("scheduler", {}).values():
+                return
+            super()._reschedule(node)
+
+    return Scheduling(config, log)
 
 
 @pytest.fixture
@@ -32,21 +100,8 @@ def sqlite_url(tmp_path) -> str:
 @pytest.fixture
 def postgres_url():
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"intoaec_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is required at {POSTGRES_ADMIN_URL} for this test: {error}")
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres("intoaec_test") as (url,):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,9 +114,18 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def engine(db_url):
-    from intoaec_xero import db
+    """IntoAEC's schema on each backend in turn (see ``db_url``)."""
+    with migrated_engine(db_url) as engine:
+        yield engine
 
-    engine = db.create_db_engine(db_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
+
+@pytest.fixture
+def sqlite_engine(sqlite_url):
+    with migrated_engine(sqlite_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+def pg_engine(postgres_url):
+    with migrated_engine(postgres_url) as engine:
+        yield engine

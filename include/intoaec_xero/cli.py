@@ -123,7 +123,13 @@ class _CallbackListener:
             return None
         received = threading.Event()
 
+        class Server(HTTPServer):
+            callback_url: str | None
+            received: threading.Event
+
         class Handler(BaseHTTPRequestHandler):
+            server: Server
+
             def do_GET(self):  # noqa: N802 - http.server's name
                 query = parse_qs(urlparse(self.path).query)
                 if urlparse(self.path).path != target.path or query.get("state", [""])[0] != request.state:
@@ -142,7 +148,7 @@ class _CallbackListener:
                 pass
 
         try:
-            server = HTTPServer((target.hostname, target.port), Handler)
+            server = Server((target.hostname, target.port), Handler)
         except OSError:
             return None
         server.callback_url = None
@@ -197,14 +203,13 @@ def cmd_sync(args) -> int:
     from intoaec_xero.pipeline import run_sync
     from intoaec_xero.rawstore import RawStore
     from intoaec_xero.runtime import raw_dir
-    from intoaec_xero.tokens import TokenStore
 
     settings = _settings(args)
     engine = _engine(args)
     db.upgrade(engine)
     run_id = args.run_id or "cli__" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    client = build_client(settings, TokenStore(engine, settings.connection_key))
-    summary = run_sync(client, settings, engine, RawStore(raw_dir()), run_id,
+    client = build_client(settings, _token_store(settings, engine))
+    summary = run_sync(client, settings, engine, RawStore(raw_dir(), settings.connection_key), run_id,
                        stream_names=args.stream or None, full=args.full)
     print(report.format_counts(engine))
     for failure in summary.failures:
@@ -220,7 +225,7 @@ def cmd_replay(args) -> int:
     engine = _engine(args)
     db.upgrade(engine)
     failed = []
-    for summary in replay_run(engine, RawStore(raw_dir()), args.run_id):
+    for summary in replay_run(engine, RawStore(raw_dir(), args.conn_id), args.run_id):
         for name, outcome in summary["streams"].items():
             print(f"{summary['tenant_name']:<30} {name:<20} {outcome['status']} {outcome.get('rows', '')}")
         failed.extend(summary["failed"])

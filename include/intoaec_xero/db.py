@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -36,6 +36,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.sql.elements import ColumnElement
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
 
@@ -182,13 +187,16 @@ _ROWCOUNT = {"preserve_rowcount": True}
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-           changes: UpsertChanges | None = None, keys: Sequence[str] | None = None) -> int:
+           changes: UpsertChanges | None = None, keys: Sequence[str] | None = None,
+           where: ColumnElement[bool] | None = None) -> int:
     """Insert or update by primary key; a re-run with the same rows changes nothing.
 
     ``keys`` names the columns of a unique index to match on instead, for tables whose primary
     key is a surrogate (``dq_results``). Returns the number of distinct keys written. With
     ``changes``, also counts what was inserted and what updated, at the price of one extra
-    query per batch.
+    query per batch. With ``where``, an existing row is updated only if it holds for the row as
+    stored; decided by the database inside the statement, so a concurrent writer cannot slip
+    between a check and the write.
     """
     if not rows:
         return 0
@@ -199,21 +207,23 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
     if len(by_key) != len(rows):
         rows = list(by_key.values())
     columns = list(rows[0].keys())
-    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
+    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD and where is None:
         _copy_upsert(conn, table, keys, columns, rows, changes)
         return len(rows)
+    statement: PostgresInsert | SqliteInsert
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+        statement = postgres_insert(table)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        statement = sqlite_insert(table)
     else:  # pragma: no cover - guarded by the supported-backends docs
         raise ConfigurationError(f"Unsupported IntoAEC database backend {dialect!r}.")
-    statement = insert(table)
     updates = {c: statement.excluded[c] for c in columns if c not in keys}
+    differs = or_(*(_changed(table.c[c], statement.excluded[c], dialect) for c in updates))
     statement = (
         statement.on_conflict_do_update(
-            index_elements=keys, set_=updates,
-            where=or_(*(_changed(table.c[c], statement.excluded[c], dialect) for c in updates)))
+            index_elements=keys, set_=updates, where=differs if where is None else and_(where, differs))
         if updates
         else statement.on_conflict_do_nothing(index_elements=keys)
     )
@@ -235,6 +245,7 @@ def _changed(stored, incoming, dialect: str):
     """
     if not isinstance(stored.type, JSON):
         return stored.is_distinct_from(incoming)
+    null: ColumnElement[Any]
     if dialect == "postgresql":
         stored, incoming, null = cast(stored, JSONB), cast(incoming, JSONB), literal_column("'null'::jsonb")
     else:
@@ -331,7 +342,10 @@ PROBE_KEYS = 16
 def _copy_in(conn: Connection, table_name: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
     column_list = ", ".join(f'"{c}"' for c in columns)
     copy_sql = f'COPY "{table_name}" ({column_list}) FROM STDIN'
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:  # pragma: no cover - only a detached or invalidated connection has none
+        raise RuntimeError("COPY needs a live database connection.")
+    cursor = dbapi_connection.cursor()
     try:
         if hasattr(cursor, "copy_expert"):  # psycopg2
             cursor.copy_expert(copy_sql, _CopyReader(_copy_chunks(rows, columns)), size=1 << 20)

@@ -104,7 +104,7 @@ def store_connections(base_url: str, db_url: str, env: dict[str, str], log_path:
         "xero_default": ["--conn-type", "xero", "--conn-login", SANDBOX_CLIENT_ID,
                          "--conn-password", SANDBOX_CLIENT_SECRET,
                          "--conn-extra", json.dumps({"api_base_url": f"{base_url}/api.xro/2.0",
-                                                     "identity_base_url": base_url})],
+                                                     "identity_base_url": base_url, "sandbox": True})],
         "intoaec_db": ["--conn-type", "generic", "--conn-extra", json.dumps({"sqlalchemy_url": db_url})],
     }
     for conn_id, options in connections.items():

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from intoaec_xero import collector
-from intoaec_xero.client import XeroClient
+from intoaec_xero.client import Response, XeroClient
 from intoaec_xero.errors import XeroAccessDenied, XeroBadResponse
 from intoaec_xero.parsing import format_if_modified_since, parse_count, parse_datetime
 from intoaec_xero.rawstore import RawStore
@@ -158,21 +158,21 @@ class _Watermark:
             if moment is None:
                 continue
             if moment > self.limit:
-                self._beyond(record, position, moment)
+                self._beyond(record, position, moment, self.limit)
                 continue
             if self.best is None or moment > self.best:
                 self.best = moment
         if self.best:
             self.result.max_cursor = self.best.isoformat()
 
-    def _beyond(self, record: dict[str, Any], position: int, moment: datetime) -> None:
+    def _beyond(self, record: dict[str, Any], position: int, moment: datetime, limit: datetime) -> None:
         self.beyond += 1
-        self.result.extra["cursor_beyond_clock"] = {"records": self.beyond, "limit": self.limit.isoformat()}
+        self.result.extra["cursor_beyond_clock"] = {"records": self.beyond, "limit": limit.isoformat()}
         if self.beyond <= 5:  # one line per record would flood the log on a badly imported org
             log.warning("Tenant %s, stream %s: %s has %s %s, after Xero's clock at the start of the read "
                         "(%s); it is loaded, but the watermark does not move past %s.", self.tenant_id,
                         self.stream.name, _record_key(self.stream, record, position), self.stream.cursor,
-                        moment.isoformat(), (self.limit - FUTURE_SKEW).isoformat(), self.limit.isoformat())
+                        moment.isoformat(), (limit - FUTURE_SKEW).isoformat(), limit.isoformat())
 
 
 def _server_clock(payload: Any, fallback: datetime) -> datetime:
@@ -194,14 +194,16 @@ class _NextCall:
     def __init__(self, client: XeroClient, stream: Stream, tenant_id: str):
         self._client, self._stream, self._tenant_id = client, stream, tenant_id
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"xero-{stream.name}")
-        self._pending: Future | None = None
+        self._pending: Future[Response] | None = None
 
     def start(self, **params: Any) -> None:
         self._pending = self._pool.submit(self._client.get, self._stream.sdk_method, self._tenant_id,
                                           self._stream.label, **self._stream.request_params(**params))
 
-    def result(self):
+    def result(self) -> Response:
         pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("result() without a call started")
         return pending.result()
 
     def close(self) -> None:
@@ -319,7 +321,8 @@ def _walk_offsets(client, stream, tenant_id, state, raw, run_id, result, mark, s
 
 
 def _highest_number(stream: Stream, records: list[Any]) -> int:
-    highest = None
+    """The highest ``offset_field`` on a page of records (never an empty one)."""
+    numbers: list[int] = []
     for position, record in enumerate(records):
         value = record.get(stream.offset_field) if isinstance(record, dict) else None
         try:
@@ -327,8 +330,8 @@ def _highest_number(stream: Stream, records: list[Any]) -> int:
         except ValueError:
             raise _bad_value(stream, f"{_record_key(stream, record, position)} has {stream.offset_field} "
                                      f"{value!r}, not a whole number, so the walk cannot go past it.") from None
-        highest = number if highest is None else max(highest, number)
-    return highest
+        numbers.append(number)
+    return max(numbers)
 
 
 def now_iso() -> str:

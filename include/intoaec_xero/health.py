@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy.engine import RowMapping
 
+from intoaec_xero.backfill import progress
 from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
 from intoaec_xero.tokens import STATUS_RECONNECT
 
@@ -95,8 +97,6 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def tenant_health(engine: Engine, *, now: datetime | None = None,
                   threshold: timedelta | None = None) -> list[TenantHealth]:
-    from intoaec_xero.backfill import progress  # not at import time: it pulls in the whole pipeline
-
     now = now or datetime.now(UTC)
     threshold = threshold or stale_after()
     with engine.connect() as conn:
@@ -151,8 +151,8 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
         for name in streams:
             if name.startswith("_"):  # bookkeeping rows (open alert incidents), not data streams
                 continue
-            st = state_by.get((tid, name)) or {}
-            run = runs_by.get((tid, name)) or {}
+            st: RowMapping | dict[str, Any] = state_by.get((tid, name)) or {}
+            run: RowMapping | dict[str, Any] = runs_by.get((tid, name)) or {}
             success = _aware(successes.get((tid, name)))
             age = (now - success).total_seconds() / 60 if success else None
             health.streams.append(StreamHealth(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,14 +28,14 @@ from intoaec_xero import collector, state
 from intoaec_xero.db import UpsertChanges, upsert
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.quality import quarantine
-from intoaec_xero.quality.model import HeldRecord
-from intoaec_xero.rawstore import RawStore, read_page
+from intoaec_xero.quality.model import HeldRecord, record_key_text, record_label
+from intoaec_xero.rawstore import RawStore, kept_pages, read_page
 from intoaec_xero.schema import metadata
 from intoaec_xero.streams import Stream
 from intoaec_xero.transform import transform_record
-from intoaec_xero.validate import BatchRejected, CheckResult, StreamValidator, record_key_text, record_label
+from intoaec_xero.validate import BatchRejected, CheckResult, StreamValidator
 
-__all__ = ["BatchRejected", "StreamLoad", "kept_pages", "load_records", "load_stream"]
+__all__ = ["BatchRejected", "StreamLoad", "load_records", "load_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -307,15 +307,6 @@ class _Writer:
         # Never leave a write running on a connection whose transaction is about to end.
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-
-
-def kept_pages(raw: RawStore, run_id: str, tenant_id: str, stream: str) -> Iterator[tuple[int, bytes | Exception]]:
-    """Each kept page, or the error reading it: a damaged file is a finding for the checks, not a crash."""
-    for number, path in enumerate(raw.page_paths(run_id, tenant_id, stream), start=1):
-        try:
-            yield number, read_page(path)
-        except (OSError, EOFError, zlib.error) as error:
-            yield number, error
 
 
 def _write(conn, stream: Stream, tenant_id: str, rows_by_table: dict[str, list[dict[str, Any]]],

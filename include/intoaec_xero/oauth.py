@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -25,7 +26,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 import requests.auth
-from sqlalchemy import Engine, select, true
+from sqlalchemy import Engine, or_, select, true
+from sqlalchemy.engine import Connection
 
 from intoaec_xero.db import upsert
 from intoaec_xero.errors import ConfigurationError, XeroAuthError, XeroBadResponse, XeroError, XeroUnavailable
@@ -39,6 +41,8 @@ from intoaec_xero.tokens import (
     TokenSet,
     TokenStore,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -218,11 +222,14 @@ class Organisation:
     connected_at: datetime | None
 
 
-def record_connections(engine: Engine, settings: XeroSettings, connections: list[dict[str, Any]]) -> None:
-    """Store what ``/connections`` says after a consent.
+def record_connections(engine: Engine, settings: XeroSettings, connections: list[dict[str, Any]]) -> list[str]:
+    """Store what ``/connections`` says after a consent; returns why organisations were not taken.
 
     Organisations the consent no longer covers read Disconnected; the tenant filter decides
-    Sync Enabled. Every organisation is listed, filtered or not, so the page shows all of them.
+    Sync Enabled. Every organisation is listed, filtered or not, so the page shows all of them,
+    except one that another Xero connection still holds (see :func:`claim_tenants`); that
+    connection keeps it, and the reason is returned (and logged) for each one this connection's
+    tenant filter wants.
     """
     now = datetime.now(UTC)
     rows = [
@@ -241,7 +248,7 @@ def record_connections(engine: Engine, settings: XeroSettings, connections: list
         if c.get("tenantType", "ORGANISATION") == "ORGANISATION"
     ]
     with engine.begin() as conn:
-        upsert(conn, xero_tenants, rows)
+        held = claim_tenants(conn, settings.connection_key, rows)
         current = [r["tenant_id"] for r in rows]
         conn.execute(
             xero_tenants.update()
@@ -249,6 +256,40 @@ def record_connections(engine: Engine, settings: XeroSettings, connections: list
                    xero_tenants.c.tenant_id.not_in(current) if current else true())
             .values(connection_status=TENANT_DISCONNECTED, sync_enabled=False, updated_at=now)
         )
+    refusals = [already_connected(r["tenant_name"], r["tenant_id"], held[r["tenant_id"]], settings.connection_key)
+                for r in rows if r["tenant_id"] in held and r["sync_enabled"]]
+    for refusal in refusals:
+        log.warning("%s", refusal)
+    return refusals
+
+
+def claim_tenants(conn: Connection, connection_key: str, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Record the organisations ``connection_key`` reaches, except those another connection holds.
+
+    ``xero_tenants`` has one row per organisation. Were a second Xero connection reaching the
+    same organisation allowed to take the row, it would flip between the two on every discovery
+    and both would sync it. So the connection that recorded it first keeps it until it reads
+    Disconnected there; the database decides inside the upsert, so two connections discovering
+    at once cannot both take it. Returns tenant id -> the connection holding it, for the refused.
+    """
+    if not rows:
+        return {}
+    upsert(conn, xero_tenants, rows,
+           where=or_(xero_tenants.c.connection_key == connection_key,
+                     xero_tenants.c.connection_status == TENANT_DISCONNECTED))
+    held = conn.execute(
+        select(xero_tenants.c.tenant_id, xero_tenants.c.connection_key)
+        .where(xero_tenants.c.tenant_id.in_([r["tenant_id"] for r in rows]),
+               xero_tenants.c.connection_key != connection_key)
+    ).all()
+    return {row.tenant_id: row.connection_key for row in held}
+
+
+def already_connected(tenant_name: str, tenant_id: str, holder: str, connection_key: str) -> str:
+    """Why ``connection_key`` does not sync an organisation that ``holder`` already syncs."""
+    return (f"Organisation '{tenant_name}' (tenant {tenant_id}) is already connected through connection "
+            f"'{holder}'; disconnect it there first or remove it from connection '{connection_key}' "
+            "(its tenant filter, or Xero's connected apps).")
 
 
 def mark_organisation_disconnected(engine: Engine, tenant_id: str) -> None:

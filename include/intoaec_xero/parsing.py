@@ -21,8 +21,9 @@ from typing import Any
 
 try:
     import orjson
+    _HAS_ORJSON = True
 except ImportError:  # pragma: no cover - a pinned dependency; the standard library is the fallback
-    orjson = None
+    _HAS_ORJSON = False
 
 # A run of 16+ digits or dots anywhere (a number with more significant digits than a double
 # carries, or just a long digit string, which costs only the slower parse). Mapping every byte
@@ -45,7 +46,7 @@ def loads(payload: bytes | str) -> Any:
     ``Decimal``. Anything orjson refuses (NaN, huge integers, bad UTF-8) goes to the standard
     parser, so what is accepted and every error message stay the standard library's.
     """
-    if orjson is not None:
+    if _HAS_ORJSON:
         data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
         if not _has_long_digit_run(data):
             try:
@@ -57,7 +58,7 @@ def loads(payload: bytes | str) -> Any:
 
 def loads_approximate(payload: bytes | str) -> Any:
     """Parse a body for paging only (counts, ids, cursors): floats may round; never for money."""
-    if orjson is not None:
+    if _HAS_ORJSON:
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:

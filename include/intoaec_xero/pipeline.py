@@ -16,14 +16,17 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from intoaec_xero import state
+from intoaec_xero import state, trial_balance
+from intoaec_xero.backfill import progress
 from intoaec_xero.client import XeroClient
-from intoaec_xero.db import upsert
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError, XeroDailyLimitReached
 from intoaec_xero.extract import StreamExtract, extract_stream
-from intoaec_xero.load import load_stream
-from intoaec_xero.quality import reports as quality_reports
+from intoaec_xero.load import StreamLoad, load_stream
+from intoaec_xero.oauth import already_connected, claim_tenants
+from intoaec_xero.payloads import Manifest, Refusal, StreamFailure, TenantRef, TenantSummary
+from intoaec_xero.quality import docs, quarantine, reconcile
 from intoaec_xero.quality.model import ERROR, WARN, CheckResult
+from intoaec_xero.quality.record import record_results, record_stream_verdict
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
@@ -42,8 +45,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def discover_tenants(client: XeroClient, settings: XeroSettings, engine: Engine) -> list[dict[str, str]]:
-    """The organisations to sync: Xero's /connections, narrowed by the connection's tenant filter."""
+@dataclass
+class Discovery:
+    """What one Xero connection reaches: the tenants it syncs, and those it was refused.
+
+    A refused tenant is an organisation another connection already syncs; each entry has its
+    ``tenant_id``, ``tenant_name``, the connection holding it (``held_by``) and the ``message``
+    that says what to do.
+    """
+
+    tenants: list[TenantRef]
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def discover(client: XeroClient, settings: XeroSettings, engine: Engine) -> Discovery:
+    """The organisations to sync: Xero's /connections, narrowed by the connection's tenant filter,
+    less any that another Xero connection already syncs (it keeps them; see ``oauth.claim_tenants``)."""
     connections = client.connections()
     wanted = [
         c for c in connections
@@ -66,7 +83,7 @@ def discover_tenants(client: XeroClient, settings: XeroSettings, engine: Engine)
         for c in wanted
     ]
     with engine.begin() as conn:
-        upsert(conn, xero_tenants, rows)
+        held = claim_tenants(conn, settings.connection_key, rows)
         # Organisations no longer in /connections were disconnected in Xero: keep their data, say so.
         conn.execute(
             xero_tenants.update()
@@ -82,15 +99,29 @@ def discover_tenants(client: XeroClient, settings: XeroSettings, engine: Engine)
                    xero_tenants.c.tenant_id.not_in([r["tenant_id"] for r in rows] or [""]))
             .values(connection_status=CONNECTED, sync_enabled=False, updated_at=now)
         )
+    refused: list[Refusal] = [
+        {"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"], "held_by": held[r["tenant_id"]],
+         "message": already_connected(r["tenant_name"], r["tenant_id"], held[r["tenant_id"]],
+                                      settings.connection_key)}
+        for r in rows if r["tenant_id"] in held
+    ]
+    rows = [r for r in rows if r["tenant_id"] not in held]
     log.info("Xero connection '%s' reaches %d organisation(s): %s", settings.connection_key, len(rows),
              ", ".join(r["tenant_name"] for r in rows) or "none")
-    if settings.tenant_filter and not rows:
+    for refusal in refused:
+        log.error("%s", refusal["message"])
+    if settings.tenant_filter and not rows and not refused:
         log.warning("The tenant filter %s matched none of the %d connected organisations.",
                     list(settings.tenant_filter), len(connections))
-    return [{"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"]} for r in rows]
+    return Discovery([{"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"]} for r in rows], refused)
 
 
-def known_tenants(engine: Engine, connection_key: str) -> list[dict[str, str]]:
+def discover_tenants(client: XeroClient, settings: XeroSettings, engine: Engine) -> list[TenantRef]:
+    """The tenants this connection syncs (see :func:`discover`; the refused are logged there)."""
+    return discover(client, settings, engine).tenants
+
+
+def known_tenants(engine: Engine, connection_key: str) -> list[TenantRef]:
     """Tenants this connection reached before, for when it cannot be read now."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -102,11 +133,14 @@ def known_tenants(engine: Engine, connection_key: str) -> list[dict[str, str]]:
 
 
 def mark_connection_failed(engine: Engine, connection_key: str, error: Exception) -> None:
+    """The connection could not be read: its organisations say why, except those disconnected from it
+    (they stay Disconnected, so another connection may take them)."""
     status = RECONNECT_NEEDED if isinstance(error, XeroAuthError) else CONNECTION_ERROR
     with engine.begin() as conn:
         conn.execute(
             xero_tenants.update()
-            .where(xero_tenants.c.connection_key == connection_key)
+            .where(xero_tenants.c.connection_key == connection_key,
+                   xero_tenants.c.connection_status != DISCONNECTED)
             .values(connection_status=status, updated_at=_now())
         )
 
@@ -122,7 +156,7 @@ def mark_connection_ok(engine: Engine, connection_key: str) -> None:
         )
 
 
-def record_tenant_failure(engine: Engine, run_id: str, tenant: dict[str, str], stream_names: list[str],
+def record_tenant_failure(engine: Engine, run_id: str, tenant: TenantRef, stream_names: list[str],
                           error: Exception) -> None:
     """A tenant that could not even start (its grant or connection failed): every stream failed."""
     if not tenant.get("tenant_id"):
@@ -173,11 +207,11 @@ def extract_tenant(
     engine: Engine,
     raw: RawStore,
     run_id: str,
-    tenant: dict[str, str],
+    tenant: TenantRef,
     streams: list[Stream],
     *,
     full: bool = False,
-) -> dict[str, Any]:
+) -> Manifest:
     """Extract every stream of one tenant into the raw store.
 
     Streams are independent: one that fails (a 5xx that outlasted the retries, a 404, a body
@@ -189,9 +223,10 @@ def extract_tenant(
     the same run already extracted are kept, so an Airflow retry only calls Xero for what failed.
     """
     tenant_id = tenant["tenant_id"]
-    earlier = {item["stream"]: item for item in (raw.manifest(run_id, tenant_id) or {}).get("streams", [])}
+    kept = raw.manifest(run_id, tenant_id)
+    earlier = {item["stream"]: item for item in (kept["streams"] if kept else [])}
     extracts: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
+    failed: list[StreamFailure] = []
     stopped: Exception | None = None
     for stream in streams:
         if stream.name in earlier:
@@ -211,7 +246,7 @@ def extract_tenant(
             reconcile = full or _reconcile_due(stream, stream_state, started)
             result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=reconcile)
             result.extra["reconcile"] = bool(reconcile and stream_state.watermark)
-            quality_reports.after_extract(client, engine, raw, run_id, tenant_id, stream, result)
+            trial_balance.fetch_with_journals(client, engine, raw, run_id, tenant_id, stream, result)
         except Exception as error:  # noqa: BLE001 - one stream's failure never hides the others'
             failed.append(_stream_failed(engine, run_id, tenant, stream.name, error))
             if isinstance(error, TENANT_WIDE_FAILURES):
@@ -235,14 +270,15 @@ def extract_tenant(
                          quota_minute_remaining=quota.get("minute_remaining"),
                          message=result.unavailable)
         extracts.append(result.to_dict())
-    manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
-                "streams": extracts, "failed": failed, "quota": client.stats.quota.get(tenant_id, {})}
+    manifest: Manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
+                "connection_key": raw.connection_key, "streams": extracts, "failed": failed,
+                "quota": client.stats.quota.get(tenant_id, {})}
     raw.write_manifest(run_id, tenant_id, manifest)
     return manifest
 
 
-def _stream_failed(engine: Engine, run_id: str, tenant: dict[str, str], stream_name: str, error: Exception, *,
-                   not_tried: bool = False) -> dict[str, Any]:
+def _stream_failed(engine: Engine, run_id: str, tenant: TenantRef, stream_name: str, error: Exception, *,
+                   not_tried: bool = False) -> StreamFailure:
     """Record one stream's failed extract where the data team looks: sync_runs, sync_state, the log."""
     reason = f"not extracted: {error}" if not_tried else str(error) or type(error).__name__
     message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): {stream_name} extract failed: {reason}"
@@ -290,27 +326,25 @@ def full_reconcile_interval() -> timedelta:
     return timedelta(days=float(os.environ.get("INTOAEC_FULL_RECONCILE_DAYS", "7")))
 
 
-def replay_run(engine: Engine, raw: RawStore, run_id: str) -> list[dict[str, Any]]:
+def replay_run(engine: Engine, raw: RawStore, run_id: str) -> list[TenantSummary]:
     """Transform, validate and load a past run again from its kept raw pages; no API calls."""
     manifests = raw.manifests(run_id)
     if not manifests:
-        raise IntoAECXeroError(f"No raw pages kept for run {run_id!r} under {raw.root}.")
+        raise IntoAECXeroError(f"No raw pages of the Xero connection '{raw.connection_key}' kept for run "
+                               f"{run_id!r} under {raw.directory}.")
     return [load_tenant(engine, raw, manifest) for manifest in manifests]
 
 
-def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict[str, Any]:
+def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSummary:
     """Load what :func:`extract_tenant` kept; each stream commits on its own with its watermark.
 
     A stream whose batch fails an ``error`` check is quarantined and the others carry on; after
     the streams, the tenant's ledger is reconciled. Every verdict goes to ``dq_results``, each
     stream's summary to its ``sync_runs`` row, and the GX results to Data Docs.
     """
-    from intoaec_xero.quality import docs, quarantine, reconcile
-    from intoaec_xero.quality.record import record_results, record_stream_verdict
-
     run_id, tenant_id, name = manifest["run_id"], manifest["tenant_id"], manifest["tenant_name"]
     kind = "backfill" if reconcile.is_backfill(manifest) else "sync"
-    summary: dict[str, Any] = {"tenant_id": tenant_id, "tenant_name": name, "streams": {}, "failed": [],
+    summary: TenantSummary = {"tenant_id": tenant_id, "tenant_name": name, "streams": {}, "failed": [],
                                "retriable": False}
     verdicts: dict[str, list[CheckResult]] = {}
     outcomes: dict[str, str] = {}
@@ -334,7 +368,7 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
             record_results(engine, run_id, tenant_id, verdicts[stream.name])
             continue
         try:
-            loaded = load_stream(engine, raw, run_id, tenant_id, stream, extracted)
+            loaded = load_checked(engine, raw, run_id, tenant_id, stream, extracted)
         except (BatchRejected, IntoAECXeroError, SQLAlchemyError) as error:
             if not isinstance(error, BatchRejected):
                 message = _load_failed(engine, run_id, tenant_id, name, stream, error, kind)
@@ -351,12 +385,10 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
             summary["failed"].append(message)
             outcomes[stream.name] = "rejected"
             verdicts[stream.name] = error.results
-            record_results(engine, run_id, tenant_id, error.results)
             continue
         validations.extend(loaded.validations)
         outcomes[stream.name] = "success"
         verdicts[stream.name] = list(loaded.results)
-        record_results(engine, run_id, tenant_id, loaded.results)
         superseded = quarantine.supersede(engine, tenant_id, stream.name, run_id)
         rows = sum(loaded.rows.values())
         notes = []
@@ -384,13 +416,7 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
                  ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no rows", stream.targets[0],
                  loaded.inserted, loaded.updated)
 
-    try:
-        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes)
-    except Exception as error:  # noqa: BLE001 - the streams are loaded; say the ledger went unchecked
-        log.exception("%s: the reconciliation could not run", name)
-        ledger = [CheckResult("journal_lines", "reconciliation_ran", WARN, False,
-                              observed=f"the reconciliation could not run: {error}", expected="it runs")]
-    record_results(engine, run_id, tenant_id, ledger)
+    ledger = check_ledger(engine, raw, manifest, outcomes)
     table_streams = {t: s.name for s in STREAMS.values() for t in s.targets}
     for check in ledger:
         stream_name = table_streams[check.table]
@@ -416,11 +442,48 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: dict[str, Any]) -> dict
     return summary
 
 
+def load_checked(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, stream: Stream,
+                 extracted: StreamExtract, *, verdicts_run: str | None = None,
+                 accept: tuple[str, ...] = ()) -> StreamLoad:
+    """One stream's kept pages through transform, checks and upserts, its verdicts in ``dq_results``.
+
+    The sync, a backfill and a quarantine release all load a stream this way; a release reads an
+    earlier run's pages (``run_id``) and files its verdicts under its own run (``verdicts_run``).
+    Raises :class:`BatchRejected` once the rejecting verdicts are recorded.
+    """
+    try:
+        loaded = load_stream(engine, raw, run_id, tenant_id, stream, extracted, accept=accept)
+    except BatchRejected as rejected:
+        record_results(engine, verdicts_run or run_id, tenant_id, rejected.results)
+        raise
+    record_results(engine, verdicts_run or run_id, tenant_id, loaded.results)
+    return loaded
+
+
+def check_ledger(engine: Engine, raw: RawStore, manifest: Manifest, outcomes: dict[str, str],
+                 *, verdicts_run: str | None = None, tables: tuple[str, ...] = ()) -> list[CheckResult]:
+    """The tenant's ledger reconciled after its streams loaded, the verdicts recorded.
+
+    ``tables`` keeps only the checks filed under those tables (a release checks what it loaded).
+    Never raises: the streams are loaded whatever the checks say, so a check that cannot run
+    is itself a (warning) verdict.
+    """
+    tenant_id = manifest["tenant_id"]
+    try:
+        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes, progress.ledger_pending(engine, tenant_id))
+    except Exception as error:  # noqa: BLE001 - the streams are loaded; say the ledger went unchecked
+        log.exception("%s: the reconciliation could not run", manifest.get("tenant_name") or tenant_id)
+        ledger = [CheckResult("journal_lines", "reconciliation_ran", WARN, False,
+                              observed=f"the reconciliation could not run: {error}", expected="it runs")]
+    if tables:
+        ledger = [check for check in ledger if check.table in tables]
+    record_results(engine, verdicts_run or manifest["run_id"], tenant_id, ledger)
+    return ledger
+
+
 def _quarantine(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, name: str, stream: Stream,
                 error: BatchRejected, kind: str = "sync") -> str:
     """Keep the rejected batch aside and say, in one message, what failed where and what to do."""
-    from intoaec_xero.quality import quarantine
-
     failed = "; ".join(r.describe() for r in error.failed)
     message = (f"{name} ({tenant_id}): {stream.name} batch of run {run_id} rejected and quarantined: {failed}. "
                "Nothing of it was loaded and the watermark did not move.")
@@ -455,7 +518,7 @@ class TenantSyncFailed(IntoAECXeroError):
 @dataclass
 class SyncSummary:
     run_id: str
-    tenants: list[dict[str, Any]] = field(default_factory=list)
+    tenants: list[TenantSummary] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -479,7 +542,10 @@ def run_sync(
     """
     summary = SyncSummary(run_id=run_id)
     streams = selected_streams(stream_names)
-    for tenant in discover_tenants(client, settings, engine):
+    raw = raw.for_connection(settings.connection_key)  # each connection keeps (and resets) only its own pages
+    found = discover(client, settings, engine)
+    summary.failures.extend(refusal["message"] for refusal in found.refused)
+    for tenant in found.tenants:
         try:
             manifest = extract_tenant(client, engine, raw, run_id, tenant, streams, full=full)
             loaded = load_tenant(engine, raw, manifest)

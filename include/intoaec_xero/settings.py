@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from intoaec_xero.errors import ConfigurationError
 
@@ -31,6 +32,15 @@ DEFAULT_SCOPES = (
 )
 
 DEFAULT_CONNECTION_KEY = "xero_default"
+
+# The only hosts a connection may send a grant, a client secret or a sign-in to, unless it says
+# it is the local sandbox: a form pointed elsewhere would hand them to whoever runs that host.
+XERO_HOSTS = {
+    "api_base_url": "api.xero.com",
+    "identity_base_url": "identity.xero.com",
+    "login_base_url": "login.xero.com",
+    "connections_base_url": "api.xero.com",
+}
 
 # Every HTTP call to Xero gets both: a TCP connect that does not complete in 10 s will not,
 # and Xero's slowest pages (1,000 invoices with lines) answer well inside 60 s.
@@ -56,8 +66,22 @@ class XeroSettings:
     # Xero's per-tenant minute limit; 0 turns client-side pacing off (a sandbox without limits).
     calls_per_minute: int = 60
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    # True only for the local sandbox (or a stand-in in tests): allows URLs that are not Xero's.
+    sandbox: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sandbox, bool):
+            raise ConfigurationError(f"The Xero connection '{self.connection_key}' has sandbox = {self.sandbox!r}: "
+                                     "it must be true or false.")
+        if not self.sandbox:
+            for key, host in XERO_HOSTS.items():
+                url = getattr(self, key)
+                if not is_xero_url(url, host):
+                    raise ConfigurationError(
+                        f"The Xero connection '{self.connection_key}' points {key} at {_shown(url)}, which is not "
+                        f"Xero's {host}: set \"sandbox\": true in its extra if that is the local sandbox, or "
+                        f"remove {key} to use Xero's."
+                    )
         # Checked here too, so settings built in code fail as clearly as a bad connection extra.
         for key, value in (("connect_timeout", self.connect_timeout), ("read_timeout", self.request_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
@@ -79,14 +103,17 @@ class XeroSettings:
 
     @classmethod
     def for_single_host(cls, base_url: str, **kwargs) -> XeroSettings:
-        """Settings for a server that serves Xero's identity and API on one host (the sandbox)."""
+        """Settings for a server that serves Xero's identity and API on one host (the sandbox).
+
+        Built in code, never from a connection form, so saying ``sandbox`` here is the caller's own word.
+        """
         base = base_url.rstrip("/")
         return cls(
             api_base_url=f"{base}/api.xro/2.0",
             identity_base_url=base,
             login_base_url=base,
             connections_base_url=base,
-            **kwargs,
+            **{"sandbox": True, **kwargs},
         )
 
     @property
@@ -113,6 +140,41 @@ class XeroSettings:
         return tenant_id.lower() in wanted or tenant_name.strip().lower() in wanted
 
 
+def is_xero_url(url: str, host: str) -> bool:
+    """Whether ``url`` is https on Xero's ``host`` itself: no other port, no credentials in it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return (parts.scheme == "https" and (parts.hostname or "") == host and port in (None, 443)
+            and parts.username is None and parts.password is None)
+
+
+def _shown(url: str) -> str:
+    """A URL fit for a message: scheme, host and port only (a URL may carry credentials)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "an unreadable URL"
+    if not parts.scheme or not parts.hostname:
+        return repr(url[:60]) if "@" not in url else "an unreadable URL"
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def bool_setting(extra: dict[str, Any], key: str, *, connection: str) -> bool:
+    """A true/false connection extra: JSON booleans and "true"/"false" text (Airflow's REST API turns
+    booleans into text); absent or blank means false; anything else is refused by name."""
+    value = extra.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("", "true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigurationError(f"The Xero connection '{connection}' has {key} = {value!r} in its extra: "
+                             "it must be true or false.")
+
+
 def number_setting(extra: dict[str, Any], key: str, default: float, *, connection: str, whole: bool = False,
                    minimum: float = 0, above_minimum: bool = False, meaning: str = "") -> Any:
     """A numeric connection extra: JSON numbers and numeric text alike; absent or blank means the default.
@@ -130,7 +192,7 @@ def number_setting(extra: dict[str, Any], key: str, default: float, *, connectio
             number = None
     in_range = number is not None and math.isfinite(number) and (
         number > minimum if above_minimum else number >= minimum)
-    if not in_range or (whole and not float(number).is_integer()):
+    if number is None or not in_range or (whole and not number.is_integer()):
         kind = "a whole number" if whole else "a number"
         bound = f"greater than {minimum:g}" if above_minimum else f"of {minimum:g} or more"
         raise ConfigurationError(

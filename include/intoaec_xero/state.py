@@ -56,7 +56,7 @@ def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetim
         "stream": stream,
         # Incremental: never backwards (a replay of an old run must not re-open a window).
         "watermark": watermark if full else max(filter(None, (old_mark, watermark)), default=None),
-        "journal_offset": max(filter(lambda v: v is not None, (old_offset, journal_offset)), default=None),
+        "journal_offset": max((v for v in (old_offset, journal_offset) if v is not None), default=None),
         "last_success_at": now,
         "last_full_sync_at": now if full else (_aware(current.last_full_sync_at) if current else None),
         "last_error": None,

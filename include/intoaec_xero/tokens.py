@@ -20,6 +20,11 @@ write connections, and a table gives a real row lock across processes and Celery
 Only ``invalid_grant`` means the grant is gone and the organisations must be reconnected; a
 rejected client secret is a configuration problem and leaves the grant's status alone, so a
 typo in a connection form cannot mark a working grant as dead.
+
+Tokens are stored Fernet-encrypted. Without a key the store refuses to write (a refresh token
+is as good as a password to the organisations) unless INTOAEC_ALLOW_PLAINTEXT_TOKENS=1 says
+this is a throwaway demo; a plaintext row left from such a demo is encrypted in place the
+first time a process with a key reads it.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from intoaec_xero.db import upsert
-from intoaec_xero.errors import XeroAuthError
+from intoaec_xero.errors import ConfigurationError, XeroAuthError
 from intoaec_xero.schema import xero_tenants, xero_tokens
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,8 @@ PREVIOUS_TOKEN_GRACE_SECONDS = 29 * 60
 STATUS_ACTIVE = "active"
 STATUS_RECONNECT = "reconnect_needed"
 STATUS_DISCONNECTED = "disconnected"
+# Set to 1 to let a process without a Fernet key store tokens in plaintext: throwaway demos only.
+ALLOW_PLAINTEXT_ENV = "INTOAEC_ALLOW_PLAINTEXT_TOKENS"
 
 # What xero_tenants.connection_status says for each grant status (the UI's and CLI's words).
 TENANT_CONNECTED = "Connected"
@@ -92,8 +99,7 @@ class TokenSet:
     token_type: str = "Bearer"
     id_token: str | None = None
     previous_refresh_token: str | None = None
-    # Which Xero app the grant belongs to: lets a connection test under a temporary
-    # connection id (the UI's Test button) find the grant stored for that app.
+    # Which Xero app issued the grant (shown, never used to find a grant: client ids are public).
     client_id: str | None = None
     # When previous_refresh_token was rotated out (epoch seconds): its grace window starts there.
     previous_rotated_at: float | None = None
@@ -146,7 +152,7 @@ class TokenSet:
 
 
 class TokenCipher:
-    """Fernet encryption at rest with Airflow's Fernet key (or INTOAEC_FERNET_KEY) when set.
+    """Fernet encryption at rest with Airflow's Fernet key (or INTOAEC_FERNET_KEY); without a key nothing is stored.
 
     Every process touching the store (API server, workers, the CLI) must find the same key,
     whether it was given as an environment variable or generated into airflow.cfg, so the
@@ -191,6 +197,11 @@ class TokenCipher:
             ) from None
 
 
+def plaintext_allowed() -> bool:
+    """Whether this process was told it may store tokens unencrypted (a throwaway demo)."""
+    return os.environ.get(ALLOW_PLAINTEXT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def _airflow_cfg_fernet_key() -> str | None:
     """[core] fernet_key from the airflow.cfg Airflow itself would read (AIRFLOW_CONFIG, AIRFLOW_HOME)."""
     home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
@@ -233,7 +244,9 @@ class TokenStore:
     # -- reads and plain writes ------------------------------------------------------------
     def load(self) -> TokenSet | None:
         with self.engine.connect() as conn:
-            return self._read(conn, lock=False)
+            row = self._row(conn, lock=False)
+        # Decoded after the read connection is closed: a plaintext row is rewritten on its own one.
+        return self._decode(row) if row is not None else None
 
     def status(self) -> str | None:
         with self.engine.connect() as conn:
@@ -247,9 +260,9 @@ class TokenStore:
             row = conn.execute(
                 select(xero_tokens).where(xero_tokens.c.connection_key == self.connection_key)
             ).mappings().first()
-            tokens = self._decode(row) if row else None
         if row is None:
             return None
+        tokens = self._decode(row)
         return GrantInfo(
             connection_key=self.connection_key,
             status=row["status"],
@@ -282,24 +295,6 @@ class TokenStore:
             conn.execute(xero_tokens.delete().where(xero_tokens.c.connection_key == self.connection_key))
             self._mark_tenants(conn, TENANT_DISCONNECTED, now)
 
-    @staticmethod
-    def keys_for_client(engine: Engine, client_id: str, cipher: TokenCipher | None = None) -> list[str]:
-        """Connection keys holding a grant of this Xero app, most recently refreshed first."""
-        cipher = cipher or TokenCipher.from_environment()
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(xero_tokens).order_by(xero_tokens.c.refreshed_at.desc())
-            ).mappings().all()
-        keys = []
-        for row in rows:
-            try:
-                tokens = TokenSet.from_json(cipher.decrypt(row["token"], row["encrypted"]))
-            except Exception:  # noqa: BLE001 - a row under another key cannot be read here; skip it
-                continue
-            if tokens.client_id == client_id:
-                keys.append(row["connection_key"])
-        return keys
-
     # -- the single-writer refresh -----------------------------------------------------------
     def refresh(
         self,
@@ -324,6 +319,8 @@ class TokenStore:
     def _locked_refresh(
         self, needs_refresh: Callable[[TokenSet], bool], fetch: Callable[[TokenSet], TokenSet]
     ) -> tuple[TokenSet, bool]:
+        # Before Xero is asked: a rotated refresh token that cannot be stored would be lost.
+        self.check_writable()
         try:
             with self.engine.begin() as conn:
                 row = self._row(conn, lock=True)
@@ -338,7 +335,7 @@ class TokenStore:
                         f"The Xero grant of '{self.connection_key}' needs reconnecting (invalid_grant "
                         "earlier): use Reconnect on the Xero page or run `intoaec-xero connect`."
                     )
-                current = self._decode(row)
+                current = self._decode(row, conn)
                 if not needs_refresh(current):
                     return current, False
                 used = current
@@ -388,8 +385,10 @@ class TokenStore:
         if not previous or previous == current.refresh_token:
             return None
         rotated_at = current.previous_rotated_at
-        if rotated_at is None and row["refreshed_at"] is not None:
-            rotated_at = _aware(row["refreshed_at"]).timestamp()  # sets stored before the field existed
+        if rotated_at is None:  # sets stored before the field existed
+            refreshed_at = _aware(row["refreshed_at"])
+            if refreshed_at is not None:
+                rotated_at = refreshed_at.timestamp()
         if rotated_at is None or time.time() - rotated_at > PREVIOUS_TOKEN_GRACE_SECONDS:
             return None
         return replace(current, refresh_token=previous, previous_refresh_token=None,
@@ -402,16 +401,56 @@ class TokenStore:
             query = query.with_for_update()
         return conn.execute(query).mappings().first()
 
-    def _read(self, conn: Connection, lock: bool) -> TokenSet | None:
-        row = self._row(conn, lock)
-        return self._decode(row) if row is not None else None
+    def check_writable(self) -> None:
+        """Refuse to store tokens that could not be encrypted; callable before anything is spent (a refresh)."""
+        if self.cipher.enabled or plaintext_allowed():
+            return
+        raise ConfigurationError(
+            f"Refusing to store the Xero tokens of '{self.connection_key}' unencrypted: no Fernet key is set, so "
+            "give every Airflow component and the CLI the same one as AIRFLOW__CORE__FERNET_KEY (or "
+            "INTOAEC_FERNET_KEY, or [core] fernet_key in airflow.cfg), e.g. from `python -c \"from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`, or set "
+            f"{ALLOW_PLAINTEXT_ENV}=1 for a throwaway demo."
+        )
 
-    def _decode(self, row) -> TokenSet:
+    def _decode(self, row, conn: Connection | None = None) -> TokenSet:
+        """The row's token set; a plaintext row is encrypted in place when this process has a key.
+
+        ``conn`` is the caller's open transaction, if it holds one (the refresh's row lock).
+        """
         tokens = TokenSet.from_json(self.cipher.decrypt(row["token"], row["encrypted"]))
         _announce_secrets(tokens)
+        if not row["encrypted"]:
+            self._encrypt_plaintext_row(row, conn)
         return tokens
 
+    def _encrypt_plaintext_row(self, row, conn: Connection | None) -> None:
+        if not self.cipher.enabled:
+            log.warning("The Xero tokens of '%s' are stored unencrypted: set a Fernet key "
+                        "(AIRFLOW__CORE__FERNET_KEY) and they are encrypted the next time they are read.",
+                        self.connection_key)
+            return
+        update = (
+            xero_tokens.update()
+            .where(xero_tokens.c.connection_key == self.connection_key,
+                   xero_tokens.c.encrypted.is_(False), xero_tokens.c.token == row["token"])
+            .values(token=self.cipher.encrypt(bytes(row["token"])), encrypted=True)
+        )
+        # Only the row as read: if another process rewrote it meanwhile, theirs stands.
+        if conn is not None:
+            rewritten = conn.execute(update).rowcount
+        else:
+            with self.engine.begin() as own:
+                rewritten = own.execute(update).rowcount
+        if rewritten:
+            log.warning("The Xero tokens of '%s' were stored unencrypted; encrypted them in place with this "
+                        "process's Fernet key.", self.connection_key)
+
     def _write(self, conn: Connection, tokens: TokenSet, status: str) -> None:
+        self.check_writable()
+        if not self.cipher.enabled:
+            log.warning("Storing the Xero tokens of '%s' unencrypted because %s=1: use that only for a "
+                        "throwaway demo.", self.connection_key, ALLOW_PLAINTEXT_ENV)
         _announce_secrets(tokens)
         now = datetime.now(UTC)
         upsert(

@@ -20,7 +20,7 @@ Three kinds of check run here, in the order the data gets readable:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -33,11 +33,15 @@ from intoaec_xero.quality.model import (
     WARN,
     BatchRejected,
     CheckResult,
-    is_storable,
     merge,
+    record_key_text,
+    record_label,
     verdict,
 )
 from intoaec_xero.streams import Paging, Stream
+
+if TYPE_CHECKING:
+    from intoaec_xero.quality.frames import References
 
 __all__ = ["BatchRejected", "CheckResult", "StreamValidator", "ERROR", "HOLD", "WARN", "record_key_text",
            "record_label", "verdict", "without"]
@@ -73,7 +77,7 @@ class StreamValidator:
         self.server_items: int | None = None  # pagination.itemCount of the last kept page that has one
         self.unreadable_records: dict[str, str] = {}
         self._chunks = 0
-        self._refs = None
+        self._refs: References | None = None
 
     # -- raw pages and records -----------------------------------------------------------------
     def read_page(self, number: int, body: bytes | Exception) -> list[Any] | None:
@@ -177,7 +181,7 @@ class StreamValidator:
                         held[label].append((result.table, result.check, result.record_keys[label]))
         return held
 
-    def _references(self):
+    def _references(self) -> References:
         from intoaec_xero.quality.frames import References
         from intoaec_xero.schema import accounts, invoices
 
@@ -246,29 +250,6 @@ def _structural(table: str, check: str, failures: dict[str, str], total: int, un
     return CheckResult(table, check, severity, not failures, observed=observed, expected=rule,
                        failing_keys=list(failures)[:SAMPLE_KEYS],
                        record_keys={k: f"{check} ({severity}): {v}" for k, v in failures.items()})
-
-
-# Longer ids cannot be Xero's (its ids are GUIDs) and would not fit the quarantine's key column.
-LABEL_LENGTH = 255
-
-
-def record_label(stream: Stream, page: int, position: int, record: Any, origin: str = "") -> str:
-    """How verdicts and quarantine name a record: its Xero id, or where it sat when it has none.
-
-    An id that could not be stored as text (a NUL in it, say) is no name either. ``origin`` tells
-    apart pages of one run that were extracted separately (a journal backfill's pages).
-    """
-    return record_key_text(stream, record) or f"{origin}page {page} record {position + 1}"
-
-
-def record_key_text(stream: Stream, record: Any) -> str | None:
-    """The record's Xero id as a name, or None when it has none that can be stored as one."""
-    key = record.get(stream.primary_key) if isinstance(record, dict) else None
-    if isinstance(key, (str, int)) and not isinstance(key, bool) and key != "":
-        key = str(key)
-        if len(key) <= LABEL_LENGTH and is_storable(key):
-            return key
-    return None
 
 
 def without(rows_by_table: dict[str, list[dict[str, Any]]], labels: dict[str, list[str]],

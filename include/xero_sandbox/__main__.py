@@ -7,6 +7,7 @@ scripts and ``testing.running_sandbox`` can wait for that line or poll ``/_sandb
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 from datetime import datetime
@@ -61,17 +62,16 @@ def main(argv=None) -> int:
     built = time.monotonic() - t0
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                             lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
 
-    original_startup = server.startup
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(f"Xero sandbox listening on http://{args.host}:{args.port}", flush=True)
+                print(f"(dataset {args.dataset}, seed {args.seed}, built in {built:.1f}s)", file=sys.stderr,
+                      flush=True)
 
-    async def startup(sockets=None):
-        await original_startup(sockets=sockets)
-        if server.started:
-            print(f"Xero sandbox listening on http://{args.host}:{args.port}", flush=True)
-            print(f"(dataset {args.dataset}, seed {args.seed}, built in {built:.1f}s)", file=sys.stderr, flush=True)
-
-    server.startup = startup
+    server = Server(config)
     server.run()
     return 0 if server.started else 1
 

@@ -19,6 +19,7 @@ import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import overload
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,7 +59,7 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
 
 
 def problem(status: int, title: str, detail: str, headers: dict | None = None, typed: bool = False) -> Response:
-    body = {"Type": None, "Title": title, "Status": status, "Detail": detail} if typed else \
+    body: dict[str, object] = {"Type": None, "Title": title, "Status": status, "Detail": detail} if typed else \
         {"Title": title, "Status": status, "Detail": detail}
     if typed:
         body["Instance"] = str(uuid.uuid4())
@@ -136,6 +137,14 @@ def parse_if_modified_since(v: str | None) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
+
+
+@overload
+def _int_param(q, name: str, default: int) -> int: ...
+
+
+@overload
+def _int_param(q, name: str, default: None) -> int | None: ...
 
 
 def _int_param(q, name: str, default: int | None) -> int | None:

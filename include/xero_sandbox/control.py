@@ -201,7 +201,8 @@ async def post_faults(request: Request):
         if body.get("clear"):
             sb.faults.clear()
             return {"ok": True, "faults": []}
-        specs = body.get("faults") if isinstance(body.get("faults"), list) else [body]
+        listed = body.get("faults")
+        specs = listed if isinstance(listed, list) else [body]
         for spec in specs:
             sb.faults.add(spec)
     except (ValueError, TypeError) as e:

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from . import ids
-from .clock import ms_to_iso
+from .clock import SandboxClock, ms_to_iso
 
 ACCESS_TTL_S = 1800
 REFRESH_GRACE_S = 1800
@@ -172,7 +172,7 @@ class AuthRequest:
 
 @dataclass
 class IdentityStore:
-    clock: object
+    clock: SandboxClock
     tenants: list  # Books, in /connections order
     clients: dict[str, OAuthClient] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .clock import SandboxClock
+
 
 @dataclass
 class LimitConfig:
@@ -39,7 +41,7 @@ class _Window:
 
 @dataclass
 class RateLimiter:
-    clock: object
+    clock: SandboxClock
     config: LimitConfig = field(default_factory=LimitConfig)
     _minute: dict[int, _Window] = field(default_factory=dict)
     _day: dict[int, _Window] = field(default_factory=dict)

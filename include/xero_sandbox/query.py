@@ -11,13 +11,14 @@ or malformed text raise :class:`QueryError`, which the API turns into Xero's 400
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from . import ids
 from .ids import DAY_MS
-from .model import ACCOUNT_CLASS, Books
+from .model import ACCOUNT_CLASS, Account, Books, Contact, CreditNote, Invoice, Payment, TrackingCategory
 
 
 class QueryError(ValueError):
@@ -36,85 +37,99 @@ def _money(c: int) -> Decimal:
     return Decimal(c) / 100
 
 
-Accessor = Callable[[Books, object], object]
+# A field's value on one record. Each entity's table below is typed by its record class; a compiled
+# clause is applied to whichever records its endpoint lists, so here the record is Any.
+Accessor = Callable[[Books, Any], object]
 
-FIELDS: dict[str, dict[str, Accessor]] = {
-    "Invoices": {
-        "type": lambda b, r: r.type,
-        "status": lambda b, r: r.status,
-        "date": lambda b, r: _dt_day(r.date),
-        "duedate": lambda b, r: _dt_day(r.due),
-        "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
-        "invoicenumber": lambda b, r: r.number,
-        "reference": lambda b, r: r.reference,
-        "invoiceid": lambda b, r: b.guid(ids.INVOICE, r.idx),
-        "contact.contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
-        "contact.name": lambda b, r: b.contacts[r.contact].name,
-        "contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
-        "amountdue": lambda b, r: _money(r.due_amount),
-        "amountpaid": lambda b, r: _money(r.paid),
-        "amountcredited": lambda b, r: _money(r.credited),
-        "total": lambda b, r: _money(r.total),
-        "subtotal": lambda b, r: _money(r.sub_total),
-        "currencycode": lambda b, r: r.currency,
-        "senttocontact": lambda b, r: r.sent,
-    },
-    "Contacts": {
-        "name": lambda b, r: r.name,
-        "contactstatus": lambda b, r: r.status,
-        "emailaddress": lambda b, r: r.email,
-        "iscustomer": lambda b, r: r.is_customer,
-        "issupplier": lambda b, r: r.is_supplier,
-        "contactid": lambda b, r: b.guid(ids.CONTACT, r.idx),
-        "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
-        "firstname": lambda b, r: r.first,
-        "lastname": lambda b, r: r.last,
-        "contactnumber": lambda b, r: r.number,
-        "defaultcurrency": lambda b, r: r.currency,
-    },
-    "Payments": {
-        "status": lambda b, r: r.status,
-        "paymenttype": lambda b, r: "ACCRECPAYMENT" if b.invoices[r.invoice].type == "ACCREC" else "ACCPAYPAYMENT",
-        "date": lambda b, r: _dt_day(r.date),
-        "amount": lambda b, r: _money(r.amount),
-        "reference": lambda b, r: r.reference,
-        "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
-        "invoice.invoiceid": lambda b, r: b.guid(ids.INVOICE, r.invoice),
-        "invoice.type": lambda b, r: b.invoices[r.invoice].type,
-        "invoice.contact.contactid": lambda b, r: b.guid(ids.CONTACT, b.invoices[r.invoice].contact),
-        "isreconciled": lambda b, r: r.reconciled,
-        "paymentid": lambda b, r: b.guid(ids.PAYMENT, r.idx),
-    },
-    "CreditNotes": {
-        "type": lambda b, r: r.type,
-        "status": lambda b, r: r.status,
-        "date": lambda b, r: _dt_day(r.date),
-        "total": lambda b, r: _money(r.total),
-        "remainingcredit": lambda b, r: _money(r.remaining),
-        "creditnotenumber": lambda b, r: r.number,
-        "reference": lambda b, r: r.reference,
-        "contact.contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
-        "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
-        "creditnoteid": lambda b, r: b.guid(ids.CREDIT_NOTE, r.idx),
-        "currencycode": lambda b, r: r.currency,
-    },
-    "Accounts": {
-        "code": lambda b, r: r.code,
-        "name": lambda b, r: r.name,
-        "type": lambda b, r: r.type,
-        "class": lambda b, r: ACCOUNT_CLASS[r.type],
-        "status": lambda b, r: r.status,
-        "taxtype": lambda b, r: r.tax_type,
-        "accountid": lambda b, r: b.guid(ids.ACCOUNT, r.idx),
-        "systemaccount": lambda b, r: r.system,
-        "enablepaymentstoaccount": lambda b, r: r.enable_payments,
-        "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
-    },
-    "TrackingCategories": {
-        "name": lambda b, r: r.name,
-        "status": lambda b, r: r.status,
-        "trackingcategoryid": lambda b, r: b.guid(ids.TRACKING_CATEGORY, r.idx),
-    },
+_INVOICE_FIELDS: dict[str, Callable[[Books, Invoice], object]] = {
+    "type": lambda b, r: r.type,
+    "status": lambda b, r: r.status,
+    "date": lambda b, r: _dt_day(r.date),
+    "duedate": lambda b, r: _dt_day(r.due),
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "invoicenumber": lambda b, r: r.number,
+    "reference": lambda b, r: r.reference,
+    "invoiceid": lambda b, r: b.guid(ids.INVOICE, r.idx),
+    "contact.contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
+    "contact.name": lambda b, r: b.contacts[r.contact].name,
+    "contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
+    "amountdue": lambda b, r: _money(r.due_amount),
+    "amountpaid": lambda b, r: _money(r.paid),
+    "amountcredited": lambda b, r: _money(r.credited),
+    "total": lambda b, r: _money(r.total),
+    "subtotal": lambda b, r: _money(r.sub_total),
+    "currencycode": lambda b, r: r.currency,
+    "senttocontact": lambda b, r: r.sent,
+}
+
+_CONTACT_FIELDS: dict[str, Callable[[Books, Contact], object]] = {
+    "name": lambda b, r: r.name,
+    "contactstatus": lambda b, r: r.status,
+    "emailaddress": lambda b, r: r.email,
+    "iscustomer": lambda b, r: r.is_customer,
+    "issupplier": lambda b, r: r.is_supplier,
+    "contactid": lambda b, r: b.guid(ids.CONTACT, r.idx),
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "firstname": lambda b, r: r.first,
+    "lastname": lambda b, r: r.last,
+    "contactnumber": lambda b, r: r.number,
+    "defaultcurrency": lambda b, r: r.currency,
+}
+
+_PAYMENT_FIELDS: dict[str, Callable[[Books, Payment], object]] = {
+    "status": lambda b, r: r.status,
+    "paymenttype": lambda b, r: "ACCRECPAYMENT" if b.invoices[r.invoice].type == "ACCREC" else "ACCPAYPAYMENT",
+    "date": lambda b, r: _dt_day(r.date),
+    "amount": lambda b, r: _money(r.amount),
+    "reference": lambda b, r: r.reference,
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "invoice.invoiceid": lambda b, r: b.guid(ids.INVOICE, r.invoice),
+    "invoice.type": lambda b, r: b.invoices[r.invoice].type,
+    "invoice.contact.contactid": lambda b, r: b.guid(ids.CONTACT, b.invoices[r.invoice].contact),
+    "isreconciled": lambda b, r: r.reconciled,
+    "paymentid": lambda b, r: b.guid(ids.PAYMENT, r.idx),
+}
+
+_CREDIT_NOTE_FIELDS: dict[str, Callable[[Books, CreditNote], object]] = {
+    "type": lambda b, r: r.type,
+    "status": lambda b, r: r.status,
+    "date": lambda b, r: _dt_day(r.date),
+    "total": lambda b, r: _money(r.total),
+    "remainingcredit": lambda b, r: _money(r.remaining),
+    "creditnotenumber": lambda b, r: r.number,
+    "reference": lambda b, r: r.reference,
+    "contact.contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "creditnoteid": lambda b, r: b.guid(ids.CREDIT_NOTE, r.idx),
+    "currencycode": lambda b, r: r.currency,
+}
+
+_ACCOUNT_FIELDS: dict[str, Callable[[Books, Account], object]] = {
+    "code": lambda b, r: r.code,
+    "name": lambda b, r: r.name,
+    "type": lambda b, r: r.type,
+    "class": lambda b, r: ACCOUNT_CLASS[r.type],
+    "status": lambda b, r: r.status,
+    "taxtype": lambda b, r: r.tax_type,
+    "accountid": lambda b, r: b.guid(ids.ACCOUNT, r.idx),
+    "systemaccount": lambda b, r: r.system,
+    "enablepaymentstoaccount": lambda b, r: r.enable_payments,
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+}
+
+_TRACKING_CATEGORY_FIELDS: dict[str, Callable[[Books, TrackingCategory], object]] = {
+    "name": lambda b, r: r.name,
+    "status": lambda b, r: r.status,
+    "trackingcategoryid": lambda b, r: b.guid(ids.TRACKING_CATEGORY, r.idx),
+}
+
+FIELDS: dict[str, Mapping[str, Accessor]] = {
+    "Invoices": _INVOICE_FIELDS,
+    "Contacts": _CONTACT_FIELDS,
+    "Payments": _PAYMENT_FIELDS,
+    "CreditNotes": _CREDIT_NOTE_FIELDS,
+    "Accounts": _ACCOUNT_FIELDS,
+    "TrackingCategories": _TRACKING_CATEGORY_FIELDS,
 }
 
 _TOKEN = re.compile(r"""
@@ -127,12 +142,13 @@ _TOKEN = re.compile(r"""
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     pos = 0
     text = text.strip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
+        # every alternative of _TOKEN is a named group, so a match always names its kind
+        if not m or m.end() == pos or m.lastgroup is None:
             raise QueryError(f"Unexpected character at position {pos} in where clause")
         pos = m.end()
         kind = m.lastgroup
@@ -259,12 +275,13 @@ class _Parser:
                 elif v2 != ",":
                     raise QueryError("DateTime() takes numbers")
             self.take(")")
+            if len(nums) < 3:
+                raise QueryError("DateTime() needs year, month, day")
+            year, month, day, hour, minute, second = (nums + [0, 0, 0])[:6]
             try:
-                dt = datetime(*nums[:6], tzinfo=UTC) if len(nums) >= 3 else None
+                dt = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             except (TypeError, ValueError) as e:
                 raise QueryError(f"Invalid DateTime: {e}") from None
-            if dt is None:
-                raise QueryError("DateTime() needs year, month, day")
             return lambda b, r: dt
         if up == "GUID" and self.peek()[1] == "(":
             self.take("(")

@@ -14,8 +14,9 @@ import uuid
 
 try:
     import orjson
+    _HAS_ORJSON = True
 except ImportError:  # pragma: no cover - a pinned dependency
-    orjson = None
+    _HAS_ORJSON = False
 
 from . import ids
 from .ids import ms_date, ms_datetime, ms_plain
@@ -30,7 +31,7 @@ def encode(obj) -> bytes:
     # orjson writes the same compact UTF-8 JSON (floats as their shortest repr) several times
     # faster, so a large dataset is served at a pace closer to Xero's; anything it refuses
     # (e.g. an integer beyond 64 bits) goes through the standard encoder.
-    if orjson is not None:
+    if _HAS_ORJSON:
         try:
             return orjson.dumps(obj)
         except TypeError:
@@ -47,7 +48,8 @@ def rate(micros: int) -> float:
 
 
 def envelope(key: str, items: list, now_ms: int, pagination: dict | None = None) -> dict:
-    out = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": PROVIDER_NAME, "DateTimeUTC": ms_plain(now_ms)}
+    out: dict[str, object] = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": PROVIDER_NAME,
+                              "DateTimeUTC": ms_plain(now_ms)}
     if pagination is not None:
         out["pagination"] = pagination
     out[key] = items

@@ -75,7 +75,7 @@ class SandboxHandle:
         return self._ok(requests.get(self._url("/_sandbox/clock"), timeout=10))
 
     def activity(self, invoices: int = 0, payments: int = 0, tenant_id: str | None = None) -> dict:
-        body = {"invoices": invoices, "payments": payments}
+        body: dict[str, int | str] = {"invoices": invoices, "payments": payments}
         if tenant_id:
             body["tenant_id"] = tenant_id
         return self._ok(requests.post(self._url("/_sandbox/activity"), json=body, timeout=120))
@@ -219,9 +219,9 @@ def sign_in_and_consent(authorize_url: str, email: str = DEMO_EMAIL, password: s
         raise ConsentError(f"authorize page answered {r.status_code}: {_text(r.text)}")
     if "/identity/connect/login" in r.text:
         login = _form(r.text, "/identity/connect/login")
-        data = {i["name"]: i.get("value", "") for i in login["inputs"] if i.get("name")}
-        data.update({"email": email, "password": password})
-        r = s.post(urljoin(page_url, login["action"]), data=data, timeout=timeout, allow_redirects=False)
+        fields = {i["name"]: i.get("value", "") for i in login["inputs"] if i.get("name")}
+        fields.update({"email": email, "password": password})
+        r = s.post(urljoin(page_url, login["action"]), data=fields, timeout=timeout, allow_redirects=False)
         if r.status_code in (302, 303):
             page_url = urljoin(page_url, r.headers["Location"])
             r = s.get(page_url, timeout=timeout)

@@ -33,7 +33,7 @@ def connect(sandbox, engine, connection_key: str = "xero_default", cipher: Token
     from xero_sandbox.testing import sign_in_and_consent
 
     settings = sandbox_settings(sandbox, connection_key, **kwargs)
-    store = TokenStore(engine, connection_key, cipher or TokenCipher(None))
+    store = TokenStore(engine, connection_key, cipher or TokenCipher.from_environment())
     request = oauth.start_authorization(settings, "http://127.0.0.1:8080/xero/callback")
     tokens = oauth.finish_authorization(settings, request, sign_in_and_consent(request.url))
     oauth.complete_sign_in(settings, store, tokens, XeroClient(settings, store, sleep=lambda s: None))
@@ -46,7 +46,7 @@ def airflow_connection_env(monkeypatch, sandbox, db_url: str, conn_id: str = "xe
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
         "conn_type": "xero", "login": CLIENT_ID, "password": secret,
         "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
-                  **extra},
+                  "sandbox": True, **extra},
     }))
     monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
                                                               "extra": {"sqlalchemy_url": db_url}}))

@@ -67,8 +67,10 @@ def test_connect_without_a_browser_prints_the_url_takes_the_pasted_redirect_and_
     home.mkdir()
     (home / "airflow.cfg").write_text(f"[core]\nfernet_key = {key}\n")
     monkeypatch.setenv("AIRFLOW_HOME", str(home))
+    monkeypatch.delenv("INTOAEC_FERNET_KEY")  # the session's key would win over airflow.cfg's
+    env = {k: v for k, v in cli_env.items() if k != "INTOAEC_FERNET_KEY"}
 
-    out, err = _connect_by_pasting(dict(cli_env, AIRFLOW_HOME=str(home)), sqlite_url)
+    out, err = _connect_by_pasting(dict(env, AIRFLOW_HOME=str(home)), sqlite_url)
 
     assert "Connected to 2 organisations:" in out
     assert "Harbourside Architects Ltd" in out and "Meridian Structural Engineers Pty Ltd" in out

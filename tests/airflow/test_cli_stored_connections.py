@@ -45,7 +45,7 @@ class StoredSetup:
         self.airflow("connections", "add", conn_id, "--conn-type", "xero", "--conn-login", CLIENT_ID,
                      "--conn-password", CLIENT_SECRET, "--conn-extra",
                      json.dumps({"api_base_url": f"{self.sandbox.base_url}/api.xro/2.0",
-                                 "identity_base_url": self.sandbox.base_url}))
+                                 "identity_base_url": self.sandbox.base_url, "sandbox": True}))
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 
 import pytest
-from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_RECONNECT, TokenCipher, TokenStore
+from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_RECONNECT, TokenStore
 
 from tests.airflow.conftest import CLIENT_ID, CLIENT_SECRET, airflow_connection_env, connect
 from tests.intoaec_xero.test_timeouts import silent_server
@@ -19,9 +18,6 @@ pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 @pytest.fixture
 def hook_env(monkeypatch, sandbox, db_url):
     airflow_connection_env(monkeypatch, sandbox, db_url)
-    # The tokens these tests store unencrypted must read back the same way in the hook.
-    monkeypatch.setenv("INTOAEC_FERNET_KEY", "")
-    monkeypatch.setattr("intoaec_xero.airflow.hooks.token_cipher", lambda: TokenCipher(None))
 
 
 def _hook(conn_id: str = "xero_default"):
@@ -36,7 +32,7 @@ def test_the_session_authenticates_the_app_and_sends_no_xero_settings_as_headers
                            proxies=json.dumps({}))
     session = _hook().get_conn()
     assert session.auth.username == CLIENT_ID and session.auth.password == CLIENT_SECRET
-    assert not {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "grant_type"} & {
+    assert not {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "grant_type", "sandbox"} & {
         h.lower() for h in session.headers}
     assert session.verify == "false"  # HttpHook's own handling of the connection's HTTP extras
 
@@ -44,7 +40,8 @@ def test_the_session_authenticates_the_app_and_sends_no_xero_settings_as_headers
 def test_no_consent_yet_says_so(hook_env, engine):
     ok, message = _hook().test_connection()
     assert not ok
-    assert "nobody has connected an organisation yet" in message
+    assert message.startswith("Xero accepts the Client ID and secret, but no grant is stored under the connection "
+                              "id 'xero_default', so no organisation was checked: connect one on the Xero page")
 
 
 def test_connected_lists_the_organisations(hook_env, sandbox, engine):
@@ -80,7 +77,8 @@ def test_an_expired_grant_says_reconnect(hook_env, sandbox, engine):
 def test_an_unreachable_xero_says_so(hook_env, monkeypatch, db_url):
     monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
         "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
-        "extra": {"identity_base_url": "http://127.0.0.1:9", "api_base_url": "http://127.0.0.1:9/api.xro/2.0"}}))
+        "extra": {"identity_base_url": "http://127.0.0.1:9", "api_base_url": "http://127.0.0.1:9/api.xro/2.0",
+                  "sandbox": "true"}}))
     ok, message = _hook().test_connection()
     assert not ok and "Cannot reach Xero" in message
 
@@ -91,32 +89,13 @@ def test_a_missing_connection_says_how_to_add_it(hook_env, monkeypatch):
     assert not ok and "'xero_default' is missing" in message
 
 
-def test_the_ui_test_button_path_finds_the_grant_under_a_temporary_connection_id(hook_env, sandbox, engine):
-    """Airflow tests a form under a random connection id; the grant stored for that app is the one meant."""
-    from airflow.models.connection import Connection
-
-    connect(sandbox, engine)
-    transient = secrets.token_hex(5)
-    conn = Connection(conn_id=transient, conn_type="xero", login=CLIENT_ID, password=CLIENT_SECRET,
-                      extra=json.dumps({"api_base_url": f"{sandbox.base_url}/api.xro/2.0",
-                                        "identity_base_url": sandbox.base_url}))
-    os.environ[f"AIRFLOW_CONN_{transient.upper()}"] = conn.get_uri()
-    try:
-        ok, message = conn.test_connection()
-    finally:
-        del os.environ[f"AIRFLOW_CONN_{transient.upper()}"]
-    assert ok, message
-    assert message.startswith("Connected to 2 organisations")
-    assert TokenStore(engine, transient, TokenCipher(None)).status() is None  # nothing stored under the temp id
-
-
 def test_a_custom_connection_is_tested_with_a_client_credentials_token(hook_env, monkeypatch, sandbox, db_url,
                                                                        engine):
     airflow_connection_env(monkeypatch, sandbox, db_url, grant_type="client_credentials")
     ok, message = _hook().test_connection()
     assert ok, message
     assert "custom connection" in message
-    assert TokenStore(engine, "xero_default", TokenCipher(None)).status() is None
+    assert TokenStore(engine, "xero_default").status() is None
 
 
 def test_a_silent_xero_ends_the_test_within_the_connection_timeouts(hook_env, monkeypatch):
@@ -125,7 +104,7 @@ def test_a_silent_xero_ends_the_test_within_the_connection_timeouts(hook_env, mo
         monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
             "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
             "extra": {"identity_base_url": server.url, "api_base_url": f"{server.url}/api.xro/2.0",
-                      "connect_timeout": 1, "read_timeout": "1"}}))
+                      "sandbox": True, "connect_timeout": 1, "read_timeout": "1"}}))
         started = time.monotonic()
         ok, message = _hook().test_connection()
         elapsed = time.monotonic() - started
@@ -147,3 +126,40 @@ def test_an_invalid_numeric_extra_is_the_test_buttons_answer(hook_env, monkeypat
     ok, message = _hook().test_connection()
     assert not ok
     assert "'xero_default'" in message and "calls_per_minute" in message and "whole number" in message
+
+
+def _set_sandbox_extra(monkeypatch, value) -> None:
+    """The ``xero_default`` of ``hook_env`` with its ``sandbox`` extra set to ``value`` (None: left out)."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_XERO_DEFAULT"])
+    conn["extra"].pop("sandbox", None)
+    if value is not None:
+        conn["extra"]["sandbox"] = value
+    monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps(conn))
+
+
+@pytest.mark.parametrize("sandbox_flag", [None, False, "false", "False", ""])
+def test_a_url_that_is_not_xeros_is_refused_unless_the_connection_says_sandbox(hook_env, monkeypatch, sandbox,
+                                                                              sandbox_flag):
+    _set_sandbox_extra(monkeypatch, sandbox_flag)
+    sandbox.reset_stats()
+    ok, message = _hook().test_connection()
+    assert not ok
+    assert message == (f"The Xero connection 'xero_default' points api_base_url at {sandbox.base_url}, which is not "
+                       "Xero's api.xero.com: set \"sandbox\": true in its extra if that is the local sandbox, or "
+                       "remove api_base_url to use Xero's.")
+    assert sandbox.stats()["requests"] == {}  # refused before the secret went anywhere
+
+
+@pytest.mark.parametrize("sandbox_flag", [True, "true", " TRUE ", "True"])
+def test_sandbox_true_is_read_from_json_or_text(hook_env, monkeypatch, sandbox_flag):
+    _set_sandbox_extra(monkeypatch, sandbox_flag)
+    assert _hook().settings.sandbox is True
+
+
+@pytest.mark.parametrize("sandbox_flag", ["yes", "1", 1, ["true"], {"on": True}])
+def test_a_sandbox_extra_that_is_not_true_or_false_is_refused_by_name(hook_env, monkeypatch, sandbox_flag):
+    _set_sandbox_extra(monkeypatch, sandbox_flag)
+    ok, message = _hook().test_connection()
+    assert not ok
+    assert message == (f"The Xero connection 'xero_default' has sandbox = {sandbox_flag!r} in its extra: it must be "
+                       "true or false.")

@@ -19,7 +19,7 @@ DAY = 86400
 def hook_env(monkeypatch, sandbox, db_url):
     airflow_connection_env(monkeypatch, sandbox, db_url)
     airflow_connection_env(monkeypatch, sandbox, db_url, conn_id="xero_idle")
-    monkeypatch.setattr("intoaec_xero.airflow.hooks.token_cipher", lambda: TokenCipher(None))
+    monkeypatch.setattr("intoaec_xero.airflow.hooks.token_cipher", lambda: TokenCipher.from_environment())
 
 
 def _keep_alive(conn_id: str = "xero_default") -> dict:

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 @pytest.fixture
 def hook_env(monkeypatch, sandbox, sqlite_url):
     airflow_connection_env(monkeypatch, sandbox, sqlite_url)
-    monkeypatch.setattr("intoaec_xero.airflow.hooks.token_cipher", lambda: TokenCipher(None))
+    monkeypatch.setattr("intoaec_xero.airflow.hooks.token_cipher", lambda: TokenCipher.from_environment())
 
 
 def test_every_token_and_the_client_secret_stay_out_of_logs_and_errors(hook_env, sandbox, sqlite_url, caplog):

@@ -26,7 +26,7 @@ def test_sign_in_consent_callback_and_connections_end_to_end(sandbox, engine):
     from xero_sandbox.testing import sign_in_and_consent
 
     settings = sandbox_settings(sandbox)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    store = TokenStore(engine, settings.connection_key, TokenCipher.from_environment())
     request = oauth.start_authorization(settings, REDIRECT)
     callback = sign_in_and_consent(request.url)
     assert callback.startswith(REDIRECT + "?")

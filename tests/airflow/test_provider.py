@@ -29,11 +29,12 @@ def test_the_form_is_declarative_with_xeros_defaults():
     assert conn_type["hook-class-name"] == "intoaec_xero.airflow.hooks.XeroHook"
     assert conn_type["ui-field-behaviour"]["relabeling"] == {"login": "Client ID", "password": "Client Secret"}
     fields = conn_type["conn-fields"]
-    assert set(fields) == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "grant_type"}
+    assert set(fields) == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "sandbox", "grant_type"}
     assert fields["scopes"]["schema"]["default"].split() == list(DEFAULT_SCOPES)
     assert fields["api_base_url"]["schema"]["default"] == "https://api.xero.com/api.xro/2.0"
     assert fields["identity_base_url"]["schema"]["default"] == "https://identity.xero.com"
     assert fields["grant_type"]["schema"]["enum"] == ["authorization_code", "client_credentials"]
+    assert fields["sandbox"]["schema"] == {"type": ["boolean", "null"], "default": False}
 
 
 def test_airflow_lists_the_hook_and_its_form_fields():
@@ -46,7 +47,7 @@ def test_airflow_lists_the_hook_and_its_form_fields():
     assert hook.connection_id_attribute_name == "xero_conn_id"
     widgets = {name for name in manager.connection_form_widgets if name.startswith("extra__xero__")}
     assert widgets == {f"extra__xero__{f}" for f in ("scopes", "tenant_filter", "api_base_url",
-                                                      "identity_base_url", "grant_type")}
+                                                      "identity_base_url", "sandbox", "grant_type")}
     behaviour = manager.field_behaviours["xero"]
     assert set(behaviour["hidden_fields"]) == {"host", "port", "schema", "extra"}
 

@@ -36,7 +36,7 @@ def main() -> int:
     engine = db.create_db_engine(args.db_url)
     settings = XeroSettings.for_single_host(args.base_url, client_id="sandbox-client",
                                             client_secret="sandbox-secret", connection_key=args.key)
-    client = XeroClient(settings, TokenStore(engine, args.key, TokenCipher(None)), sleep=lambda s: None)
+    client = XeroClient(settings, TokenStore(engine, args.key, TokenCipher.from_environment()), sleep=lambda s: None)
     if args.die_after_xero_answers:
         answer_from_xero = client._fetch_new_tokens
 

@@ -50,7 +50,7 @@ def test_one_failing_tenant_fails_the_run_and_the_others_land(tmp_path, capsys):
                "AIRFLOW_CONN_XERO_DEFAULT": json.dumps({
                    "conn_type": "xero", "login": "sandbox-client", "password": "sandbox-secret",
                    "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0",
-                             "identity_base_url": sandbox.base_url, "calls_per_minute": "0"}}),
+                             "identity_base_url": sandbox.base_url, "sandbox": True, "calls_per_minute": "0"}}),
                "AIRFLOW_CONN_INTOAEC_DB": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": url}}),
                "INTOAEC_DATA_DIR": str(tmp_path / "var"),
                "INTOAEC_RETRY_DELAY_SECONDS": "1"}

@@ -30,18 +30,18 @@ def test_a_revoked_connection_fails_alone(tmp_path, monkeypatch):
             monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
                 "conn_type": "xero", "login": "sandbox-client", "password": "sandbox-secret",
                 "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
-                          "calls_per_minute": "0",
+                          "sandbox": True, "calls_per_minute": "0",
                           # one demo user consented to both: each connection syncs its own firm
                           "tenant_filter": tenant}}))
             settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
                                                     client_secret="sandbox-secret", connection_key=conn_id)
             request = start_authorization(settings, "http://127.0.0.1:9/cb")
             callback = sign_in_and_consent(request.url, tenant_ids=[tenant])
-            TokenStore(engine, conn_id, TokenCipher(None)).save(finish_authorization(settings, request, callback))
+            TokenStore(engine, conn_id).save(finish_authorization(settings, request, callback))
         assert len(tasks.prepare()) == 2  # both connections known
 
         # firm A's grant dies: its refresh token no longer works and the access token has expired
-        store = TokenStore(engine, "xero_firm_a", TokenCipher(None))
+        store = TokenStore(engine, "xero_firm_a", TokenCipher.from_environment())
         dead = store.load()
         dead.refresh_token, dead.expires_at = "revoked", 0
         store.save(dead)
@@ -67,7 +67,7 @@ def test_a_revoked_connection_fails_alone(tmp_path, monkeypatch):
                                                 client_secret="sandbox-secret", connection_key="xero_firm_a")
         request = start_authorization(settings, "http://127.0.0.1:9/cb")
         callback = sign_in_and_consent(request.url, tenant_ids=[first])
-        TokenStore(engine, "xero_firm_a", TokenCipher(None)).save(finish_authorization(settings, request, callback))
+        TokenStore(engine, "xero_firm_a").save(finish_authorization(settings, request, callback))
         manifest = tasks.extract(tenants["xero_firm_a"], run_id="r1")
         assert manifest["failed"] == []
         assert tasks.load(manifest)["failed"] == []

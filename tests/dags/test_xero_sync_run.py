@@ -38,7 +38,8 @@ def test_xero_sync_dag_lands_the_truth(airflow_db, tmp_path, monkeypatch):
         connect(settings, TokenStore(engine, settings.connection_key))
         monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
             "conn_type": "xero", "login": "sandbox-client", "password": "sandbox-secret",
-            "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url},
+            "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
+                      "sandbox": True},
         }))
         monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
                                                                    "extra": {"sqlalchemy_url": url}}))

@@ -20,15 +20,15 @@ import requests
 from benchmarks.scale_50_tenants import RunningStack, ScaleConfig, redis_reachable, run_scale, tail_logs
 from tests.deploy.compose import ENV_EXAMPLE, read_env_file, resolved
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.scheduler]
 
 CHECKED = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")
 
 
 def compose_healthchecks() -> dict[str, list[str]]:
     env = {**read_env_file(ENV_EXAMPLE), "FERNET_KEY": "x", "API_SECRET_KEY": "x", "JWT_SECRET": "x",
-           "POSTGRES_PASSWORD": "x", "_AIRFLOW_WWW_USER_PASSWORD": "x",
-           "INTOAEC_DB_URL": "postgresql+psycopg2://intoaec:x@postgres:5432/intoaec"}
+           "POSTGRES_PASSWORD": "x", "AIRFLOW_DB_PASSWORD": "x", "_AIRFLOW_WWW_USER_PASSWORD": "x",
+           "FLOWER_BASIC_AUTH": "x:x", "INTOAEC_DB_URL": "postgresql+psycopg2://intoaec:x@postgres:5432/intoaec"}
     services = resolved(env)["services"]
     return {name: services[name]["healthcheck"]["test"] for name in CHECKED}
 

@@ -116,7 +116,7 @@ def token_endpoint(*answers) -> Iterator[_Scripted]:
 
 
 def _refresh(engine, server: _Scripted, max_attempts: int = 4):
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(TokenSet(access_token="old-access", refresh_token="old-refresh", expires_at=time.time() + 10,
                         scope=("offline_access",)))
     settings = XeroSettings.for_single_host(server.url, client_id="client", client_secret="secret",

@@ -1,4 +1,4 @@
-"""Numeric connection extras read as written: 0 stays 0, nonsense is refused by connection and key."""
+"""Connection extras read as written (0 stays 0, nonsense refused by connection and key), and only Xero's hosts."""
 
 from __future__ import annotations
 
@@ -93,3 +93,87 @@ def test_an_invalid_timeout_names_the_connection_and_the_key(key, given):
 def test_settings_built_in_code_are_checked_the_same_way(overrides):
     with pytest.raises(ConfigurationError, match="'xero_default'"):
         XeroSettings(client_id="client", client_secret="secret", **overrides)
+
+
+# -- only Xero's own hosts, unless the connection says it is the sandbox -----------------------
+
+def test_xeros_own_urls_need_no_sandbox_flag():
+    settings = xero_settings(_conn(), "xero_acme")
+    assert settings.sandbox is False
+    assert (settings.api_base_url, settings.identity_base_url, settings.login_base_url,
+            settings.connections_base_url) == ("https://api.xero.com/api.xro/2.0", "https://identity.xero.com",
+                                               "https://login.xero.com", "https://api.xero.com")
+
+
+@pytest.mark.parametrize(("key", "url", "host"), [
+    ("api_base_url", "http://127.0.0.1:5055/api.xro/2.0", "api.xero.com"),
+    ("api_base_url", "http://api.xero.com/api.xro/2.0", "api.xero.com"),  # not TLS
+    ("api_base_url", "https://api.xero.com.attacker.test/api.xro/2.0", "api.xero.com"),
+    ("api_base_url", "https://attacker.test/api.xero.com", "api.xero.com"),
+    ("api_base_url", "https://api.xero.com:8443/api.xro/2.0", "api.xero.com"),
+    ("api_base_url", "https://identity.xero.com/api.xro/2.0", "api.xero.com"),  # Xero, but not its API host
+    ("identity_base_url", "https://attacker.test", "identity.xero.com"),
+    ("login_base_url", "https://login.attacker.test", "login.xero.com"),
+    ("connections_base_url", "https://attacker.test", "api.xero.com"),
+])
+def test_a_url_that_is_not_xeros_is_refused_naming_the_connection_and_the_key(key, url, host):
+    with pytest.raises(ConfigurationError) as caught:
+        xero_settings(_conn(**{key: url}), "xero_acme")
+    message = str(caught.value)
+    assert message.startswith(f"The Xero connection 'xero_acme' points {key} at ")
+    assert message.endswith(f", which is not Xero's {host}: set \"sandbox\": true in its extra if that is the local "
+                            f"sandbox, or remove {key} to use Xero's.")
+    assert not caught.value.retriable
+
+
+def test_a_sandbox_identity_url_also_moves_sign_in_and_connections_so_all_are_refused_together():
+    with pytest.raises(ConfigurationError, match="points identity_base_url at https://attacker.test"):
+        xero_settings(_conn(identity_base_url="https://attacker.test"), "xero_acme")
+    settings = xero_settings(_conn(identity_base_url="http://127.0.0.1:5055", sandbox=True), "xero_acme")
+    assert settings.login_base_url == settings.connections_base_url == "http://127.0.0.1:5055"
+
+
+def test_a_refusal_never_repeats_credentials_written_into_the_url():
+    with pytest.raises(ConfigurationError) as caught:
+        xero_settings(_conn(api_base_url="https://user:hunter2@attacker.test:8443/api.xro/2.0"), "xero_acme")
+    assert "points api_base_url at https://attacker.test:8443," in str(caught.value)
+    assert "hunter2" not in str(caught.value) and "user" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (True, True), ("true", True), ("True", True), (" TRUE ", True),
+    (False, False), ("false", False), ("False", False), ("", False), (None, False),
+])
+def test_the_sandbox_extra_reads_json_booleans_and_text(given, expected):
+    extra = {"api_base_url": "http://127.0.0.1:5055/api.xro/2.0", "identity_base_url": "http://127.0.0.1:5055"}
+    if expected:
+        assert xero_settings(_conn(**extra, sandbox=given), "xero_acme").sandbox is True
+    else:
+        with pytest.raises(ConfigurationError, match="points api_base_url at http://127.0.0.1:5055"):
+            xero_settings(_conn(**extra, **({} if given is None else {"sandbox": given})), "xero_acme")
+        assert xero_settings(_conn(sandbox=given), "xero_acme").sandbox is False  # fine on Xero's own URLs
+
+
+@pytest.mark.parametrize("given", ["yes", "1", 1, 0, "on", ["true"], {"sandbox": True}])
+def test_a_sandbox_extra_that_is_not_true_or_false_is_refused_by_name(given):
+    with pytest.raises(ConfigurationError) as caught:
+        xero_settings(_conn(sandbox=given), "xero_acme")
+    assert str(caught.value) == (f"The Xero connection 'xero_acme' has sandbox = {given!r} in its extra: it must be "
+                                 "true or false.")
+
+
+def test_a_url_extra_that_is_not_text_is_refused_by_name():
+    with pytest.raises(ConfigurationError, match="'xero_acme' has identity_base_url = 5055 in its extra: it must be"):
+        xero_settings(_conn(identity_base_url=5055), "xero_acme")
+
+
+def test_settings_built_in_code_are_held_to_xeros_hosts_too():
+    with pytest.raises(ConfigurationError, match="'xero_default' points identity_base_url at http://127.0.0.1:9"):
+        XeroSettings(client_id="client", client_secret="secret", identity_base_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match="sandbox = 'true'"):
+        XeroSettings(client_id="client", client_secret="secret", sandbox="true")
+    assert XeroSettings(client_id="c", client_secret="s", identity_base_url="http://127.0.0.1:9", sandbox=True).sandbox
+    # The sandbox's own constructor says so itself; a caller may still say otherwise and be refused.
+    assert XeroSettings.for_single_host("http://127.0.0.1:9", client_id="c", client_secret="s").sandbox is True
+    with pytest.raises(ConfigurationError, match="not Xero's"):
+        XeroSettings.for_single_host("http://127.0.0.1:9", client_id="c", client_secret="s", sandbox=False)

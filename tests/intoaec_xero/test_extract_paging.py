@@ -237,7 +237,7 @@ def test_a_sync_against_a_server_serving_short_pages_equals_the_truth(sqlite_eng
     with running_sandbox(dataset="small", seed=3, limits=False, extra_args=["--max-page-size", "70"]) as sandbox:
         settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
                                                 client_secret="sandbox-secret", calls_per_minute=0)
-        store = TokenStore(sqlite_engine, settings.connection_key, TokenCipher(None))
+        store = TokenStore(sqlite_engine, settings.connection_key, TokenCipher.from_environment())
         request = start_authorization(settings, "http://127.0.0.1:9/callback")
         store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
         raw = RawStore(tmp_path / "raw")

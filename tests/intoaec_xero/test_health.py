@@ -52,7 +52,7 @@ def test_verdicts(engine):
 def test_reconnect_needed_comes_from_the_token_store(engine):
     _tenant(engine, "t", "Grant Expired Ltd", key="xero_other")
     _synced(engine, "t", NOW)
-    store = TokenStore(engine, "xero_other", TokenCipher(None))
+    store = TokenStore(engine, "xero_other", TokenCipher.from_environment())
     store.save(TokenSet(access_token="a", refresh_token="r", expires_at=NOW.timestamp()))
     store.mark(STATUS_RECONNECT)
     [health] = tenant_health(engine, now=NOW)

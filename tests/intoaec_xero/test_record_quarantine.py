@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from intoaec_xero import db
+from intoaec_xero import db, release
 from intoaec_xero.cli import main as cli
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.load import load_stream
@@ -124,21 +124,21 @@ def test_release_loads_a_fixed_record_and_an_accepted_one_and_keeps_the_rest_hel
     ids = {r["record_key"]: r["id"] for r in quarantine.list_held(engine)}
 
     # Nothing fixed yet: the record fails again and stays held.
-    (outcome,) = quarantine.release_records(engine, [ids["inv-3"]])
+    (outcome,) = release.release_records(engine, [ids["inv-3"]])
     assert not outcome.ok and outcome.still_held == [ids["inv-3"]] and "status_in_enum" in outcome.message
     assert quarantine.get_held(engine, ids["inv-3"])["status"] == "held"
 
     # A corrected copy of the contact loads; so does the invoice without an id once given one.
     fixed = contact(2, Name="Harbour Works")
-    (outcome,) = quarantine.release_records(engine, [ids["c-2"]], corrected=fixed)
+    (outcome,) = release.release_records(engine, [ids["c-2"]], corrected=fixed)
     assert outcome.ok and outcome.rows == {"clients": 1}
-    (outcome,) = quarantine.release_records(engine, [ids["page 1 record 2"]], corrected=invoice(2))
+    (outcome,) = release.release_records(engine, [ids["page 1 record 2"]], corrected=invoice(2))
     assert outcome.ok and outcome.rows == {"invoices": 1, "invoice_lines": 2}
     with pytest.raises(Exception, match="must keep its ContactID"):
-        quarantine.release_records(engine, [ids["c-2"]], corrected=contact(7), force=True)
+        release.release_records(engine, [ids["c-2"]], corrected=contact(7), force=True)
 
     # A status Xero just introduced, accepted for this release: loaded as sent.
-    (outcome,) = quarantine.release_records(engine, [ids["inv-3"]], accept=("status_in_enum",))
+    (outcome,) = release.release_records(engine, [ids["inv-3"]], accept=("status_in_enum",))
     assert outcome.ok
     assert [r for r in outcome.results if r.check == "status_in_enum"][0].severity == "warn"
     with engine.connect() as conn:
@@ -153,7 +153,7 @@ def test_release_loads_a_fixed_record_and_an_accepted_one_and_keeps_the_rest_hel
     assert statuses == {k: ("released", True) for k in ("c-2", "inv-3", "page 1 record 2")}
     assert ("success", "release") in release_runs
     with pytest.raises(Exception, match="released"):
-        quarantine.release_records(engine, [ids["inv-3"]])
+        release.release_records(engine, [ids["inv-3"]])
 
 
 def test_a_record_corrected_in_xero_is_loaded_by_the_next_run_and_the_held_one_superseded(engine):
@@ -237,7 +237,7 @@ def test_a_batch_level_failure_still_quarantines_the_whole_batch_and_its_release
             select(quarantine_records).where(quarantine_records.c.check_name.is_not(None)))}
     assert reasons == {("inv-2", "status_in_enum"), ("inv-3", "amount_due_consistent")}
     # Accepting Xero's arithmetic loads the batch; the record with the unknown status is held alone.
-    released = quarantine.release(engine, raw, 1, accept=("amount_due_consistent",))
+    released = release.release(engine, raw, 1, accept=("amount_due_consistent",))
     assert released.released and released.rows == {"invoices": 2, "invoice_lines": 4}
     assert [(r["record_key"], r["checks"]) for r in quarantine.list_held(engine)] == [("inv-2", ["status_in_enum"])]
 

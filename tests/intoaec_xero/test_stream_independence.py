@@ -10,7 +10,7 @@ from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import dq_results, sync_runs
 from sqlalchemy import select
 
-from tests.intoaec_xero.test_sync_resilience import _connect
+from tests.harness.xero import connect
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def test_a_missing_resource_fails_its_stream_alone(engine, tmp_path):
     with running_sandbox(dataset="small", seed=31, limits=False) as sandbox:
         truth = sandbox.truth()
         first, second = sorted(truth["tenants"])
-        settings, store = _connect(sandbox, engine, calls_per_minute=0)
+        settings, store = connect(sandbox, engine, calls_per_minute=0)
         sandbox.faults(endpoint="Accounts", status=404, tenant_id=first)
         client = XeroClient(settings, store, sleep=lambda s: None)
         summary = run_sync(client, settings, engine, RawStore(tmp_path), "r1")
@@ -58,7 +58,7 @@ def test_a_retry_reads_only_the_streams_that_failed(engine, tmp_path):
 
     with running_sandbox(dataset="small", seed=32, limits=False) as sandbox:
         tenant_id = sorted(sandbox.truth()["tenants"])[0]
-        settings, store = _connect(sandbox, engine, calls_per_minute=0, max_attempts=2)
+        settings, store = connect(sandbox, engine, calls_per_minute=0, max_attempts=2)
         raw = RawStore(tmp_path)
         tenant = {"tenant_id": tenant_id, "tenant_name": "First firm"}
         sandbox.faults(endpoint="Payments", status=500, tenant_id=tenant_id, count=2)

@@ -40,7 +40,7 @@ def _connect(sandbox, engine) -> tuple[XeroSettings, TokenStore]:
 
     settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
                                             client_secret="sandbox-secret", calls_per_minute=0)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    store = TokenStore(engine, settings.connection_key, TokenCipher.from_environment())
     request = start_authorization(settings, "http://127.0.0.1:9/callback")
     store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
     return settings, store
@@ -98,7 +98,7 @@ def test_money_and_dates_are_typed_on_both_backends(sandbox, engine, tmp_path):
 
 def test_an_unreachable_xero_fails_with_one_clear_sentence(engine):
     settings = XeroSettings.for_single_host("http://127.0.0.1:9", client_id="x", client_secret="y", max_attempts=2)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    store = TokenStore(engine, settings.connection_key, TokenCipher.from_environment())
     from intoaec_xero.tokens import TokenSet
 
     store.save(TokenSet(access_token="a", refresh_token="r", expires_at=time.time() + 3600))

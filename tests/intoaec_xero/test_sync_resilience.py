@@ -13,29 +13,17 @@ import time
 import pytest
 from intoaec_xero import report
 from intoaec_xero.client import XeroClient
-from intoaec_xero.oauth import finish_authorization, start_authorization
 from intoaec_xero.pipeline import run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import sync_runs
-from intoaec_xero.settings import XeroSettings
 from intoaec_xero.streams import STREAMS
-from intoaec_xero.tokens import TokenCipher, TokenStore
 from sqlalchemy import select
+
+from tests.harness.xero import connect
 
 pytestmark = pytest.mark.integration
 
 ALL_TABLES = {t for s in STREAMS.values() for t in s.targets}
-
-
-def _connect(sandbox, engine, **settings_overrides):
-    from xero_sandbox.testing import sign_in_and_consent
-
-    settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
-                                            client_secret="sandbox-secret", **settings_overrides)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
-    request = start_authorization(settings, "http://127.0.0.1:9/callback")
-    store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
-    return settings, store
 
 
 def _run(settings, store, engine, raw_root, run_id):
@@ -48,7 +36,7 @@ def test_incremental_run_after_activity_equals_the_new_truth(engine, tmp_path):
     from xero_sandbox.testing import running_sandbox
 
     with running_sandbox(dataset="small", seed=11, limits=False) as sandbox:
-        settings, store = _connect(sandbox, engine, calls_per_minute=0)
+        settings, store = connect(sandbox, engine, calls_per_minute=0)
         summary, _ = _run(settings, store, engine, tmp_path, "full")
         assert summary.ok, summary.failures
         sandbox.advance_clock(3600)
@@ -72,7 +60,7 @@ def test_ten_percent_faults_still_end_equal_to_the_truth(postgres_url, tmp_path)
     engine = db.create_db_engine(postgres_url)
     db.upgrade(engine)
     with running_sandbox(dataset="small", seed=12, limits=False) as sandbox:
-        settings, store = _connect(sandbox, engine, max_attempts=10, request_timeout=1.0, calls_per_minute=0)
+        settings, store = connect(sandbox, engine, max_attempts=10, request_timeout=1.0, calls_per_minute=0)
         sandbox.faults(endpoint="*", status=429, rate=0.04, seed=1, retry_after=0, problem="minute")
         sandbox.faults(endpoint="*", status=503, rate=0.04, seed=2)
         sandbox.faults(endpoint="*", timeout=True, timeout_seconds=2.0, rate=0.02, seed=3)
@@ -103,13 +91,14 @@ SYNC_SCRIPT = textwrap.dedent(
     settings = XeroSettings.for_single_host(base_url, client_id="sandbox-client", client_secret="sandbox-secret",
                                             calls_per_minute=0)  # the sandbox runs without limits here
     engine = db.create_db_engine(db_url)
-    client = XeroClient(settings, TokenStore(engine, settings.connection_key, TokenCipher(None)))
+    client = XeroClient(settings, TokenStore(engine, settings.connection_key, TokenCipher.from_environment()))
     summary = run_sync(client, settings, engine, RawStore(raw_root), run_id)
     sys.exit(0 if summary.ok else 1)
     """
 )
 
 
+@pytest.mark.slow  # a medium sync, killed and run again, on each backend
 @pytest.mark.parametrize(("backend", "kill_after_loaded_streams"), [("sqlite", 1), ("postgresql", 4)])
 def test_kill_9_during_a_sync_then_rerun_equals_the_truth(request, tmp_path, backend, kill_after_loaded_streams):
     from intoaec_xero import db
@@ -120,7 +109,7 @@ def test_kill_9_during_a_sync_then_rerun_equals_the_truth(request, tmp_path, bac
     engine = db.create_db_engine(db_url)
     db.upgrade(engine)
     with running_sandbox(dataset="medium", seed=13, limits=False) as sandbox:
-        _connect(sandbox, engine)
+        connect(sandbox, engine)
         args = [sys.executable, "-c", SYNC_SCRIPT, sandbox.base_url, db_url, str(tmp_path), "killed"]
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 180
@@ -178,7 +167,7 @@ def test_rows_inserted_and_updated_count_new_and_changed_records(engine, tmp_pat
 
     main_table = {s.name: s.targets[0] for s in STREAMS.values()}
     with running_sandbox(dataset="small", seed=11, limits=False) as sandbox:
-        settings, store = _connect(sandbox, engine, calls_per_minute=0)
+        settings, store = connect(sandbox, engine, calls_per_minute=0)
         summary, _ = _run(settings, store, engine, tmp_path, "full")
         assert summary.ok, summary.failures
         truth = sandbox.truth()["tenants"]
@@ -225,7 +214,7 @@ def test_weekly_full_reconcile_catches_edits_that_do_not_bump_the_timestamp(engi
     from xero_sandbox.testing import running_sandbox
 
     with running_sandbox(dataset="small", seed=11, limits=False) as sandbox:
-        settings, store = _connect(sandbox, engine, calls_per_minute=0)
+        settings, store = connect(sandbox, engine, calls_per_minute=0)
         assert _run(settings, store, engine, tmp_path, "full")[0].ok
         sandbox.advance_clock(3600)
         silent = {"clients": 0, "invoices": 0}
@@ -239,7 +228,7 @@ def test_weekly_full_reconcile_catches_edits_that_do_not_bump_the_timestamp(engi
         # What Xero holds now, read whole into a fresh database of the same kind.
         fresh = db.create_db_engine(second_db_url)
         db.upgrade(fresh)
-        fresh_settings, fresh_store = _connect(sandbox, fresh, calls_per_minute=0)
+        fresh_settings, fresh_store = connect(sandbox, fresh, calls_per_minute=0)
         assert _run(fresh_settings, fresh_store, fresh, tmp_path / "fresh", "fresh")[0].ok
         xero_now, before = _main_tables(fresh), _main_tables(engine)
         missed = {key: sum(1 for i, row in rows.items() if before[key].get(i) != row)

@@ -73,7 +73,7 @@ def _can_lock_and_refresh(engine, key: str) -> TokenSet | None:
     result: list[TokenSet] = []
 
     def worker() -> None:
-        other = TokenStore(engine, key, TokenCipher(None))
+        other = TokenStore(engine, key, TokenCipher.from_environment())
         result.append(other.refresh(other.load(), lambda current: _tokens(99), force=True))
 
     thread = threading.Thread(target=worker, daemon=True)
@@ -83,7 +83,7 @@ def _can_lock_and_refresh(engine, key: str) -> TokenSet | None:
 
 
 def test_an_api_call_to_a_silent_server_ends_on_its_read_timeout(engine):
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_tokens(1))  # fresh: no refresh, the API call itself hangs
     with silent_server() as server:
         client = _client(server.url, store, connection_key="k")
@@ -98,7 +98,7 @@ def test_an_api_call_to_a_silent_server_ends_on_its_read_timeout(engine):
 
 
 def test_a_token_refresh_to_a_silent_server_times_out_and_releases_the_lock(engine):
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_tokens(1, expires_in=10))  # inside the expiry margin: due for a refresh
     with silent_server() as server:
         client = _client(server.url, store, connection_key="k")
@@ -120,7 +120,7 @@ def test_a_token_refresh_to_a_silent_server_times_out_and_releases_the_lock(engi
 
 def test_an_api_call_whose_token_refresh_hangs_is_not_retried_twice_over(engine):
     """The SDK refreshes inside the API call; its spent retries must not be multiplied by the call's."""
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_tokens(1, expires_in=-60))
     with silent_server() as server:
         client = _client(server.url, store, connection_key="k")
@@ -155,7 +155,7 @@ def _capture_timeouts(client: XeroClient) -> list:
 
 
 def test_the_default_connect_and_read_timeouts_reach_urllib3_on_api_and_token_calls(sqlite_engine):
-    store = TokenStore(sqlite_engine, "k", TokenCipher(None))
+    store = TokenStore(sqlite_engine, "k", TokenCipher.from_environment())
     store.save(_tokens(1))
     settings = XeroSettings.for_single_host("http://xero.invalid", client_id="client", client_secret="secret",
                                             connection_key="k", max_attempts=1)
@@ -176,7 +176,7 @@ def test_the_default_connect_and_read_timeouts_reach_urllib3_on_api_and_token_ca
 
 def test_configured_fractional_timeouts_are_honoured_not_dropped(sqlite_engine):
     """xero-python drops a float ``_request_timeout``; the client must pass the pair it honours."""
-    store = TokenStore(sqlite_engine, "k", TokenCipher(None))
+    store = TokenStore(sqlite_engine, "k", TokenCipher.from_environment())
     store.save(_tokens(1))
     settings = XeroSettings.for_single_host("http://xero.invalid", client_id="client", client_secret="secret",
                                             connection_key="k", max_attempts=1, connect_timeout=2.5,

@@ -121,7 +121,7 @@ def connected(sandbox, engine):
     settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
                                             client_secret="sandbox-secret", calls_per_minute=0,
                                             connect_timeout=1.0, request_timeout=1.0, max_attempts=4)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    store = TokenStore(engine, settings.connection_key, TokenCipher.from_environment())
     request = start_authorization(settings, "http://127.0.0.1:9/callback")
     store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
     sandbox.reset_stats()
@@ -264,7 +264,7 @@ def _xero(accepts: set[str], used: list[str]):
 
 
 def test_the_previous_token_is_tried_exactly_once_and_then_the_grant_is_given_up(engine):
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_set("stored", previous="old", rotated_at=time.time() - 60))
     used: list[str] = []
     with pytest.raises(XeroAuthError, match="invalid_grant"):
@@ -274,7 +274,7 @@ def test_the_previous_token_is_tried_exactly_once_and_then_the_grant_is_given_up
 
 
 def test_a_set_stored_before_rotation_times_were_kept_uses_the_row_refresh_time(engine):
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_set("stored", previous="old"))  # no previous_rotated_at: refreshed_at says when
     used: list[str] = []
     result = store.refresh(store.load(), _xero({"old"}, used), force=True)
@@ -293,7 +293,7 @@ def test_a_set_stored_before_rotation_times_were_kept_uses_the_row_refresh_time(
 
 def test_a_passing_failure_is_not_answered_with_the_previous_token(engine):
     """Only Xero's invalid_grant says the stored token is dead; a 503 says nothing about it."""
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_set("stored", previous="old", rotated_at=time.time() - 60))
     used: list[str] = []
 
@@ -308,7 +308,7 @@ def test_a_passing_failure_is_not_answered_with_the_previous_token(engine):
 
 
 def test_a_normal_rotation_records_when_the_previous_token_was_rotated_out(engine):
-    store = TokenStore(engine, "k", TokenCipher(None))
+    store = TokenStore(engine, "k", TokenCipher.from_environment())
     store.save(_set("one"))
     started = time.time()
     store.refresh(store.load(), _xero({"one"}, []), force=True)

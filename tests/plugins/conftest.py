@@ -1,8 +1,12 @@
 """A real Airflow API server with this project's plugin, pointed at a sandbox, for the page tests.
 
-One per test session (a migrate and a start take ~20 s): SimpleAuthManager with an ``admin``
-and a ``viewer``, the Test button enabled, the ``xero_default`` and ``intoaec_db`` connections
-from the environment, and a fixed Fernet key so the tests can read what the page stored.
+One per test session (a migrate and a start take ~20 s): SimpleAuthManager with two admins
+(``admin``, ``deputy``) and a ``viewer``, the Test button enabled, the ``xero_default`` and
+``intoaec_db`` connections from the environment, and a fixed Fernet key so the tests can read
+what the page stored. It trusts forwarded headers from 127.0.0.1 (``--proxy-headers``), as behind a TLS proxy that sends
+them. ``airflow_ui_behind_tls`` is a second server on the same Airflow home whose configured
+base URL is https while it is reached over plain http, as behind a proxy whose headers are not
+trusted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -30,7 +35,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_ADMIN_URL, REPO
 
-PASSWORDS = {"admin": "admin-password", "viewer": "viewer-password"}
+PASSWORDS = {"admin": "admin-password", "viewer": "viewer-password", "deputy": "deputy-password"}
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 
 
@@ -42,6 +47,12 @@ class AirflowUI:
     fernet_key: str
     log_path: Path
     home: Path
+    env: dict[str, str] = field(repr=False, default_factory=dict)
+
+    @property
+    def secret_key(self) -> bytes:
+        """The API server's [api] secret_key, which signs the page's form tokens."""
+        return self.env["AIRFLOW__API__SECRET_KEY"].encode()
 
     @property
     def data_dir(self) -> Path:
@@ -108,7 +119,7 @@ def airflow_ui():
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
             AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
-            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin,viewer:viewer",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin,viewer:viewer,deputy:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
             AIRFLOW__CORE__TEST_CONNECTION="Enabled",
             AIRFLOW__CORE__FERNET_KEY=fernet_key,
@@ -118,28 +129,53 @@ def airflow_ui():
             INTOAEC_DATA_DIR=str(home / "data"),
             AIRFLOW_CONN_XERO_DEFAULT=json.dumps({
                 "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
-                "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url},
+                "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
+                          "sandbox": True},
             }),
             AIRFLOW_CONN_INTOAEC_DB=json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}),
         )
         env.pop("INTOAEC_FERNET_KEY", None)  # the server must use Airflow's key, as in production
         env.pop("INTOAEC_STALE_AFTER_MINUTES", None)  # the default threshold (2 h), which the tests rely on
-        airflow = str(Path(sys.executable).with_name("airflow"))
+        env.pop("AIRFLOW__API__BASE_URL", None)
+        env.pop("FORWARDED_ALLOW_IPS", None)  # uvicorn's default: trust forwarded headers from 127.0.0.1 only
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         log_path = home / "api-server.log"
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-        with open(log_path, "wb") as log:
-            server = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        base_url = f"http://127.0.0.1:{port}"
+        subprocess.run([_airflow(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
         try:
-            _wait_healthy(base_url, server, log_path)
-            yield AirflowUI(base_url, sandbox, db_url, fernet_key, log_path, home)
+            with _api_server(env, port, log_path, "--proxy-headers") as base_url:
+                yield AirflowUI(base_url, sandbox, db_url, fernet_key, log_path, home, env)
         finally:
-            _stop_group(server)
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_ui_behind_tls(airflow_ui):
+    """The same Airflow (home, users, connections, keys) served again, configured as https://airflow.intoaec.test."""
+    env = dict(airflow_ui.env, AIRFLOW__API__BASE_URL="https://airflow.intoaec.test")
+    log_path = airflow_ui.home / "api-server-behind-tls.log"
+    with _api_server(env, _free_port(), log_path) as base_url:
+        yield AirflowUI(base_url, airflow_ui.sandbox, airflow_ui.db_url, airflow_ui.fernet_key, log_path,
+                        airflow_ui.home, env)
+
+
+def _airflow() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+@contextmanager
+def _api_server(env: dict[str, str], port: int, log_path: Path, *options: str):
+    """``airflow api-server`` on 127.0.0.1:port until the block ends; yields its base URL."""
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([_airflow(), "api-server", "--host", "127.0.0.1", "--port", str(port), *options],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url, server, log_path)
+        yield base_url
+    finally:
+        _stop_group(server)
 
 
 def _wait_healthy(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180) -> None:

@@ -1,7 +1,8 @@
 """A person in headless Chromium: open the Xero page, log in to Airflow, Connect to Xero, sign in
 at Xero, approve, and land back on the page reading Connected / Sync Enabled / Future Access Saved;
 then, after the demo's organisations have synced (once cleanly, once with Xero failing one of
-them), the same page shows each organisation's sync health.
+them), the same page shows each organisation's sync health. And another site cannot show the
+page in a frame, where its buttons could be clickjacked.
 
 Uses Debian's ``chromium`` and ``chromium-driver`` (matching versions, no downloads); skipped
 with the reason when either is missing. Screenshots of the page are kept in the test's
@@ -85,6 +86,21 @@ def _sync(ui, run_id: str, **settings) -> None:
     ui.add_dag_run("xero_sync", run_id)
 
 
+def _log_in_from_the_page(browser, wait, ui) -> None:
+    """The Xero page refuses an anonymous visitor and points to Airflow's login, which brings them back."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+
+    browser.get(f"{ui.base_url}/xero/")
+    wait.until(ready.element_to_be_clickable((By.ID, "login"))).click()
+    username = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "input[name=username]")))
+    password = browser.find_element(By.CSS_SELECTOR, "input[name=password]")
+    # The login form is a React app: type until its state has the values, then sign in when it allows.
+    wait.until(lambda _: _typed(username, "admin") and _typed(password, PASSWORDS["admin"]))
+    wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
+    wait.until(ready.presence_of_element_located((By.ID, "grant-state")))
+
+
 def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
@@ -93,15 +109,7 @@ def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path, monke
     airflow_ui.reset()
     wait = WebDriverWait(browser, WAIT_SECONDS)
 
-    # The Xero page refuses an anonymous visitor and points to Airflow's login, which brings them back.
-    browser.get(f"{airflow_ui.base_url}/xero/")
-    wait.until(ready.element_to_be_clickable((By.ID, "login"))).click()
-    username = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "input[name=username]")))
-    password = browser.find_element(By.CSS_SELECTOR, "input[name=password]")
-    # The login form is a React app: type until its state has the values, then sign in when it allows.
-    wait.until(lambda _: _typed(username, "admin") and _typed(password, PASSWORDS["admin"]))
-    wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
-
+    _log_in_from_the_page(browser, wait, airflow_ui)
     wait.until(ready.text_to_be_present_in_element((By.ID, "grant-state"), "Not connected"))
     browser.find_element(By.ID, "connect").click()
 
@@ -166,3 +174,37 @@ def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path, monke
     docs = airflow_ui.session().get(f"{airflow_ui.base_url}/xero/data-docs/")  # what the sync's checks built
     assert docs.status_code == 200 and "<html" in docs.text.lower()
     _save(browser, tmp_path, "xero-page-health.png", whole_page=True)
+
+
+def _framed(browser, url: str) -> tuple[str, str | None]:
+    """Put ``url`` in an iframe of the current page: what the frame holds (its address) and which Xero page
+    element rendered in it (``grant-state`` signed in, ``refused`` when not), None when nothing did."""
+    from selenium.webdriver.common.by import By
+
+    browser.set_script_timeout(WAIT_SECONDS)
+    browser.execute_async_script(
+        "const [url, done] = arguments; const frame = document.createElement('iframe');"
+        "frame.id = 'framed'; frame.width = 900; frame.height = 500; frame.onload = () => done(true);"
+        "frame.src = url; document.body.appendChild(frame);", url)
+    browser.switch_to.frame(browser.find_element(By.ID, "framed"))
+    try:
+        shown = next((id_ for id_ in ("grant-state", "refused") if browser.find_elements(By.ID, id_)), None)
+        return browser.execute_script("return location.href"), shown
+    finally:
+        browser.switch_to.default_content()
+
+
+def test_another_site_cannot_frame_the_page(airflow_ui, browser, tmp_path):
+    """Signed in, the page renders in a frame of its own origin only; in another site's frame it is blocked."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    _log_in_from_the_page(browser, wait, airflow_ui)
+    page = f"{airflow_ui.base_url}/xero/"
+    assert _framed(browser, page) == (page, "grant-state")  # same origin: allowed, and signed in
+
+    # The sandbox is another origin on the same host (same site: the login cookie would be sent).
+    browser.get(f"{airflow_ui.sandbox.base_url}/not-the-xero-page")
+    where, shown = _framed(browser, page)
+    assert shown is None and where.startswith("chrome-error://"), (where, shown)  # the browser refused to show it
+    _save(browser, tmp_path, "xero-page-framed-elsewhere.png")

@@ -11,7 +11,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from intoaec_xero.client import XeroClient
+from intoaec_xero.errors import XeroAuthError
 from intoaec_xero.schema import xero_tokens
+from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import STATUS_RECONNECT
 from sqlalchemy import select
 
@@ -21,7 +24,7 @@ LANDING = "/xero/?conn_id=xero_default&notice=connected"
 
 
 def _csrf(page_html: str) -> str:
-    return re.search(r'name="csrf" value="([0-9a-f]+)"', page_html).group(1)
+    return re.search(r'name="csrf" value="([0-9a-f.]+)"', page_html).group(1)
 
 
 def _start(ui, session) -> str:
@@ -177,9 +180,9 @@ def test_an_expired_grant_shows_reconnect_and_reconnecting_restores_it(airflow_u
     tokens.expires_at = 0
     store.save(tokens)
     airflow_ui.sandbox.advance_clock(61 * 86400)  # the refresh token idled past Xero's 60 days
-    verdict = session.post(f"{airflow_ui.base_url}/api/v2/connections/test", headers=airflow_ui.bearer(),
-                           json=_form_body(airflow_ui)).json()
-    assert verdict["status"] is False and "invalid_grant" in verdict["message"]
+    with pytest.raises(XeroAuthError, match="invalid_grant"):  # what the next sync meets
+        XeroClient(XeroSettings.for_single_host(airflow_ui.sandbox.base_url, client_id="sandbox-client",
+                                                client_secret="sandbox-secret"), store).refresh_tokens(force=True)
     assert store.status() == STATUS_RECONNECT
 
     page = session.get(f"{airflow_ui.base_url}/xero/").text
@@ -199,13 +202,15 @@ def test_the_connection_forms_test_button_and_fields(airflow_ui):
     verdict = session.post(f"{airflow_ui.base_url}/api/v2/connections/test", headers=airflow_ui.bearer(),
                            json=_form_body(airflow_ui)).json()
     assert verdict == {"status": False, "message": verdict["message"]}
-    assert "nobody has connected an organisation yet" in verdict["message"]
+    assert "Xero accepts the Client ID and secret, but no grant is stored" in verdict["message"]
 
+    # The form runs under a temporary id and never reads the saved connection's grant.
     _connect_through_the_page(airflow_ui, session)
+    before = airflow_ui.store().load()
     verdict = session.post(f"{airflow_ui.base_url}/api/v2/connections/test", headers=airflow_ui.bearer(),
                            json=_form_body(airflow_ui)).json()
-    assert verdict == {"status": True, "message": "Connected to 2 organisations: Harbourside Architects Ltd, "
-                                                   "Meridian Structural Engineers Pty Ltd"}
+    assert verdict["status"] is False and "no organisation was checked" in verdict["message"]
+    assert airflow_ui.store().load() == before
     wrong = session.post(f"{airflow_ui.base_url}/api/v2/connections/test", headers=airflow_ui.bearer(),
                          json=_form_body(airflow_ui, password="typo")).json()
     assert wrong["status"] is False and "Client Secret" in wrong["message"]
@@ -217,7 +222,8 @@ def test_the_connection_forms_test_button_and_fields(airflow_ui):
     assert xero["standard_fields"]["password"]["title"] == "Client Secret"
     assert all(xero["standard_fields"][f]["hidden"] for f in ("host", "port", "url_schema"))
     assert xero["extra_fields"]["scopes"]["value"].startswith("offline_access accounting.invoices.read")
-    assert set(xero["extra_fields"]) == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "grant_type"}
+    assert set(xero["extra_fields"]) == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "sandbox",
+                                         "grant_type"}
 
 
 def _form_body(ui, password: str = "sandbox-secret") -> dict:
@@ -226,4 +232,4 @@ def _form_body(ui, password: str = "sandbox-secret") -> dict:
 
     return {"connection_id": "xero_default", "conn_type": "xero", "login": "sandbox-client", "password": password,
             "extra": json.dumps({"api_base_url": f"{ui.sandbox.base_url}/api.xro/2.0",
-                                 "identity_base_url": ui.sandbox.base_url})}
+                                 "identity_base_url": ui.sandbox.base_url, "sandbox": True})}

@@ -11,12 +11,13 @@ import logging
 from typing import Any
 
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
-from intoaec_xero.airflow.tasks import _engine, _fail_clearly
+from intoaec_xero.airflow.tasks import _engine, _fail_clearly, raw_store
 from intoaec_xero.airflow.tasks import prepare as prepare_tenants
 from intoaec_xero.backfill import journals as journal_backfill
 from intoaec_xero.backfill import progress, windows
 from intoaec_xero.backfill.quota import QuotaShare
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroDailyLimitReached
+from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
 from intoaec_xero.pipeline import load_tenant
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.runtime import raw_dir
@@ -26,13 +27,16 @@ log = logging.getLogger(__name__)
 BACKFILL_RUN_TYPE = "backfill"
 
 
-def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
+def prepare(db_conn_id: str = DB_CONN_ID) -> list[MappedTenant]:
     """The tenants of every Xero connection, exactly as the sync discovers them."""
     return prepare_tenants(db_conn_id)
 
 
-def _require_tenant(tenant: dict[str, str]) -> None:
-    """A connection that could not be read at discovery and had no known organisations."""
+def _require_tenant(tenant: MappedTenant) -> None:
+    """An organisation another connection syncs, or a connection that could not be read at
+    discovery and had no known organisations."""
+    if tenant.get("refused"):
+        _fail_clearly(ConfigurationError(tenant["refused"]))
     if not tenant.get("tenant_id"):
         _fail_clearly(ConfigurationError(
             f"The Xero connection '{tenant.get('conn_id')}' could not be read when this run started and no "
@@ -48,7 +52,7 @@ def quota_share(params: dict[str, Any] | None, minute_limit: int | None = None) 
         _fail_clearly(IntoAECXeroError(str(error)))
 
 
-def _client(tenant: dict[str, str], params: dict[str, Any] | None, db_conn_id: str = DB_CONN_ID):
+def _client(tenant: MappedTenant, params: dict[str, Any] | None, db_conn_id: str = DB_CONN_ID):
     """Through the hook, as the sync's tasks do (token masking, the Fernet key), with the share's limiter."""
     from intoaec_xero.airflow.hooks import XeroHook
 
@@ -57,8 +61,8 @@ def _client(tenant: dict[str, str], params: dict[str, Any] | None, db_conn_id: s
     return quota, journal_backfill.backfill_client(hook.settings, hook.get_token_store(), quota)
 
 
-def extract_window(tenant: dict[str, str], run_id: str, start, end, params: dict[str, Any] | None = None,
-                   db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+def extract_window(tenant: MappedTenant, run_id: str, start, end, params: dict[str, Any] | None = None,
+                   db_conn_id: str = DB_CONN_ID) -> Manifest:
     """One tenant's documents dated in [start, end), into the raw store."""
     _require_tenant(tenant)
     try:
@@ -70,18 +74,19 @@ def extract_window(tenant: dict[str, str], run_id: str, start, end, params: dict
         quota, client = _client(tenant, params, db_conn_id)
         log.info("%s: backfill window %s; quota share %s", tenant["tenant_name"], windows.window_label(start, end),
                  quota.describe())
-        return windows.extract_window(client, engine, RawStore(raw_dir()), run_id, tenant, start, end, streams)
+        raw = raw_store(tenant.get("conn_id") or XERO_CONN_ID, run_id)
+        return windows.extract_window(client, engine, raw, run_id, tenant, start, end, streams)
     except IntoAECXeroError as error:
         if isinstance(error.__cause__, XeroDailyLimitReached):
             error = IntoAECXeroError(f"{error} The window is retried later; nothing of it was loaded.")
         _fail_clearly(error)
 
 
-def load_window(manifest: dict[str, Any], db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+def load_window(manifest: Manifest, db_conn_id: str = DB_CONN_ID) -> TenantSummary:
     """The sync's own load (validation, quarantine, idempotent upsert); then note the window as in."""
     try:
         engine = _engine(db_conn_id)
-        summary = load_tenant(engine, RawStore(raw_dir()), manifest)
+        summary = load_tenant(engine, RawStore.for_manifest(raw_dir(), manifest), manifest)
         windows.record_loaded(engine, manifest, summary)
     except IntoAECXeroError as error:
         _fail_clearly(error)
@@ -90,7 +95,7 @@ def load_window(manifest: dict[str, Any], db_conn_id: str = DB_CONN_ID) -> dict[
     return summary
 
 
-def journals(tenant: dict[str, str], run_id: str, run_type: str | None, params: dict[str, Any] | None = None,
+def journals(tenant: MappedTenant, run_id: str, run_type: str | None, params: dict[str, Any] | None = None,
              db_conn_id: str = DB_CONN_ID) -> tuple[bool, dict[str, Any]]:
     """One pass of the tenant's journal walk; returns (done, outcome) for the sensor.
 
@@ -109,7 +114,8 @@ def journals(tenant: dict[str, str], run_id: str, run_type: str | None, params: 
         quota, client = _client(tenant, params, db_conn_id)
         restart = bool(params.get("restart_journals")) and _first_restart(engine, tenant["tenant_id"], run_id,
                                                                          one_pass)
-        outcome = journal_backfill.run_pass(client, engine, RawStore(raw_dir()), run_id, tenant, quota,
+        raw = raw_store(tenant.get("conn_id") or XERO_CONN_ID, run_id)
+        outcome = journal_backfill.run_pass(client, engine, raw, run_id, tenant, quota,
                                             restart=restart, max_calls=params.get("journal_max_calls"))
     except IntoAECXeroError as error:
         _fail_clearly(error)

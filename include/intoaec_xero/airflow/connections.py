@@ -14,6 +14,7 @@ from intoaec_xero.settings import (
     XERO_IDENTITY_BASE_URL,
     XERO_LOGIN_BASE_URL,
     XeroSettings,
+    bool_setting,
     number_setting,
     split_scopes,
     split_tenants,
@@ -47,13 +48,20 @@ def _in_airflow_process(conn_id: str | None = None) -> bool:
         return True  # a task, also under `airflow dags test`; DAG parsing and triggers too
     if os.environ.get("_AIRFLOW_PROCESS_CONTEXT"):
         return True  # the API server ("server"), a worker testing a connection form ("client")
-    if conn_id is None:
-        return False
+    return conn_id is not None and form_under_test(conn_id)
+
+
+def form_under_test(conn_id: str) -> bool:
+    """Whether Airflow holds ``conn_id`` in memory as a form being tested, not as the saved connection.
+
+    Airflow's worker-side connection test runs the form under the real connection id, so its
+    values (and URLs) are whatever the person testing typed, not what was saved.
+    """
     try:
         from airflow.sdk.execution_time.context import _preset_connections
     except ImportError:
         return False
-    return conn_id in (_preset_connections.get() or {})  # a form under test, held in memory only
+    return conn_id in (_preset_connections.get() or {})
 
 
 def _task_sdk_connection(conn_id: str):
@@ -111,7 +119,12 @@ def _missing(conn_id: str, metadata_db: str = "") -> ConfigurationError:
 
 
 def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
+    """Settings from a ``xero`` connection; URLs that are not Xero's are refused unless it says ``sandbox``."""
     extra = conn.extra_dejson or {}
+    for key in ("api_base_url", "identity_base_url", "login_base_url", "connections_base_url"):
+        if extra.get(key) is not None and not isinstance(extra[key], str):
+            raise ConfigurationError(f"The Xero connection '{conn_id}' has {key} = {extra[key]!r} in its extra: "
+                                     "it must be a URL.")
     api = extra.get("api_base_url") or XERO_API_BASE_URL
     identity = extra.get("identity_base_url") or XERO_IDENTITY_BASE_URL
     # A sandbox serves everything on the identity host; Xero splits it over three.
@@ -138,6 +151,7 @@ def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
                                        above_minimum=True, meaning="seconds"),
         request_timeout=number_setting(extra, "read_timeout", DEFAULT_READ_TIMEOUT, connection=conn_id,
                                        above_minimum=True, meaning="seconds"),
+        sandbox=bool_setting(extra, "sandbox", connection=conn_id),
     )
 
 

@@ -12,7 +12,6 @@ writes in this process, so a token can never surface in a task log or an API-ser
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from functools import cached_property
@@ -23,16 +22,23 @@ from requests import Session
 from sqlalchemy import Engine
 
 from intoaec_xero import db, oauth
-from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID, db_url, get_connection, xero_settings
+from intoaec_xero.airflow.connections import (
+    DB_CONN_ID,
+    XERO_CONN_ID,
+    db_url,
+    form_under_test,
+    get_connection,
+    xero_settings,
+)
 from intoaec_xero.client import XeroClient, build_client
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError
-from intoaec_xero.settings import DEFAULT_CONNECTION_KEY, XeroSettings
+from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenStore, register_secret_sink
 
 # Connection extras that configure Xero, not HTTP: HttpHook would otherwise send them as headers.
 XERO_EXTRA_KEYS = frozenset({
     "scopes", "tenant_filter", "api_base_url", "identity_base_url", "login_base_url",
-    "connections_base_url", "grant_type", "calls_per_minute", "connect_timeout", "read_timeout",
+    "connections_base_url", "grant_type", "calls_per_minute", "connect_timeout", "read_timeout", "sandbox",
 })
 
 
@@ -115,8 +121,9 @@ class XeroHook(HttpHook):
     def engine(self):
         return engine_for(self.db_conn_id)
 
-    def get_token_store(self, connection_key: str | None = None) -> TokenStore:
-        return TokenStore(self.engine, connection_key or self.settings.connection_key, token_cipher())
+    def get_token_store(self) -> TokenStore:
+        """The grant stored under this connection's own id: never another connection's."""
+        return TokenStore(self.engine, self.settings.connection_key, token_cipher())
 
     def get_client(self) -> XeroClient:
         return build_client(self.settings, self.get_token_store())
@@ -140,34 +147,35 @@ class XeroHook(HttpHook):
             return False, str(error)
 
     def _test_grant(self, settings: XeroSettings) -> tuple[bool, str]:
-        key = self._grant_key(settings)
-        if key is None:
-            return False, ("Xero accepts the Client ID and secret, but nobody has connected an organisation "
-                           "yet: use Connect to Xero on the Xero page (Admin > Xero) or run "
-                           "`intoaec-xero connect`.")
-        store = self.get_token_store(key)
-        if store.status() == STATUS_RECONNECT:
-            return False, ("The Xero grant expired or was revoked (invalid_grant): use Reconnect on the "
-                           "Xero page (Admin > Xero) or run `intoaec-xero connect`.")
-        client = XeroClient(dataclasses.replace(settings, connection_key=key), store)
+        """Use the grant stored under this connection's own id, and only when Airflow holds no form for it.
+
+        A grant is never looked up by client id (which is public) and a form under test never
+        reads the stored grant: its URLs are whatever the person testing typed, and the grant's
+        tokens must only ever reach the hosts the saved connection names.
+        """
+        conn_id = self.xero_conn_id
+        if form_under_test(conn_id):
+            return False, (f"Xero accepts the Client ID and secret; a connection form under test never uses the "
+                           f"grant stored for '{conn_id}', so no organisation was checked: the Xero page (Admin > "
+                           f"Xero) or `airflow connections test {conn_id}` shows the saved connection's "
+                           "organisations.")
+        store = self.get_token_store()
+        status = store.status()
+        if status is None:
+            return False, (f"Xero accepts the Client ID and secret, but no grant is stored under the connection id "
+                           f"'{conn_id}', so no organisation was checked: connect one on the Xero page (Admin > "
+                           "Xero) or with `intoaec-xero connect`; the connection form's Test button runs under a "
+                           "temporary id that never holds a grant, so the Xero page or `airflow connections test "
+                           "<id>` shows a saved connection's organisations.")
+        if status == STATUS_RECONNECT:
+            return False, (f"The Xero grant of '{conn_id}' expired or was revoked (invalid_grant): use Reconnect on "
+                           "the Xero page (Admin > Xero) or run `intoaec-xero connect`.")
+        client = XeroClient(settings, store)
         try:
             connections = client.connections()
         except XeroAuthError as error:
             return False, str(error)
         return _connected_message(connections, "")
-
-    def _grant_key(self, settings: XeroSettings) -> str | None:
-        """Where this connection's grant is stored.
-
-        The Test button runs the hook under a temporary connection id, so when nothing is
-        stored under the id itself, the grant stored for the same Xero app is the one meant.
-        """
-        if self.get_token_store(self.xero_conn_id).status() is not None:
-            return self.xero_conn_id
-        keys = TokenStore.keys_for_client(self.engine, settings.client_id, token_cipher())
-        if not keys:
-            return None
-        return DEFAULT_CONNECTION_KEY if DEFAULT_CONNECTION_KEY in keys else keys[0]
 
     # -- the daily keep-alive ----------------------------------------------------------------
     def keep_alive(self) -> dict[str, Any]:

@@ -68,6 +68,12 @@ def get_provider_info() -> dict:
                         "and tests, which then also serves sign-in and /connections.",
                         XERO_IDENTITY_BASE_URL,
                     ),
+                    "sandbox": {
+                        "label": "Local sandbox",
+                        "description": "Tick only for the local Xero sandbox (demos and tests): a connection "
+                                       "whose URLs are not Xero's is refused without it.",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                     "grant_type": _text(
                         "Grant type",
                         "authorization_code: a user signs in once (the Xero page or `intoaec-xero "

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from intoaec_xero import db
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError
+from intoaec_xero.payloads import Manifest, MappedTenant, TenantRef, TenantSummary
 from intoaec_xero.pipeline import (
+    discover,
     discover_tenants,
     extract_tenant,
     is_retriable,
@@ -64,7 +66,7 @@ def _client(conn_id: str, db_conn_id: str = DB_CONN_ID):
     return hook.settings, hook.get_client()
 
 
-def _fail_clearly(error: Exception, *, retriable: bool | None = None):
+def _fail_clearly(error: Exception, *, retriable: bool | None = None) -> NoReturn:
     """Airflow shows the exception's message; make it the one sentence that matters.
 
     The error's own ``retriable`` flag decides whether Airflow tries again: a quality
@@ -89,44 +91,60 @@ def _last_try() -> bool:
         return True
 
 
-def prepare(db_conn_id: str = DB_CONN_ID) -> list[dict[str, str]]:
+def prepare(db_conn_id: str = DB_CONN_ID) -> list[MappedTenant]:
     """Bring the schema up to date and list the tenants of every Xero connection.
 
     A connection that cannot be read (revoked grant, wrong secret, Xero down) does not stop the
     others: its known tenants are still listed, so each fails on its own in the grid. Nothing
     of that failure goes into the mapped input: each try of a tenant's extract reads the grant
     afresh, so a retry after Xero recovers, or after the user reconnected, succeeds.
+
+    An organisation that another connection already syncs is listed with no tenant id and the
+    reason (``refused``): its extract fails with that sentence and touches nothing, while the
+    connection holding it syncs it as before.
     """
     try:
         engine = _engine(db_conn_id)  # brings the schema up to date
     except IntoAECXeroError as error:
         _fail_clearly(error)
-    tenants: list[dict[str, str]] = []
+    tenants: list[MappedTenant] = []
     for conn_id in xero_conn_ids():
         try:
             settings, client = _client(conn_id, db_conn_id)
-            found = discover_tenants(client, settings, engine)
+            discovery = discover(client, settings, engine)
+            found = _mapped(discovery.tenants)
+            # No tenant id: nothing downstream can sync it by mistake, whatever it checks.
+            found += [{"tenant_id": "", "tenant_name": f"{r['tenant_name']} (refused for {conn_id})",
+                       "refused": r["message"]} for r in discovery.refused]
         except IntoAECXeroError as error:
             log.error("Xero connection '%s': %s", conn_id, error)
             mark_connection_failed(engine, conn_id, error)
-            found = known_tenants(engine, conn_id) or [{"tenant_id": "", "tenant_name": f"connection {conn_id}"}]
+            found = (_mapped(known_tenants(engine, conn_id))
+                     or [{"tenant_id": "", "tenant_name": f"connection {conn_id}"}])
         tenants.extend({**t, "conn_id": conn_id} for t in found)
     log.info("Syncing %d tenant(s) into %s", len(tenants), db.describe(engine))
     return tenants
 
 
-def extract(tenant: dict[str, str], run_id: str, streams: list[str] | None = None, full: bool = False,
-            db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+def _mapped(tenants: list[TenantRef]) -> list[MappedTenant]:
+    return [{"tenant_id": t["tenant_id"], "tenant_name": t["tenant_name"]} for t in tenants]
+
+
+def extract(tenant: MappedTenant, run_id: str, streams: list[str] | None = None, full: bool = False,
+            db_conn_id: str = DB_CONN_ID) -> Manifest:
     """One tenant's streams into the raw store; failed streams travel on in the manifest.
 
     While a retry could still help (a stream hit a 5xx or a timeout) and tries are left, the
     task fails so that Airflow tries again; the streams already extracted are kept. On the last
     try, or when no retry could help, the streams that did extract go on to the load.
     """
+    if tenant.get("refused"):
+        _fail_clearly(ConfigurationError(tenant["refused"]))
     conn_id = tenant.get("conn_id") or XERO_CONN_ID
     selected = selected_streams(streams)
     try:
         engine = _engine(db_conn_id)
+        raw = raw_store(conn_id, run_id)
     except IntoAECXeroError as error:
         _fail_clearly(error)
     try:
@@ -140,7 +158,7 @@ def extract(tenant: dict[str, str], run_id: str, streams: list[str] | None = Non
         record_tenant_failure(engine, run_id, tenant, [s.name for s in selected], error)
         _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {error}"), retriable=is_retriable(error))
     mark_connection_ok(engine, conn_id)
-    manifest = extract_tenant(client, engine, RawStore(raw_dir()), run_id, tenant, selected, full=full)
+    manifest = extract_tenant(client, engine, raw, run_id, tenant, selected, full=full)
     passing = [f for f in manifest["failed"] if f["retriable"]]
     if passing and not _last_try():
         _fail_clearly(IntoAECXeroError(" ".join(f["message"] for f in passing) + " Retrying the failed stream(s)."),
@@ -148,7 +166,14 @@ def extract(tenant: dict[str, str], run_id: str, streams: list[str] | None = Non
     return manifest
 
 
-def _rediscover(client, settings, engine, tenant: dict[str, str]) -> None:
+def raw_store(conn_id: str, run_id: str) -> RawStore:
+    """The connection's raw pages, refusing up front a connection or run id that cannot name a directory."""
+    raw = RawStore(raw_dir(), conn_id)
+    raw.run_dir(run_id)
+    return raw
+
+
+def _rediscover(client, settings, engine, tenant: MappedTenant) -> None:
     """A connection that could not be read at discovery and had no known tenants: try it again."""
     found = discover_tenants(client, settings, engine)
     names = ", ".join(t["tenant_name"] for t in found) or "no organisation"
@@ -158,10 +183,10 @@ def _rediscover(client, settings, engine, tenant: dict[str, str]) -> None:
     )
 
 
-def load(manifest: dict[str, Any], db_conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+def load(manifest: Manifest, db_conn_id: str = DB_CONN_ID) -> TenantSummary:
     """Load what was extracted; fail, naming every stream that did not land, if any did not."""
     try:
-        summary = load_tenant(_engine(db_conn_id), RawStore(raw_dir()), manifest)
+        summary = load_tenant(_engine(db_conn_id), RawStore.for_manifest(raw_dir(), manifest), manifest)
     except (IntoAECXeroError, SQLAlchemyError) as error:
         _fail_clearly(IntoAECXeroError(f"{manifest['tenant_name']} ({manifest['tenant_id']}): load failed: {error}"),
                       retriable=is_retriable(error))

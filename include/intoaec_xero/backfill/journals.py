@@ -39,6 +39,7 @@ from intoaec_xero.db import upsert
 from intoaec_xero.errors import IntoAECXeroError, XeroAccessDenied, XeroDailyLimitReached
 from intoaec_xero.extract import extract_stream
 from intoaec_xero.parsing import parse_datetime
+from intoaec_xero.payloads import Manifest, TenantRef
 from intoaec_xero.pipeline import load_tenant
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import sync_state
@@ -49,6 +50,11 @@ log = logging.getLogger(__name__)
 
 STREAM = JOURNALS.name
 PER_CALL = JOURNALS.page_size
+# What the walk reads from each journal: its position in the ledger, and when it was created.
+if JOURNALS.offset_field is None or JOURNALS.cursor is None:  # pragma: no cover - the stream defines both
+    raise ImportError("The Journals stream must name its offset field and its cursor.")
+NUMBER_FIELD: str = JOURNALS.offset_field
+CREATED_FIELD: str = JOURNALS.cursor
 LEASE_TTL = timedelta(minutes=15)
 LOG_EVERY = timedelta(seconds=30)
 
@@ -108,7 +114,7 @@ def run_pass(
     engine: Engine,
     raw: RawStore,
     run_id: str,
-    tenant: dict[str, str],
+    tenant: TenantRef,
     quota: QuotaShare,
     *,
     restart: bool = False,
@@ -181,7 +187,7 @@ def run_pass(
 def _restart(engine: Engine, tenant_id: str, clock) -> dict[str, Any]:
     """Forget the walk (not the loaded rows) so the ledger is read again from offset 0."""
     def reset(entry: dict[str, Any]) -> dict[str, Any]:
-        kept = {k: entry[k] for k in ("lease", "restart_for") if k in entry}
+        kept: dict[str, Any] = {k: entry[k] for k in ("lease", "restart_for") if k in entry}
         return {**kept, "status": "planned", "restarted_at": progress.iso(clock())}
 
     return progress.update(engine, tenant_id, STREAM, reset)
@@ -236,13 +242,13 @@ class _Walker:
             return list(response.payload.get(JOURNALS.records_key) or [])
 
         def top(records: list[dict[str, Any]]) -> dict[str, Any]:
-            return max(records, key=lambda r: int(r[JOURNALS.offset_field]))
+            return max(records, key=lambda r: int(r[NUMBER_FIELD]))
 
         records = fetch(0)
         if not records:
             return 0, None
         last = top(records)
-        low, high, step = int(last[JOURNALS.offset_field]), None, PER_CALL
+        low, high, step = int(last[NUMBER_FIELD]), None, PER_CALL
         while high is None:  # grow: find an offset past the end
             probe = low + step
             records = fetch(probe)
@@ -250,7 +256,7 @@ class _Walker:
                 high = probe
             else:
                 last, step = top(records), step * 2
-                low = int(last[JOURNALS.offset_field])
+                low = int(last[NUMBER_FIELD])
         while True:  # bisect between a number that exists (low) and an offset past the end (high)
             probe = low if high - low <= PER_CALL else (low + high) // 2
             records = fetch(probe)
@@ -260,11 +266,11 @@ class _Walker:
                 high = probe
             else:
                 last = top(records)
-                low = int(last[JOURNALS.offset_field])
+                low = int(last[NUMBER_FIELD])
 
     def _start_sync_at(self, target: int, last: dict[str, Any]) -> None:
         """Start the sync's journal position at the target, unless it has one by now."""
-        created = parse_datetime(last.get(JOURNALS.cursor)) or self.clock()
+        created = parse_datetime(last.get(CREATED_FIELD)) or self.clock()
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(sync_state.c.journal_offset)
@@ -320,10 +326,12 @@ class _Walker:
             if not result.records:  # nothing after the offset: the ledger ends earlier than planned
                 offset = target
                 break
+            if result.last_offset is None:  # pragma: no cover - extract sets it for every page with records
+                raise RuntimeError(f"the page after journal {offset} reported no last {NUMBER_FIELD}")
             reached = int(result.last_offset)
             result.full, result.max_cursor, result.last_offset = False, None, None
             result.extra.update({"reconcile": False, "backfill": f"journals after {offset}"})
-            manifest = {"run_id": self.run_id, "tenant_id": self.tenant_id,
+            manifest: Manifest = {"run_id": self.run_id, "tenant_id": self.tenant_id,
                         "tenant_name": self.tenant["tenant_name"], "streams": [result.to_dict()]}
             summary = load_tenant(self.engine, self.raw, manifest)
             if summary["failed"]:
@@ -342,8 +350,8 @@ class _Walker:
 
     def _archive_page(self, first: int, last: int) -> None:
         """Keep the raw page beside the next one (extract resets its directory per call)."""
-        directory = self.raw.stream_dir(self.run_id, self.tenant_id, STREAM)
-        kept = directory.with_name(f"{STREAM}-{first + 1:09d}-{last:09d}")
+        directory = self.raw.stream_dir(self.run_id, self.tenant_id, STREAM, writing=True)
+        kept = self.raw.stream_dir(self.run_id, self.tenant_id, f"{STREAM}-{first + 1:09d}-{last:09d}", writing=True)
         if kept.exists():
             import shutil
 

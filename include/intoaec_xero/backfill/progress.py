@@ -152,7 +152,9 @@ def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 def journal_summary(entry: dict[str, Any], sync_offset: int | None) -> dict[str, Any]:
     target, offset = entry.get("target"), entry.get("offset")
-    percent = (100.0 * (offset or 0) / target) if target else (100.0 if entry.get("status") == "complete" else None)
+    # The last page may reach past the target (journals posted since the plan): never above 100%.
+    percent = (min(100.0, 100.0 * (offset or 0) / target) if target
+               else (100.0 if entry.get("status") == "complete" else None))
     per_call = JOURNALS.page_size
     calls_left = -(-(target - (offset or 0)) // per_call) if target is not None and offset is not None else None
     return {
@@ -173,3 +175,13 @@ def window_summary(windows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "last": loaded[-1].split("..")[1] if loaded else None,
             "records": sum(int(w.get("records") or 0) for label, w in windows.items() if label in loaded),
             "not_loaded": {label: windows[label].get("error") or windows[label].get("status") for label in failed}}
+
+
+def ledger_pending(engine: Engine, tenant_id: str) -> str | None:
+    """While the journal backfill walks history, the ledger is knowingly incomplete: why, or None."""
+    entry = read(engine, tenant_id, JOURNALS.name)
+    if not entry or entry.get("status") in ("complete", "unavailable"):
+        return None
+    offset, target = entry.get("offset") or 0, entry.get("target")
+    where = f" ({int(offset):,} of {int(target):,} journals)" if target else ""
+    return f"the journal backfill is still loading the ledger's history{where}"

@@ -24,6 +24,7 @@ from intoaec_xero.backfill import progress
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.extract import extract_stream
+from intoaec_xero.payloads import Manifest, TenantRef, TenantSummary
 from intoaec_xero.pipeline import skip_extracted
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.state import StreamState
@@ -77,11 +78,11 @@ def extract_window(
     engine: Engine,
     raw: RawStore,
     run_id: str,
-    tenant: dict[str, str],
+    tenant: TenantRef,
     start: date | datetime | str,
     end: date | datetime | str,
     streams: list[Stream] | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Read one window of every stream into the raw store; returns the manifest the load takes.
 
     Any stream failing fails the window before anything of it is loaded, as in the sync.
@@ -124,13 +125,14 @@ def extract_window(
         log.info("%s: %s window %s: %d records in %d pages, %d API calls", name, stream.name, label,
                  result.records, result.pages, result.api_calls)
         extracts.append(result.to_dict())
-    manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": name, "streams": extracts,
-                "window": label, "quota": client.stats.quota.get(tenant_id, {})}
+    manifest: Manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": name,
+                          "connection_key": raw.connection_key,
+                "streams": extracts, "window": label, "quota": client.stats.quota.get(tenant_id, {})}
     raw.write_manifest(run_id, tenant_id, manifest)
     return manifest
 
 
-def record_loaded(engine: Engine, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+def record_loaded(engine: Engine, manifest: Manifest, summary: TenantSummary) -> None:
     """Note per stream which windows are in, for ``backfill status``."""
     by_stream = {item["stream"]: item for item in manifest["streams"]}
     for stream_name, outcome in summary["streams"].items():

@@ -210,9 +210,9 @@ def cmd_release(args) -> int:
 
 
 def _release_records(args, record_ids: list[int]) -> int:
+    from intoaec_xero import release
     from intoaec_xero.errors import IntoAECXeroError
     from intoaec_xero.parsing import loads
-    from intoaec_xero.quality import quarantine
 
     corrected = None
     if args.corrected:
@@ -220,8 +220,8 @@ def _release_records(args, record_ids: list[int]) -> int:
             corrected = loads(args.corrected.read())
         except ValueError as error:
             raise IntoAECXeroError(f"The corrected record is not JSON: {error}") from None
-    outcomes = quarantine.release_records(_engine(args), record_ids, accept=tuple(args.accept), force=args.force,
-                                          corrected=corrected)
+    outcomes = release.release_records(_engine(args), record_ids, accept=tuple(args.accept), force=args.force,
+                                       corrected=corrected)
     for outcome in outcomes:
         stream = sys.stdout if outcome.ok else sys.stderr
         print(outcome.message, file=stream)
@@ -232,12 +232,12 @@ def _release_records(args, record_ids: list[int]) -> int:
 
 
 def _release_batch(args, batch_id: int) -> int:
-    from intoaec_xero.quality import quarantine
+    from intoaec_xero import release
     from intoaec_xero.rawstore import RawStore
     from intoaec_xero.runtime import raw_dir
 
-    outcome = quarantine.release(_engine(args), RawStore(raw_dir()), batch_id,
-                                 accept=tuple(args.accept), force=args.force)
+    outcome = release.release(_engine(args), RawStore(raw_dir(), args.conn_id), batch_id,
+                              accept=tuple(args.accept), force=args.force)
     stream = sys.stdout if outcome.released else sys.stderr
     print(outcome.message, file=stream)
     for check in outcome.results:

@@ -125,7 +125,7 @@ def _prune(root: Path | None) -> None:
         if suite_dir.is_dir():
             for run_dir in suite_dir.iterdir():
                 runs[run_dir.name] = max(runs.get(run_dir.name, 0.0), run_dir.stat().st_mtime)
-    stale = sorted(runs, key=runs.get, reverse=True)[KEEP_RUNS:]
+    stale = sorted(runs, key=runs.__getitem__, reverse=True)[KEEP_RUNS:]
     for name in stale:
         for folder in (base, docs_dir(root) / "validations"):
             for suite_dir in folder.glob("*") if folder.exists() else ():

@@ -300,10 +300,10 @@ def _base(table: str, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Any]],
         if name in used:
             frame[name] = pd.Series(problems.column(), dtype=object)
     text = {k.name for k in kinds(table) if k.kind == "str"}
-    for name, columns in ((suites.MISSING_REQUIRED, spec.required), (suites.MISSING_EXPECTED, spec.expected)):
-        if columns:
+    for name, checked in ((suites.MISSING_REQUIRED, spec.required), (suites.MISSING_EXPECTED, spec.expected)):
+        if checked:
             missing = _Problems(len(rows))
-            for column in columns:
+            for column in checked:
                 values = data[column]
                 # `"" in` only where text is expected: comparing "" with Decimals is slow.
                 if None in values or (column in text and "" in values):

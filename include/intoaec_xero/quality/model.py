@@ -14,7 +14,10 @@ Severities say what a failure does:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from intoaec_xero.streams import Stream
 
 ERROR = "error"
 HOLD = "hold"
@@ -193,9 +196,36 @@ class BatchRejected(Exception):
         self.stream = stream
         self.results = results
         self.failed = [r for r in results if r.failed_error]
+        # Filled in on the way up: the GX results behind the verdicts (for Data Docs), and what the
+        # records were read from (so the quarantine names keyless records as the checks did).
+        self.validations: list[tuple[str, int, Any]] = []
+        self.origin = ""
         super().__init__(f"Tenant {tenant_id}, stream {stream}: batch rejected by "
                          + "; ".join(r.describe() for r in self.failed) + ".")
 
     @property
     def check_names(self) -> list[str]:
         return [r.label() for r in self.failed]
+
+
+# Longer ids cannot be Xero's (its ids are GUIDs) and would not fit the quarantine's key column.
+LABEL_LENGTH = 255
+
+
+def record_label(stream: Stream, page: int, position: int, record: Any, origin: str = "") -> str:
+    """How verdicts and quarantine name a record: its Xero id, or where it sat when it has none.
+
+    An id that could not be stored as text (a NUL in it, say) is no name either. ``origin`` tells
+    apart pages of one run that were extracted separately (a journal backfill's pages).
+    """
+    return record_key_text(stream, record) or f"{origin}page {page} record {position + 1}"
+
+
+def record_key_text(stream: Stream, record: Any) -> str | None:
+    """The record's Xero id as a name, or None when it has none that can be stored as one."""
+    key = record.get(stream.primary_key) if isinstance(record, dict) else None
+    if isinstance(key, (str, int)) and not isinstance(key, bool) and key != "":
+        key = str(key)
+        if len(key) <= LABEL_LENGTH and is_storable(key):
+            return key
+    return None

@@ -96,7 +96,7 @@ def format_summary(engine: Engine, run_id: str | None = None, *, details: bool =
             select(sync_runs.c.tenant_id, func.count()).where(sync_runs.c.run_id == run_id,
                                                                sync_runs.c.status == "rejected")
             .group_by(sync_runs.c.tenant_id)).all()
-    rejected = dict(quarantined)
+    rejected: dict[str, int] = dict(quarantined)
     lines = [f"Data quality, run {run_id}:"]
     tenants: dict[str, list[dict]] = {}
     for row in rows:

@@ -1,8 +1,6 @@
-"""Xero's own Trial Balance, fetched with the journals and kept with the raw pages.
+"""Reading Xero's own Trial Balance as kept with a run's raw pages (``trial_balance`` fetches it).
 
-The ledger check compares what IntoAEC holds with what Xero reports for the same date, so the
-report is part of the extract: kept once, a load, a replay and a quarantine release all check
-against the same figures without another API call.
+The ledger check compares what IntoAEC holds with what Xero reports for the same date.
 """
 
 from __future__ import annotations
@@ -11,11 +9,10 @@ import logging
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from intoaec_xero.errors import XeroAccessDenied, XeroError
 from intoaec_xero.parsing import loads
 from intoaec_xero.rawstore import RawStore, read_page
 
@@ -24,42 +21,6 @@ log = logging.getLogger(__name__)
 # The raw store folder the report is kept in (next to the streams' folders).
 TRIAL_BALANCE = "reports_trial_balance"
 TRIAL_BALANCE_SCOPES = ("accounting.reports.read", "accounting.reports.trialbalance.read")
-
-
-def after_extract(client, engine, raw: RawStore, run_id: str, tenant_id: str, stream, extracted) -> None:
-    """Called once a stream's pages are kept: the journals bring their trial balance along.
-
-    One call per tenant and run, and only when it can tell something. It is not counted in the
-    journals' API calls (those measure the walk), but it is in the client's. Never fails the
-    extract: without the report the ledger check is skipped, and says why.
-    """
-    from intoaec_xero.quality.reconcile import backfill_pending
-
-    if stream.name != "journals" or extracted.unavailable:
-        return
-    if extracted.records == 0 and not extracted.full:
-        # No journal since the last run: neither the ledger nor Xero's report can have changed.
-        extracted.extra["trial_balance"] = {"skipped": "no new journals since the last run, so neither the "
-                                                       "ledger nor Xero's trial balance changed"}
-        return
-    pending = backfill_pending(engine, tenant_id)
-    if pending:
-        extracted.extra["trial_balance"] = {"skipped": pending}
-        return
-    as_at = datetime.now(UTC).date()
-    try:
-        response = client.get("get_report_trial_balance", tenant_id, "GET /Reports/TrialBalance",
-                              date=as_at.isoformat())
-    except XeroAccessDenied as error:
-        extracted.extra["trial_balance"] = {"skipped": (
-            f"Xero refused the trial balance report ({error.status}); the Xero connection needs the "
-            f"{TRIAL_BALANCE_SCOPES[1]} scope: reconnect to grant it")}
-        return
-    except XeroError as error:
-        extracted.extra["trial_balance"] = {"skipped": f"the trial balance report could not be read: {error}"}
-        return
-    raw.write_page(run_id, tenant_id, TRIAL_BALANCE, 1, response.body)
-    extracted.extra["trial_balance"] = {"date": as_at.isoformat()}
 
 
 @dataclass

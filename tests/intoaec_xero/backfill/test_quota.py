@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from intoaec_xero import db, state
+from intoaec_xero import state
 from intoaec_xero.backfill.quota import QuotaShare, wait_reason
 from intoaec_xero.backfill.windows import where_clause, window_streams
 from intoaec_xero.errors import XeroDailyLimitReached
@@ -40,14 +40,6 @@ def test_the_limiter_stops_the_backfill_at_the_reserve_not_at_xeros_limit():
     limiter.after_response("t", {"x-daylimit-remaining": "40"})
     with pytest.raises(XeroDailyLimitReached, match="reserve of 40"):
         limiter.before_call("t")
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url):
-    engine = db.create_db_engine(sqlite_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_after_using_the_share_it_waits_for_a_new_day_window(sqlite_engine):

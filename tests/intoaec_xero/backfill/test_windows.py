@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from intoaec_xero import report
-from intoaec_xero.backfill import extract_window, record_loaded
 from intoaec_xero.backfill.cli import collect
+from intoaec_xero.backfill.windows import extract_window, record_loaded
 from intoaec_xero.pipeline import load_tenant, run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import credit_notes, invoice_lines, invoices, payments, sync_runs, sync_state

@@ -10,13 +10,3 @@ def _data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("INTOAEC_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("INTOAEC_RAW_DIR", str(tmp_path / "var" / "raw"))
     yield tmp_path / "var"
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url):
-    from intoaec_xero import db
-
-    engine = db.create_db_engine(sqlite_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from intoaec_xero import release
 from intoaec_xero.cli import main as cli
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.pipeline import load_tenant
@@ -78,7 +79,7 @@ def test_a_rejected_batch_is_quarantined_and_the_other_streams_load(engine):
     assert ("invoices", "total_equals_parts", False) in verdicts and ("clients", "key_unique", True) in verdicts
 
     # Released after a decision to accept Xero's figures: loaded from the raw pages, watermark moves.
-    released = quarantine.release(engine, raw, batch["id"], accept=("total_equals_parts",))
+    released = release.release(engine, raw, batch["id"], accept=("total_equals_parts",))
     assert released.released and released.rows == {"invoices": 3, "invoice_lines": 6}
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(invoices)).scalar_one() == 3
@@ -89,13 +90,13 @@ def test_a_rejected_batch_is_quarantined_and_the_other_streams_load(engine):
     assert after == ("released", released.run_id)
     assert release_run["status"] == "success" and release_run["quality_verdict"] == "warn"
     with pytest.raises(Exception, match="released"):
-        quarantine.release(engine, raw, batch["id"])
+        release.release(engine, raw, batch["id"])
 
 
 def test_a_batch_that_still_fails_stays_quarantined_and_a_later_good_run_supersedes_it(engine):
     raw = RawStore(raw_dir())
     load_tenant(engine, raw, _manifest(raw, "run-1", BAD))
-    outcome = quarantine.release(engine, raw, 1)
+    outcome = release.release(engine, raw, 1)
     assert not outcome.released and "total_equals_parts" in outcome.message
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(invoices)).scalar_one() == 0

@@ -10,22 +10,21 @@ from decimal import Decimal
 import pytest
 from intoaec_xero import db, report
 from intoaec_xero.client import XeroClient
-from intoaec_xero.oauth import finish_authorization, start_authorization
 from intoaec_xero.pipeline import run_sync
 from intoaec_xero.quality import docs
 from intoaec_xero.quality.reconcile import reconcile_tenant
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import dq_results, invoices, journal_lines, sync_runs
-from intoaec_xero.settings import XeroSettings
-from intoaec_xero.tokens import TokenCipher, TokenStore
 from sqlalchemy import select, update
 
-pytestmark = pytest.mark.integration
+from tests.harness.xero import connect
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two full syncs of medium
 
 
 @pytest.fixture(scope="module")
 def medium(tmp_path_factory):
-    from xero_sandbox.testing import running_sandbox, sign_in_and_consent
+    from xero_sandbox.testing import running_sandbox
 
     root = tmp_path_factory.mktemp("medium")
     records: list[str] = []
@@ -43,11 +42,7 @@ def medium(tmp_path_factory):
         env.setenv("INTOAEC_DATA_DIR", str(root / "var"))
         engine = db.create_db_engine(f"sqlite:///{root / 'intoaec.db'}")
         db.upgrade(engine)
-        settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
-                                                client_secret="sandbox-secret", calls_per_minute=0)
-        store = TokenStore(engine, settings.connection_key, TokenCipher(None))
-        request = start_authorization(settings, "http://127.0.0.1:9/callback")
-        store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
+        settings, store = connect(sandbox, engine, calls_per_minute=0)
         raw = RawStore(root / "raw")
         summary = run_sync(XeroClient(settings, store, sleep=lambda s: None), settings, engine, raw, "full")
         again = run_sync(XeroClient(settings, store, sleep=lambda s: None), settings, engine, raw, "again")

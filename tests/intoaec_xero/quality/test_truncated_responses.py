@@ -30,7 +30,7 @@ def _sync(sandbox, engine, raw, run_id, **settings):
 
     settings = XeroSettings.for_single_host(sandbox.base_url, client_id="sandbox-client",
                                             client_secret="sandbox-secret", calls_per_minute=0, **settings)
-    store = TokenStore(engine, settings.connection_key, TokenCipher(None))
+    store = TokenStore(engine, settings.connection_key, TokenCipher.from_environment())
     request = start_authorization(settings, "http://127.0.0.1:9/callback")
     store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
     return run_sync(XeroClient(settings, store, sleep=lambda s: None), settings, engine, raw, run_id)

@@ -1,0 +1,263 @@
+"""The Xero page's sync-health part as data and inline SVG: no request, no Airflow server.
+
+The routes in ``plugins/xero_plugin.py`` render it; keeping it here lets it be tested alone.
+The chart is drawn as inline SVG because the page must work where the API server has no
+internet, and it adds no front-end build to the project.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment
+from markupsafe import Markup
+
+from intoaec_xero import health as sync_health
+from intoaec_xero import oauth
+from intoaec_xero.quality import docs
+
+SYNC_DAG, BACKFILL_DAG = "xero_sync", "xero_backfill"
+HISTORY_DAYS = 30
+
+# Worst first, so a tenant that needs someone is at the top of the page, not the bottom.
+VERDICTS = {
+    sync_health.RECONNECT: ("bad", "Reconnect needed"),
+    sync_health.FAILING: ("bad", "Failing"),
+    sync_health.STALE: ("warn", "Stale"),
+    sync_health.NEVER_SYNCED: ("off", "Never synced"),
+    sync_health.HEALTHY: ("ok", "Healthy"),
+    sync_health.DISCONNECTED: ("off", "Disconnected"),
+}
+ATTENTION = {sync_health.RECONNECT, sync_health.FAILING, sync_health.STALE}
+QUALITY = {"passed": ("ok", "Passed"), "warn": ("warn", "Warnings"), "failed": ("bad", "Failed"),
+           "skipped": ("off", "Skipped")}
+RUN_STATUS = {"success": "ok", "failed": "bad", "rejected": "bad", "quarantined": "bad", "partial": "warn",
+              "unavailable": "off", "running": "info", "extracting": "info", "extracted": "info", "skipped": "off"}
+
+
+@dataclass
+class TenantView:
+    """One tenant's card: its health verdict plus what the page adds (links, chart, backfill)."""
+
+    health: sync_health.TenantHealth
+    org: oauth.Organisation | None
+    runs: list[sync_health.RunSummary]
+    chart: Markup
+    chart_unit: str
+    backfill: dict[str, Any] | None
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tone(self) -> str:
+        return VERDICTS.get(self.health.verdict, ("off", ""))[0]
+
+    @property
+    def label(self) -> str:
+        return VERDICTS.get(self.health.verdict, ("off", self.health.verdict))[1]
+
+    @property
+    def attention(self) -> bool:
+        return self.health.verdict in ATTENTION
+
+    @property
+    def sync_enabled(self) -> bool:
+        # The organisations table's reading (enabled only while Connected), so the two never disagree.
+        return self.org.sync_enabled if self.org else self.health.sync_enabled
+
+    @property
+    def last_run(self) -> sync_health.RunSummary | None:
+        return self.runs[-1] if self.runs else None
+
+
+def health_context(engine, orgs: list[oauth.Organisation], airflow_home: str, root: str,
+                   dag_of_runs: Callable[[set[str]], dict[str, str]]) -> dict[str, Any]:
+    """What the page's sync-health part shows: a card per connected tenant, worst first.
+
+    ``dag_of_runs`` maps run ids to the DAG that ran them, for the runs this Airflow has (those
+    get a link to the run's page; the others, from the CLI say, get none).
+    """
+    now = datetime.now(UTC)
+    threshold = sync_health.stale_after()
+    by_id = {org.tenant_id: org for org in orgs}
+    healths = [h for h in sync_health.tenant_health(engine, now=now, threshold=threshold) if h.tenant_id in by_id]
+    history = sync_health.run_history(engine, days=HISTORY_DAYS, now=now)
+    run_ids = {r.run_id for h in healths for r in history.get(h.tenant_id, [])}
+    run_ids |= {s.last_run_id for h in healths for s in h.streams if s.last_run_id}
+    dags = dag_of_runs(run_ids)
+    links = {run_id: f"{airflow_home}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+             for run_id, dag_id in dags.items()}
+    order = list(VERDICTS)
+    tenants = []
+    for h in sorted(healths, key=lambda h: (order.index(h.verdict) if h.verdict in order else 0,
+                                            h.tenant_name.lower())):
+        runs = history.get(h.tenant_id, [])
+        chart, unit = chart_svg(runs, links, now - timedelta(days=HISTORY_DAYS), now)
+        tenants.append(TenantView(
+            health=h, org=by_id.get(h.tenant_id), runs=runs, links=links, chart=chart, chart_unit=unit,
+            backfill=h.backfill))
+    return {
+        "tenants": tenants,
+        "threshold_minutes": threshold.total_seconds() / 60,
+        "history_days": HISTORY_DAYS,
+        "data_docs": f"{root}/data-docs/" if docs.latest_index() else None,
+        "dag_links": {dag_id: f"{airflow_home}dags/{dag_id}/runs" for dag_id in (SYNC_DAG, BACKFILL_DAG)},
+        "checked_at": now,
+    }
+
+
+# -- the 30-day chart -------------------------------------------------------------------------
+
+CHART_W, CHART_H = 720, 156
+PAD_L, PAD_R, PAD_T, PAD_B = 44, 10, 10, 28
+MAX_BARS = 180  # an hourly schedule makes 720 runs a month: more bars than pixels, and a heavy page
+ROWS_COLOUR, CALLS_COLOUR = "#017cee", "#805ad5"
+BAR_COLOUR = {"failed": "#c53030", "partial": "#dd6b20"}
+WORSE = {"failed": 2, "partial": 1}
+
+
+@dataclass
+class Bar:
+    at: str | None
+    rows: int
+    calls: int
+    status: str
+    title: str
+    run_id: str
+
+
+def bars(runs: list[sync_health.RunSummary], since: datetime, now: datetime) -> tuple[list[Bar], str]:
+    """One bar per run while they fit; beyond MAX_BARS, one per time slot summing its runs.
+
+    A slot's bar links to its worst run (the latest of them), the one someone would open.
+    """
+    if len(runs) <= MAX_BARS:
+        return [Bar(r.started_at, r.rows_loaded, r.api_calls, r.status, _run_title(r), r.run_id) for r in runs], "run"
+    slot = (now - since) / MAX_BARS
+    slots: dict[int, list[sync_health.RunSummary]] = {}
+    for run in runs:
+        at = datetime.fromisoformat(run.started_at) if run.started_at else now  # as x() draws an unstarted run
+        slots.setdefault(int((at - since) / slot), []).append(run)
+    merged = []
+    for group in slots.values():
+        worst = max(reversed(group), key=lambda r: WORSE.get(r.status, 0))
+        rows, calls = sum(r.rows_loaded for r in group), sum(r.api_calls for r in group)
+        title = (f"{len(group)} runs, {_when(group[0].started_at)} – {_when(group[-1].started_at)}\n"
+                 f"{rows:,} rows loaded · {calls:,} API calls"
+                 + (f"\n{sum(WORSE.get(r.status, 0) > 0 for r in group)} with failures, e.g. {worst.run_id}"
+                    if WORSE.get(worst.status) else ""))
+        merged.append(Bar(group[-1].started_at, rows, calls, worst.status, title, worst.run_id))
+    hours = slot.total_seconds() / 3600
+    return merged, f"{hours:g}-hour slot" if hours >= 1 else f"{slot.total_seconds() / 60:g}-minute slot"
+
+
+def _run_title(run: sync_health.RunSummary) -> str:
+    return (f"{run.run_id}\n{_when(run.started_at)} · {run.status}\n{run.rows_loaded:,} rows loaded · "
+            f"{run.api_calls:,} API calls" + (f" · {run.rate_limited} × 429" if run.rate_limited else "")
+            + (f" · quota left {run.quota_day_remaining:,}" if run.quota_day_remaining is not None else ""))
+
+
+def chart_svg(runs: list[sync_health.RunSummary], links: dict[str, str], since: datetime,
+           now: datetime) -> tuple[Markup, str]:
+    """Rows loaded (bars) and API calls (line) per run on one log axis; returns the SVG and its unit.
+
+    Log, because a first full sync loads thousands of rows and an hourly incremental a handful:
+    on a linear axis every run after the first would be a flat line. Each bar links to its run.
+    """
+    drawn, unit = bars(runs, since, now)
+    plot_w, plot_h = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
+    span = (now - since).total_seconds()
+    top = max([1] + [b.rows for b in drawn] + [b.calls for b in drawn])
+    decades = max(1, math.ceil(math.log10(top + 1)))
+
+    def x(moment: str | None) -> float:
+        seconds = (datetime.fromisoformat(moment) - since).total_seconds() if moment else span
+        return PAD_L + plot_w * min(1.0, max(0.0, seconds / span))
+
+    def y(value: int) -> float:
+        return PAD_T + plot_h * (1 - math.log10(value + 1) / decades)
+
+    parts = [f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" width="{CHART_W}" height="{CHART_H}" '
+             f'role="img" aria-label="Rows loaded and API calls per {unit}, last {HISTORY_DAYS} days" '
+             f'xmlns="http://www.w3.org/2000/svg">']
+    for power in range(decades + 1):
+        level = y(10 ** power - 1)
+        parts.append(f'<line x1="{PAD_L}" x2="{CHART_W - PAD_R}" y1="{level:.1f}" y2="{level:.1f}" class="grid"/>')
+        parts.append(f'<text x="{PAD_L - 6}" y="{level + 3:.1f}" text-anchor="end" class="tick">'
+                     f'{_short(10 ** power if power else 0)}</text>')
+    for days_back in range(0, HISTORY_DAYS + 1, 7):
+        moment = now - timedelta(days=days_back)
+        tick = x(moment.isoformat())
+        anchor = "end" if days_back == 0 else "middle"
+        parts.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{PAD_T}" y2="{CHART_H - PAD_B}" class="grid"/>')
+        parts.append(f'<text x="{tick:.1f}" y="{CHART_H - 4}" text-anchor="{anchor}" class="tick">'
+                     f'{"now" if days_back == 0 else moment.strftime("%b %-d")}</text>')
+    if not drawn:
+        parts.append(f'<text x="{PAD_L + plot_w / 2}" y="{PAD_T + plot_h / 2}" text-anchor="middle" class="empty">'
+                     f'No runs in the last {HISTORY_DAYS} days</text>')
+    width = min(12.0, max(1.5, plot_w / max(len(drawn), 1) * 0.6))
+    base = y(0)
+    for bar in drawn:
+        height = max(1.5, base - y(bar.rows))
+        rect = (f'<rect class="run {bar.status}" x="{x(bar.at) - width / 2:.1f}" y="{base - height:.1f}" '
+                f'width="{width:.1f}" height="{height:.1f}" fill="{BAR_COLOUR.get(bar.status, ROWS_COLOUR)}">'
+                f'<title>{escape(bar.title)}</title></rect>')
+        link = links.get(bar.run_id)
+        parts.append(f'<a href="{escape(link)}" target="_top">{rect}</a>' if link else rect)
+    if drawn:
+        points = " ".join(f"{x(b.at):.1f},{y(b.calls):.1f}" for b in drawn)
+        parts.append(f'<polyline class="calls" points="{points}" fill="none" stroke="{CALLS_COLOUR}" '
+                     f'stroke-width="1.5"/>')
+        if len(drawn) <= 60:  # dots only while they can be told apart
+            parts.extend(f'<circle cx="{x(b.at):.1f}" cy="{y(b.calls):.1f}" r="2.5" fill="{CALLS_COLOUR}"/>'
+                         for b in drawn)
+    # Failures again as marks under the axis, on top of everything: a failed run minutes after a
+    # good one would otherwise hide behind its bar.
+    for bar in drawn:
+        if bar.status in BAR_COLOUR:
+            left = x(bar.at)
+            parts.append(f'<path class="failure {bar.status}" d="M{left - 4:.1f},{base + 9:.1f} L{left + 4:.1f},'
+                         f'{base + 9:.1f} L{left:.1f},{base + 2:.1f} Z" fill="{BAR_COLOUR[bar.status]}">'
+                         f'<title>{escape(bar.title)}</title></path>')
+    parts.append("</svg>")
+    return Markup("".join(parts)), unit
+
+
+def _short(value: int) -> str:
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return str(value)
+
+
+def _when(moment: str | datetime | None) -> str:
+    if not moment:
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _age(minutes: float | None) -> str:
+    if minutes is None:
+        return "-"
+    if minutes < 1:
+        return "just now"
+    if minutes < 120:
+        return f"{minutes:.0f} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} h ago"
+    return f"{minutes / 1440:.1f} days ago"
+
+
+def register(templates: Environment) -> None:
+    """The filters and names the page's templates use."""
+    templates.filters["when"] = _when
+    templates.filters["age"] = _age
+    templates.filters["count"] = lambda value: "-" if value is None else f"{value:,}"
+    templates.globals.update(RUN_STATUS=RUN_STATUS, QUALITY=QUALITY)
