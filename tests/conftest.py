@@ -84,8 +84,9 @@ def pytest_xdist_make_scheduler(config, log):
             return "shared-server" if path.startswith(SHARED_SERVER_PATHS) else path
 
         def _reschedule(self, node) -> None:
-            # The worker running the scheduler modules takes nothing else until they are done.
-            if False in self.assigned_work.get(node, {}).get("scheduler", {}).values():
+            # The worker running the scheduler modules takes nothing else before their last test
+            # (a worker holds back its last test until it is sent more work or told to stop).
+            if list(self.assigned_work.get(node, {}).get("scheduler", {}).values()).count(False) > 1:
                 return
             super()._reschedule(node)
 

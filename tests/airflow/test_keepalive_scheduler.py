@@ -99,6 +99,10 @@ def test_the_scheduler_renews_the_grant_with_nobody_triggering_the_dag(tmp_path,
                 log = open(tmp_path / f"{command[0]}.log", "wb")  # noqa: SIM115 - closed with the process
                 components.append((subprocess.Popen([airflow, *command], env=env, stdout=log,
                                                     stderr=subprocess.STDOUT, start_new_session=True), log))
+                if command[0] == "api-server":
+                    # A task reports to the Execution API the moment it starts: on a busy machine the
+                    # scheduler could otherwise queue it before the API server listens.
+                    _wait_for_api_server(port, components, tmp_path)
             run = _wait_for_run(metadata_url, components, tmp_path)
         finally:
             for process, log in components:
@@ -118,6 +122,23 @@ def test_the_scheduler_renews_the_grant_with_nobody_triggering_the_dag(tmp_path,
         for secret in (CLIENT_SECRET, before.access_token, before.refresh_token, after.access_token,
                        after.refresh_token):
             assert secret not in task_logs
+
+
+def _wait_for_api_server(port: int, components, tmp_path: Path, timeout: float = 240) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process = components[0][0]
+        if process.poll() is not None:
+            pytest.fail(f"api-server exited ({process.returncode}):\n{_logs(tmp_path)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/version", timeout=5):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(1)
+    pytest.fail(f"the api-server did not answer within {timeout:.0f} s:\n{_logs(tmp_path)}")
 
 
 def _wait_for_run(metadata_url: str, components, tmp_path: Path, timeout: float = 240) -> dict:
