@@ -35,6 +35,11 @@ os.environ.setdefault("INTOAEC_DATA_DIR", str(_AIRFLOW_HOME / "var"))
 # machine only make each other miss their deadlines, while the other workers take everything else.
 SCHEDULER_MODULES = ("tests/airflow/test_keepalive_scheduler.py", "tests/dags/test_xero_backfill_scheduler.py",
                      "tests/deploy/test_scheduler_smoke.py")
+# Modules that cannot carry the marker themselves whose tests take tens of seconds each: they run
+# Airflow's CLI in subprocesses (a migrated metadata database per test) or its API server.
+SLOW_MODULES = ("tests/airflow/test_cli.py", "tests/airflow/test_cli_stored_connections.py",
+                "tests/airflow/test_connection_test_isolation.py", "tests/airflow/test_token_store_rules.py",
+                "tests/plugins/")
 # Where the tests that use the page tests' Airflow API server (a session fixture) live: one worker
 # runs them all, so the server starts once.
 SHARED_SERVER_PATHS = ("tests/plugins/", "tests/airflow/test_connection_test_isolation.py")
@@ -49,7 +54,7 @@ def _module(nodeid: str) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The ``scheduler`` marker matches SCHEDULER_MODULES, the shared server's users match
+    """Markers for SCHEDULER_MODULES and SLOW_MODULES; the shared server's users must match
     SHARED_SERVER_PATHS; modules run longest first (by marker), each module's tests in their own order."""
     module_rank: dict[str, int] = {}
     for item in items:
@@ -58,6 +63,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.scheduler)
         elif item.get_closest_marker("scheduler"):
             raise pytest.UsageError(f"{path} starts the Airflow scheduler: list it in SCHEDULER_MODULES")
+        if path.startswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
         if (any(f in getattr(item, "fixturenames", ()) for f in SHARED_SERVER_FIXTURES)
                 and not path.startswith(SHARED_SERVER_PATHS)):
             raise pytest.UsageError(f"{path} uses the shared Airflow API server: list it in SHARED_SERVER_PATHS")

@@ -18,7 +18,7 @@ from intoaec_xero import cli, db, report
 from intoaec_xero.schema import sync_runs, xero_tenants
 from sqlalchemy import select
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # `airflow dags test` twice
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
 

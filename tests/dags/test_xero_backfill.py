@@ -65,6 +65,7 @@ def airflow_db():
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a whole DAG run by dag.test(), twice
 def test_a_window_run_loads_the_month_and_the_ledger_and_a_rerun_changes_nothing(dag, airflow_db, tmp_path,
                                                                                monkeypatch):
     from intoaec_xero.demo import connect

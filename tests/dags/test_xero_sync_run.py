@@ -13,7 +13,7 @@ from intoaec_xero.streams import STREAMS
 
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # a whole DAG run by dag.test()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from tests.harness.xero import connect
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # several full syncs per test, on each backend
 
 ALL_TABLES = {t for s in STREAMS.values() for t in s.targets}
 
