@@ -470,7 +470,9 @@ def check_ledger(engine: Engine, raw: RawStore, manifest: Manifest, outcomes: di
     """
     tenant_id = manifest["tenant_id"]
     try:
-        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes, progress.ledger_pending(engine, tenant_id))
+        # A backfill page skips the ledger checks anyway: no need to read the backfill's progress for it.
+        pending = None if reconcile.is_backfill(manifest) else progress.ledger_pending(engine, tenant_id)
+        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes, pending)
     except Exception as error:  # noqa: BLE001 - the streams are loaded; say the ledger went unchecked
         log.exception("%s: the reconciliation could not run", manifest.get("tenant_name") or tenant_id)
         ledger = [CheckResult("journal_lines", "reconciliation_ran", WARN, False,

@@ -20,13 +20,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from intoaec_xero.tokens import STATUS_ACTIVE, TokenCipher, TokenSet, TokenStore
 
 from tests.airflow.conftest import CLIENT_ID, airflow_connection_env, connect
+from tests.harness.servers import serving
 from tests.plugins.conftest import airflow_ui  # noqa: F401 - the real API server, shared with the page tests
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -82,17 +82,8 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def recording_listener(answer: str) -> Iterator[_Recorder]:
-    server = _Recorder(answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def recording_listener(answer: str) -> contextlib.AbstractContextManager[_Recorder]:
+    return serving(_Recorder(answer))
 
 
 def _listener_extra(listener: _Recorder, **more) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from tests.airflow.conftest import CLIENT_ID, CLIENT_SECRET, connect
 from tests.conftest import POSTGRES_ADMIN_URL, REPO
+from tests.harness.airflow import stop_group
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -106,7 +106,7 @@ def test_the_scheduler_renews_the_grant_with_nobody_triggering_the_dag(tmp_path,
             run = _wait_for_run(metadata_url, components, tmp_path)
         finally:
             for process, log in components:
-                _stop_group(process)
+                stop_group(process)
                 log.close()
 
         assert run["state"] == "success", _logs(tmp_path)
@@ -169,19 +169,3 @@ def _wait_for_run(metadata_url: str, components, tmp_path: Path, timeout: float 
 
 def _logs(tmp_path: Path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in tmp_path.glob("*.log"))
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """Each component was started in its own process group: stop that group (it and its workers only)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if process.poll() is None:
-        process.wait(timeout=10)

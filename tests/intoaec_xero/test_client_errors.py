@@ -8,9 +8,7 @@ import http.server
 import inspect
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from intoaec_xero import errors
@@ -24,6 +22,8 @@ from intoaec_xero.errors import (
 )
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_RECONNECT, TokenCipher, TokenSet, TokenStore
+
+from tests.harness.servers import serving
 
 EXPECTED_RETRIABLE = {
     "IntoAECXeroError": False,
@@ -102,17 +102,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 
-@contextlib.contextmanager
-def token_endpoint(*answers) -> Iterator[_Scripted]:
-    server = _Scripted(list(answers))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def token_endpoint(*answers) -> contextlib.AbstractContextManager[_Scripted]:
+    return serving(_Scripted(list(answers)))
 
 
 def _refresh(engine, server: _Scripted, max_attempts: int = 4):

@@ -14,7 +14,6 @@ import http.server
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,6 +32,8 @@ from intoaec_xero.tokens import (
     TokenStore,
 )
 from sqlalchemy import update
+
+from tests.harness.servers import serving
 
 TOKEN_LABEL = "POST /connect/token"
 
@@ -89,17 +90,8 @@ class _LosingHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(answer.content)
 
 
-@contextlib.contextmanager
-def losing_proxy(upstream: str, mode: str, losses: int = 1) -> Iterator[_LosingProxy]:
-    proxy = _LosingProxy(upstream, mode, losses)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield proxy
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-        thread.join(5)
+def losing_proxy(upstream: str, mode: str, losses: int = 1) -> contextlib.AbstractContextManager[_LosingProxy]:
+    return serving(_LosingProxy(upstream, mode, losses))
 
 
 # -- fixtures ----------------------------------------------------------------------------------
