@@ -15,12 +15,14 @@ Progress: the task logs, sync_state, and `intoaec-xero backfill status`.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task, task_group
+from intoaec_xero import environment
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
+
+SETTINGS = environment.current()  # the INTOAEC_* variables, checked once when the DAG is parsed
 
 # Below xero_sync in the queue for the xero_api pool: the sync's tasks go first.
 BACKGROUND: dict[str, Any] = {"pool": "xero_api", "priority_weight": 1, "weight_rule": "absolute"}
@@ -40,8 +42,7 @@ BACKGROUND: dict[str, Any] = {"pool": "xero_api", "priority_weight": 1, "weight_
     default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=30), "retry_exponential_backoff": 2.0,
                   "max_retry_delay": pendulum.duration(hours=6),
                   # Per try (for the journal sensor: per poke); a hung call never holds a slot for ever.
-                  "execution_timeout": pendulum.duration(
-                      minutes=int(os.environ.get("INTOAEC_EXTRACT_TIMEOUT_MINUTES", "360")))},
+                  "execution_timeout": pendulum.duration(minutes=SETTINGS.extract_timeout_minutes)},
     params={
         "journal_share": Param(None, type=["null", "number"], minimum=0.01, maximum=1,
                                description="Share of each tenant's daily Xero quota the backfill may use "
@@ -91,7 +92,7 @@ def xero_backfill():
     # Airflow's stub types poke_interval and timeout as float; the sensor takes a timedelta too.
     @task.sensor(  # type: ignore[call-overload]
         mode="reschedule",
-        poke_interval=pendulum.duration(minutes=int(os.environ.get("INTOAEC_BACKFILL_POKE_MINUTES", "60"))),
+        poke_interval=pendulum.duration(minutes=SETTINGS.backfill_poke_minutes),
         timeout=pendulum.duration(days=90),
         map_index_template="{{ tenant_name }}",
         **BACKGROUND,

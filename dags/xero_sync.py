@@ -6,15 +6,16 @@ Schedule: XERO_SYNC_SCHEDULE (cron or preset), hourly by default.
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task, task_group
+from intoaec_xero import environment
 from intoaec_xero.airflow.alerts import SyncFailureNotifier
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
 
+SETTINGS = environment.current()  # the INTOAEC_* / XERO_* variables, checked once when the DAG is parsed
+
 # A full read of a large organisation at Xero's 60 calls a minute takes over an hour.
-EXTRACT_TIMEOUT = pendulum.duration(minutes=int(os.environ.get("INTOAEC_EXTRACT_TIMEOUT_MINUTES", "360")))
+EXTRACT_TIMEOUT = pendulum.duration(minutes=SETTINGS.extract_timeout_minutes)
 
 # Each IntoAEC table is an Asset, so downstream DAGs can be scheduled on fresh financial data.
 TABLE_ASSETS = [
@@ -26,16 +27,16 @@ TABLE_ASSETS = [
 
 @dag(
     dag_id="xero_sync",
-    schedule=os.environ.get("XERO_SYNC_SCHEDULE", "@hourly"),
+    schedule=SETTINGS.sync_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["xero", "intoaec"],
     default_args={
         "retries": 2,
-        "retry_delay": pendulum.duration(seconds=int(os.environ.get("INTOAEC_RETRY_DELAY_SECONDS", "120"))),
+        "retry_delay": pendulum.duration(seconds=SETTINGS.retry_delay_seconds),
         # No task may hang a worker slot (and a tenant's token lock) for ever; extract overrides it.
-        "execution_timeout": pendulum.duration(minutes=int(os.environ.get("INTOAEC_TASK_TIMEOUT_MINUTES", "60"))),
+        "execution_timeout": pendulum.duration(minutes=SETTINGS.task_timeout_minutes),
         # A tenant's load outranks the extracts still waiting, so with many tenants each one lands
         # as soon as its own extract is done instead of queueing behind every other tenant's.
         "weight_rule": "upstream",

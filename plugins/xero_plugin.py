@@ -28,7 +28,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
@@ -41,7 +40,7 @@ from airflow.plugins_manager import AirflowPlugin
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from intoaec_xero import oauth
+from intoaec_xero import environment, oauth, tenants
 from intoaec_xero.airflow import page_security, page_view
 from intoaec_xero.airflow.connections import XERO_CONN_ID
 from intoaec_xero.airflow.hooks import XeroHook
@@ -154,7 +153,7 @@ def _page(request: Request, conn_id: str, notice: str | None = None) -> str:
 
 def _redirect_uri(request: Request) -> str:
     """What Xero must send the browser back to; it has to be registered on the Xero app as is."""
-    configured = os.environ.get("INTOAEC_XERO_REDIRECT_URI")
+    configured = environment.current().xero_redirect_uri
     if configured:
         return configured
     base_url = conf.get("api", "base_url", fallback="")
@@ -182,8 +181,8 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
         store = hook.get_token_store()
         grant = store.info()
         context["grant"] = grant
-        context["orgs"] = oauth.organisations(hook.engine, conn_id, grant,
-                                              custom_connection=hook.settings.grant_type == "client_credentials")
+        context["orgs"] = tenants.organisations(hook.engine, conn_id, grant,
+                                                custom_connection=hook.settings.grant_type == "client_credentials")
         if grant is not None:
             context["grant_state"] = "reconnect" if grant.status == STATUS_RECONNECT else "connected"
         context.update(page_view.health_context(hook.engine, context["orgs"], context["airflow_home"], root,
@@ -265,13 +264,13 @@ def disconnect(request: Request, tenant_id: str, user: GetUserDep,
     _require(user, "PUT", conn_id)
     _check_form(request, user, csrf)
     hook = XeroHook(xero_conn_id=conn_id)
-    org = next((o for o in oauth.organisations(hook.engine, conn_id, None) if o.tenant_id == tenant_id), None)
+    org = next((o for o in tenants.organisations(hook.engine, conn_id, None) if o.tenant_id == tenant_id), None)
     if org is None:
         raise HTTPException(404, "No such organisation on this Xero connection.")
     try:
         if org.connection_id:
             oauth.delete_connection(hook.get_client(), org.connection_id, session=hook.get_conn())
-        oauth.mark_organisation_disconnected(hook.engine, tenant_id)
+        tenants.mark_organisation_disconnected(hook.engine, tenant_id)
     except IntoAECXeroError as problem:
         return _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
     log.info("Xero organisation %s disconnected from '%s' by %s.", org.name, conn_id, user.get_name())

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from intoaec_xero import db, report
+from intoaec_xero import db, environment, report
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.settings import DEFAULT_CONNECTION_KEY
 
 
 def _engine(args):
-    url = args.db_url or os.environ.get("INTOAEC_DB_URL")
+    url = args.db_url or args.runtime.db_url
     if not url:
         from intoaec_xero.airflow.connections import DB_CONN_ID, db_url, get_connection
 
@@ -55,7 +55,7 @@ def _token_store(settings, engine):
 
 
 def cmd_connect(args) -> int:
-    from intoaec_xero import oauth
+    from intoaec_xero import oauth, tenants
     from intoaec_xero.client import build_client
 
     settings = _settings(args)
@@ -69,7 +69,7 @@ def cmd_connect(args) -> int:
         tokens = oauth.finish_authorization(settings, request, _sign_in(args, request))
     oauth.complete_sign_in(settings, store, tokens, build_client(settings, store))
     custom = settings.grant_type == "client_credentials"
-    orgs = oauth.organisations(engine, settings.connection_key, store.info(), custom_connection=custom)
+    orgs = tenants.organisations(engine, settings.connection_key, store.info(), custom_connection=custom)
     if custom and not orgs:
         print("Connected with a Xero custom connection (one organisation; Xero names it on the first API call).")
         return 0
@@ -168,7 +168,7 @@ class _CallbackListener:
 
 
 def cmd_disconnect(args) -> int:
-    from intoaec_xero import oauth
+    from intoaec_xero import oauth, tenants
     from intoaec_xero.client import build_client
 
     settings = _settings(args)
@@ -176,20 +176,20 @@ def cmd_disconnect(args) -> int:
     db.upgrade(engine)
     store = _token_store(settings, engine)
     if args.organisation:
-        org = oauth.find_organisation(engine, settings.connection_key, args.organisation)
+        org = tenants.find_organisation(engine, settings.connection_key, args.organisation)
         if org is None or not org.connection_id:
             print(f"intoaec-xero: no organisation {args.organisation!r} is connected through "
                   f"'{settings.connection_key}'.", file=sys.stderr)
             return 1
         oauth.delete_connection(build_client(settings, store), org.connection_id)
-        oauth.mark_organisation_disconnected(engine, org.tenant_id)
+        tenants.mark_organisation_disconnected(engine, org.tenant_id)
         print(f"Disconnected {org.name}; the other organisations stay connected.")
         return 0
     tokens = store.load()
     if tokens is None:
         print(f"Xero is not connected through '{settings.connection_key}'; nothing to revoke.")
         return 0
-    orgs = [o for o in oauth.organisations(engine, settings.connection_key, None) if o.status != "Disconnected"]
+    orgs = [o for o in tenants.organisations(engine, settings.connection_key, None) if not o.disconnected]
     if tokens.refresh_token and settings.grant_type != "client_credentials":
         oauth.revoke(settings, tokens.refresh_token)
     store.forget()
@@ -265,8 +265,11 @@ def cmd_counts(args) -> int:
 COMMAND_MODULES: tuple[str, ...] = ("intoaec_xero.backfill.cli", "intoaec_xero.quality.cli")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(runtime: environment.RuntimeSettings | None = None) -> argparse.ArgumentParser:
+    """The command line; ``runtime`` (the INTOAEC_* settings, else this process's) rides along as ``args.runtime``."""
+    runtime = runtime or environment.current()
     parser = argparse.ArgumentParser(prog="intoaec-xero", description="IntoAEC's Xero sync.")
+    parser.set_defaults(runtime=runtime)
     parser.add_argument("--db-url", default="", help="SQLAlchemy URL of the IntoAEC database "
                         "(default: INTOAEC_DB_URL, then the Airflow connection intoaec_db)")
     parser.add_argument("--conn-id", default=DEFAULT_CONNECTION_KEY,
@@ -281,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect = commands.add_parser("connect", help="the one-off Xero sign-in (OAuth), or a reconnect")
     connect.add_argument("--no-browser", action="store_true", help="print the URL; paste the redirect back")
     connect.add_argument("--redirect-uri",
-                         default=os.environ.get("INTOAEC_XERO_REDIRECT_URI", "http://localhost:8080/xero/callback"),
+                         default=runtime.xero_redirect_uri or environment.DEFAULT_REDIRECT_URI,
                          help="the redirect URI registered on the Xero app (default: the Airflow UI's, "
                               "or INTOAEC_XERO_REDIRECT_URI)")
     connect.add_argument("--timeout", type=float, default=600,
@@ -323,7 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        runtime = environment.current()  # every INTOAEC_* variable checked once, before anything runs
+    except IntoAECXeroError as error:
+        print(f"intoaec-xero: {error}", file=sys.stderr)
+        return 1
+    args = build_parser(runtime).parse_args(argv)
     # Airflow sets up its logging (INFO, on stdout) when a command first imports it: keep the
     # command's own output clean, for this command only.
     quiet = not args.verbose and "airflow" not in sys.modules and "AIRFLOW__LOGGING__LOGGING_LEVEL" not in os.environ

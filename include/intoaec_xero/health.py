@@ -9,7 +9,6 @@ A stream ``skipped`` in a run is neither a success nor a reason of its own.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +17,9 @@ from sqlalchemy import Engine, case, func, or_, select
 from sqlalchemy.engine import RowMapping
 
 from intoaec_xero.backfill import progress
+from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
+from intoaec_xero.tenants import TenantStatus
 from intoaec_xero.tokens import STATUS_RECONNECT
 
 HEALTHY = "healthy"
@@ -29,10 +30,9 @@ DISCONNECTED = "disconnected"
 NEVER_SYNCED = "never_synced"
 
 
-def stale_after() -> timedelta:
+def stale_after(settings: RuntimeSettings | None = None) -> timedelta:
     """Default: twice the sync schedule's interval (hourly → 2 h); INTOAEC_STALE_AFTER_MINUTES overrides."""
-    minutes = os.environ.get("INTOAEC_STALE_AFTER_MINUTES")
-    return timedelta(minutes=float(minutes)) if minutes else timedelta(hours=2)
+    return (settings or current()).stale_after
 
 
 @dataclass
@@ -140,7 +140,7 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
         tid = tenant["tenant_id"]
         status = tenant["connection_status"]
         if grants.get(tenant["connection_key"]) == STATUS_RECONNECT:
-            status = "Reconnect needed"
+            status = TenantStatus.RECONNECT_NEEDED.value
         health = TenantHealth(tenant_id=tid, tenant_name=tenant["tenant_name"], connection_status=status,
                               sync_enabled=bool(tenant["sync_enabled"]), verdict=HEALTHY)
         if tid in backfills:
@@ -194,13 +194,13 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
 
 
 def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, threshold: timedelta) -> str:
-    if health.connection_status == "Reconnect needed":
+    if health.connection_status == TenantStatus.RECONNECT_NEEDED:
         health.reasons.insert(0, "the Xero grant expired or was revoked: reconnect Xero")
         return RECONNECT
-    if health.connection_status == "Disconnected":
+    if health.connection_status == TenantStatus.DISCONNECTED:
         health.reasons.insert(0, "the organisation was disconnected in Xero")
         return DISCONNECTED
-    if health.connection_status == "Connection error":
+    if health.connection_status == TenantStatus.CONNECTION_ERROR:
         health.reasons.insert(0, "the last run could not read the Xero connection (see its discover_tenants "
                                  "or extract log)")
         return FAILING

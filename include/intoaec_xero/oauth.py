@@ -1,10 +1,11 @@
-"""The one-off connection setup: the OAuth 2.0 sign-in, and what a grant reaches afterwards.
+"""The one-off connection setup: the OAuth 2.0 sign-in, revocation and disconnection at Xero.
 
 Used by ``intoaec-xero connect`` / ``disconnect`` and by the Airflow UI's Xero page, so both
 follow the same rules: the authorization-code flow with PKCE (S256) and a ``state`` that must
 come back unchanged, tokens stored before anything uses them, the organisations re-read from
-``/connections`` after every consent (a reconnect can change the tenant ids), and revocation
-or per-organisation disconnection through Xero rather than just forgetting tokens locally.
+``/connections`` after every consent (a reconnect can change the tenant ids; what a grant
+reaches is recorded by ``intoaec_xero.tenants``), and revocation or per-organisation
+disconnection through Xero rather than just forgetting tokens locally.
 
 HTTP to Xero's identity host goes through a ``requests`` session; the Airflow hook passes its
 own (the connection's proxy and TLS settings), the CLI a plain one. Every call carries the
@@ -20,27 +21,16 @@ import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 import requests.auth
-from sqlalchemy import Engine, or_, select, true
-from sqlalchemy.engine import Connection
 
-from intoaec_xero.db import upsert
 from intoaec_xero.errors import ConfigurationError, XeroAuthError, XeroBadResponse, XeroError, XeroUnavailable
-from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
-from intoaec_xero.tokens import (
-    STATUS_ACTIVE,
-    TENANT_CONNECTED,
-    TENANT_DISCONNECTED,
-    GrantInfo,
-    TokenSet,
-    TokenStore,
-)
+from intoaec_xero.tenants import record_connections
+from intoaec_xero.tokens import TokenSet, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -207,132 +197,6 @@ def delete_connection(client, connection_id: str, session: requests.Session | No
                         status=response.status_code, endpoint="DELETE /connections")
 
 
-# -- the organisations a grant reaches --------------------------------------------------------
-
-@dataclass(frozen=True)
-class Organisation:
-    """One organisation as the Xero page and ``intoaec-xero connect`` show it."""
-
-    tenant_id: str
-    name: str
-    connection_id: str | None
-    status: str
-    sync_enabled: bool
-    future_access_saved: bool
-    connected_at: datetime | None
-
-
-def record_connections(engine: Engine, settings: XeroSettings, connections: list[dict[str, Any]]) -> list[str]:
-    """Store what ``/connections`` says after a consent; returns why organisations were not taken.
-
-    Organisations the consent no longer covers read Disconnected; the tenant filter decides
-    Sync Enabled. Every organisation is listed, filtered or not, so the page shows all of them,
-    except one that another Xero connection still holds (see :func:`claim_tenants`); that
-    connection keeps it, and the reason is returned (and logged) for each one this connection's
-    tenant filter wants.
-    """
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "tenant_id": c["tenantId"],
-            "tenant_name": c.get("tenantName") or c["tenantId"],
-            "tenant_type": c.get("tenantType"),
-            "connection_id": c.get("id"),
-            "connection_key": settings.connection_key,
-            "connection_status": TENANT_CONNECTED,
-            "sync_enabled": settings.wants_tenant(c["tenantId"], c.get("tenantName") or ""),
-            "connected_at": _parse_utc(c.get("createdDateUtc")) or now,
-            "updated_at": now,
-        }
-        for c in connections
-        if c.get("tenantType", "ORGANISATION") == "ORGANISATION"
-    ]
-    with engine.begin() as conn:
-        held = claim_tenants(conn, settings.connection_key, rows)
-        current = [r["tenant_id"] for r in rows]
-        conn.execute(
-            xero_tenants.update()
-            .where(xero_tenants.c.connection_key == settings.connection_key,
-                   xero_tenants.c.tenant_id.not_in(current) if current else true())
-            .values(connection_status=TENANT_DISCONNECTED, sync_enabled=False, updated_at=now)
-        )
-    refusals = [already_connected(r["tenant_name"], r["tenant_id"], held[r["tenant_id"]], settings.connection_key)
-                for r in rows if r["tenant_id"] in held and r["sync_enabled"]]
-    for refusal in refusals:
-        log.warning("%s", refusal)
-    return refusals
-
-
-def claim_tenants(conn: Connection, connection_key: str, rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Record the organisations ``connection_key`` reaches, except those another connection holds.
-
-    ``xero_tenants`` has one row per organisation. Were a second Xero connection reaching the
-    same organisation allowed to take the row, it would flip between the two on every discovery
-    and both would sync it. So the connection that recorded it first keeps it until it reads
-    Disconnected there; the database decides inside the upsert, so two connections discovering
-    at once cannot both take it. Returns tenant id -> the connection holding it, for the refused.
-    """
-    if not rows:
-        return {}
-    upsert(conn, xero_tenants, rows,
-           where=or_(xero_tenants.c.connection_key == connection_key,
-                     xero_tenants.c.connection_status == TENANT_DISCONNECTED))
-    held = conn.execute(
-        select(xero_tenants.c.tenant_id, xero_tenants.c.connection_key)
-        .where(xero_tenants.c.tenant_id.in_([r["tenant_id"] for r in rows]),
-               xero_tenants.c.connection_key != connection_key)
-    ).all()
-    return {row.tenant_id: row.connection_key for row in held}
-
-
-def already_connected(tenant_name: str, tenant_id: str, holder: str, connection_key: str) -> str:
-    """Why ``connection_key`` does not sync an organisation that ``holder`` already syncs."""
-    return (f"Organisation '{tenant_name}' (tenant {tenant_id}) is already connected through connection "
-            f"'{holder}'; disconnect it there first or remove it from connection '{connection_key}' "
-            "(its tenant filter, or Xero's connected apps).")
-
-
-def mark_organisation_disconnected(engine: Engine, tenant_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            xero_tenants.update().where(xero_tenants.c.tenant_id == tenant_id)
-            .values(connection_status=TENANT_DISCONNECTED, sync_enabled=False, updated_at=datetime.now(UTC))
-        )
-
-
-def organisations(engine: Engine, connection_key: str, grant: GrantInfo | None,
-                  custom_connection: bool = False) -> list[Organisation]:
-    """The organisations of one Xero connection, with the three statuses IntoAEC users know."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(xero_tenants).where(xero_tenants.c.connection_key == connection_key)
-            .order_by(xero_tenants.c.tenant_name)
-        ).mappings().all()
-    # Offline access: a stored, working grant that can mint access tokens without the user
-    # (a custom connection mints them from the app's credentials alone).
-    saved = grant is not None and grant.status == STATUS_ACTIVE and (grant.has_refresh_token or custom_connection)
-    return [
-        Organisation(
-            tenant_id=row["tenant_id"],
-            name=row["tenant_name"],
-            connection_id=row["connection_id"],
-            status=row["connection_status"],
-            sync_enabled=bool(row["sync_enabled"]) and row["connection_status"] == TENANT_CONNECTED,
-            future_access_saved=saved and row["connection_status"] == TENANT_CONNECTED,
-            connected_at=_parse_utc(row["connected_at"]),
-        )
-        for row in rows
-    ]
-
-
-def find_organisation(engine: Engine, connection_key: str, wanted: str) -> Organisation | None:
-    """An organisation of this connection by tenant id or (case-insensitive) name."""
-    for org in organisations(engine, connection_key, None):
-        if wanted.strip().lower() in (org.tenant_id.lower(), org.name.strip().lower()):
-            return org
-    return None
-
-
 def complete_sign_in(settings: XeroSettings, store: TokenStore, tokens: TokenSet, client) -> list[dict[str, Any]]:
     """Store a new grant (committed before first use), then read and record what it reaches.
 
@@ -389,14 +253,3 @@ def _oauth_error(response: requests.Response) -> str:
         return ""
     return str(data.get("error", "")) if isinstance(data, dict) else ""
 
-
-def _parse_utc(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -8,152 +8,45 @@ JSON-able dicts so they travel by XCom.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from intoaec_xero import state, trial_balance
+from intoaec_xero import environment, state, trial_balance
 from intoaec_xero.backfill import progress
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError, XeroDailyLimitReached
 from intoaec_xero.extract import StreamExtract, extract_stream
 from intoaec_xero.load import StreamLoad, load_stream
-from intoaec_xero.oauth import already_connected, claim_tenants
-from intoaec_xero.payloads import Manifest, Refusal, StreamFailure, TenantRef, TenantSummary
+from intoaec_xero.payloads import Manifest, StreamFailure, TenantRef, TenantSummary
 from intoaec_xero.quality import docs, quarantine, reconcile
 from intoaec_xero.quality.model import ERROR, WARN, CheckResult
 from intoaec_xero.quality.record import record_results, record_stream_verdict
 from intoaec_xero.rawstore import RawStore
-from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.streams import STREAMS, Paging, Stream, get_stream
+from intoaec_xero.tenants import Discovery, record_discovery
 from intoaec_xero.validate import BatchRejected
 
 log = logging.getLogger(__name__)
-
-CONNECTED = "Connected"
-DISCONNECTED = "Disconnected"
-RECONNECT_NEEDED = "Reconnect needed"
-CONNECTION_ERROR = "Connection error"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class Discovery:
-    """What one Xero connection reaches: the tenants it syncs, and those it was refused.
-
-    A refused tenant is an organisation another connection already syncs; each entry has its
-    ``tenant_id``, ``tenant_name``, the connection holding it (``held_by``) and the ``message``
-    that says what to do.
-    """
-
-    tenants: list[TenantRef]
-    refused: list[Refusal] = field(default_factory=list)
-
-
 def discover(client: XeroClient, settings: XeroSettings, engine: Engine) -> Discovery:
     """The organisations to sync: Xero's /connections, narrowed by the connection's tenant filter,
-    less any that another Xero connection already syncs (it keeps them; see ``oauth.claim_tenants``)."""
-    connections = client.connections()
-    wanted = [
-        c for c in connections
-        if c.get("tenantType", "ORGANISATION") == "ORGANISATION"
-        and settings.wants_tenant(c["tenantId"], c.get("tenantName") or "")
-    ]
-    now = _now()
-    rows = [
-        {
-            "tenant_id": c["tenantId"],
-            "tenant_name": c.get("tenantName") or c["tenantId"],
-            "tenant_type": c.get("tenantType"),
-            "connection_id": c.get("id"),
-            "connection_key": settings.connection_key,
-            "connection_status": CONNECTED,
-            "sync_enabled": True,
-            "connected_at": _created(c) or now,
-            "updated_at": now,
-        }
-        for c in wanted
-    ]
-    with engine.begin() as conn:
-        held = claim_tenants(conn, settings.connection_key, rows)
-        # Organisations no longer in /connections were disconnected in Xero: keep their data, say so.
-        conn.execute(
-            xero_tenants.update()
-            .where(xero_tenants.c.connection_key == settings.connection_key,
-                   xero_tenants.c.tenant_id.not_in([c["tenantId"] for c in connections] or [""]))
-            .values(connection_status=DISCONNECTED, sync_enabled=False, updated_at=now)
-        )
-        # Still connected but left out by the tenant filter: not synced, not disconnected.
-        conn.execute(
-            xero_tenants.update()
-            .where(xero_tenants.c.connection_key == settings.connection_key,
-                   xero_tenants.c.tenant_id.in_([c["tenantId"] for c in connections] or [""]),
-                   xero_tenants.c.tenant_id.not_in([r["tenant_id"] for r in rows] or [""]))
-            .values(connection_status=CONNECTED, sync_enabled=False, updated_at=now)
-        )
-    refused: list[Refusal] = [
-        {"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"], "held_by": held[r["tenant_id"]],
-         "message": already_connected(r["tenant_name"], r["tenant_id"], held[r["tenant_id"]],
-                                      settings.connection_key)}
-        for r in rows if r["tenant_id"] in held
-    ]
-    rows = [r for r in rows if r["tenant_id"] not in held]
-    log.info("Xero connection '%s' reaches %d organisation(s): %s", settings.connection_key, len(rows),
-             ", ".join(r["tenant_name"] for r in rows) or "none")
-    for refusal in refused:
-        log.error("%s", refusal["message"])
-    if settings.tenant_filter and not rows and not refused:
-        log.warning("The tenant filter %s matched none of the %d connected organisations.",
-                    list(settings.tenant_filter), len(connections))
-    return Discovery([{"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"]} for r in rows], refused)
+    less any that another Xero connection already syncs (see ``tenants.record_discovery``)."""
+    return record_discovery(engine, settings, client.connections())
 
 
 def discover_tenants(client: XeroClient, settings: XeroSettings, engine: Engine) -> list[TenantRef]:
     """The tenants this connection syncs (see :func:`discover`; the refused are logged there)."""
     return discover(client, settings, engine).tenants
-
-
-def known_tenants(engine: Engine, connection_key: str) -> list[TenantRef]:
-    """Tenants this connection reached before, for when it cannot be read now."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(xero_tenants.c.tenant_id, xero_tenants.c.tenant_name)
-            .where(xero_tenants.c.connection_key == connection_key)
-            .order_by(xero_tenants.c.tenant_name)
-        ).all()
-    return [{"tenant_id": r.tenant_id, "tenant_name": r.tenant_name} for r in rows]
-
-
-def mark_connection_failed(engine: Engine, connection_key: str, error: Exception) -> None:
-    """The connection could not be read: its organisations say why, except those disconnected from it
-    (they stay Disconnected, so another connection may take them)."""
-    status = RECONNECT_NEEDED if isinstance(error, XeroAuthError) else CONNECTION_ERROR
-    with engine.begin() as conn:
-        conn.execute(
-            xero_tenants.update()
-            .where(xero_tenants.c.connection_key == connection_key,
-                   xero_tenants.c.connection_status != DISCONNECTED)
-            .values(connection_status=status, updated_at=_now())
-        )
-
-
-def mark_connection_ok(engine: Engine, connection_key: str) -> None:
-    """The grant works again: an earlier "Connection error" or "Reconnect needed" is over."""
-    with engine.begin() as conn:
-        conn.execute(
-            xero_tenants.update()
-            .where(xero_tenants.c.connection_key == connection_key,
-                   xero_tenants.c.connection_status.in_([CONNECTION_ERROR, RECONNECT_NEEDED]))
-            .values(connection_status=CONNECTED, updated_at=_now())
-        )
 
 
 def record_tenant_failure(engine: Engine, run_id: str, tenant: TenantRef, stream_names: list[str],
@@ -180,17 +73,6 @@ def _record_failure(engine: Engine, run_id: str, tenant_id: str, stream_name: st
                          message=message[:4000], **run)
     except SQLAlchemyError:
         log.exception("%s: could not record the failure of %s", tenant_id, stream_name)
-
-
-def _created(connection: dict[str, Any]) -> datetime | None:
-    value = connection.get("createdDateUtc")
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def selected_streams(names: list[str] | None = None) -> list[Stream]:
@@ -323,7 +205,7 @@ def _reconcile_due(stream: Stream, stream_state: state.StreamState, now: datetim
 
 
 def full_reconcile_interval() -> timedelta:
-    return timedelta(days=float(os.environ.get("INTOAEC_FULL_RECONCILE_DAYS", "7")))
+    return environment.current().full_reconcile_interval
 
 
 def replay_run(engine: Engine, raw: RawStore, run_id: str) -> list[TenantSummary]:

@@ -1,14 +1,17 @@
-"""Where local state lives (raw pages), from the environment, with defaults under the cwd."""
+"""Where local state lives (raw pages), from the runtime settings, with defaults under the cwd."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-
-def data_dir() -> Path:
-    return Path(os.environ.get("INTOAEC_DATA_DIR") or Path.cwd() / "var").resolve()
+from intoaec_xero.environment import RuntimeSettings, current
 
 
-def raw_dir() -> Path:
-    return Path(os.environ.get("INTOAEC_RAW_DIR") or data_dir() / "raw")
+def data_dir(settings: RuntimeSettings | None = None) -> Path:
+    """INTOAEC_DATA_DIR, else ./var under the working directory, resolved."""
+    return (settings or current()).data_path()
+
+
+def raw_dir(settings: RuntimeSettings | None = None) -> Path:
+    """INTOAEC_RAW_DIR, else ``raw`` under :func:`data_dir`."""
+    return (settings or current()).raw_path()

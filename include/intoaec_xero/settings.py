@@ -7,6 +7,7 @@ build them directly. Secrets are kept out of ``repr`` so they never reach a log 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +46,86 @@ XERO_HOSTS = {
 # Every HTTP call to Xero gets both: a TCP connect that does not complete in 10 s will not,
 # and Xero's slowest pages (1,000 invoices with lines) answer well inside 60 s.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# Tries of one call before its stream fails: 0.5 + 1 + 2 + 4 + 8 s of back-off between them.
+DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_READ_TIMEOUT = 60.0
+# Xero's per-tenant minute limit.
+DEFAULT_CALLS_PER_MINUTE = 60
+GRANT_TYPES = ("authorization_code", "client_credentials")
+
+
+@dataclass(frozen=True)
+class ConnectionExtra:
+    """One key a ``xero`` connection's extra may hold: its type, default, and how the connection form shows it.
+
+    The hook keeps these keys out of HTTP headers, :func:`read_extras` checks them, the provider
+    builds the form from those with ``in_form``, and the README's table documents every one.
+    """
+
+    name: str
+    kind: type  # str, bool, int or float
+    default: str | bool | int | float | None
+    label: str
+    description: str
+    # Shown in the connection form; the others are set in the extra JSON (CLI, REST API, AIRFLOW_CONN_*).
+    in_form: bool = True
+    # text: what it must be, for the refusal of a value that is not text
+    what: str = "text"
+    choices: tuple[str, ...] = ()
+    # numbers: the least value allowed (exclusive when above_minimum), and what the number means
+    minimum: float = 0
+    above_minimum: bool = False
+    meaning: str = ""
+
+
+XERO_EXTRAS: tuple[ConnectionExtra, ...] = (
+    ConnectionExtra(
+        "scopes", str, " ".join(DEFAULT_SCOPES), "Scopes",
+        "Space-separated. Apps created since March 2026 must use granular scopes; offline_access is what lets "
+        "the sync run without you."),
+    ConnectionExtra(
+        "tenant_filter", str, None, "Tenant filter",
+        "Organisations to sync, by name or tenant id, comma-separated. Empty: every connected organisation."),
+    ConnectionExtra(
+        "api_base_url", str, XERO_API_BASE_URL, "API base URL",
+        "Xero's Accounting API; the local sandbox's /api.xro/2.0 for demos and tests.", what="a URL"),
+    ConnectionExtra(
+        "identity_base_url", str, XERO_IDENTITY_BASE_URL, "Identity base URL",
+        "Xero's identity service (token, revocation); the sandbox's address for demos and tests, which then "
+        "also serves sign-in and /connections.", what="a URL"),
+    ConnectionExtra(
+        "sandbox", bool, False, "Local sandbox",
+        "Tick only for the local Xero sandbox (demos and tests): a connection whose URLs are not Xero's is "
+        "refused without it."),
+    ConnectionExtra(
+        "grant_type", str, "authorization_code", "Grant type",
+        "authorization_code: a user signs in once (the Xero page or `intoaec-xero connect`). client_credentials: "
+        "a Xero custom connection (one organisation).", choices=GRANT_TYPES),
+    ConnectionExtra(
+        "login_base_url", str, XERO_LOGIN_BASE_URL, "Sign-in base URL",
+        "Xero's sign-in page; the identity base URL when that is not Xero's.", in_form=False, what="a URL"),
+    ConnectionExtra(
+        "connections_base_url", str, XERO_CONNECTIONS_BASE_URL, "Connections base URL",
+        "Where /connections lists the organisations; the identity base URL when that is not Xero's.",
+        in_form=False, what="a URL"),
+    ConnectionExtra(
+        "calls_per_minute", int, DEFAULT_CALLS_PER_MINUTE, "Calls per minute",
+        "Client-side pacing per tenant; 0 turns it off (a sandbox without limits).",
+        meaning="0 turns client-side pacing off"),
+    ConnectionExtra(
+        "max_attempts", int, DEFAULT_MAX_ATTEMPTS, "Attempts per call",
+        "How many times one call to Xero is tried when the answer is a 5xx, a timeout or a 429 (with back-off) "
+        "before its stream fails.", in_form=False, minimum=1, meaning="1 means no retry"),
+    ConnectionExtra(
+        "connect_timeout", float, DEFAULT_CONNECT_TIMEOUT, "Connect timeout",
+        "Seconds to wait for a TCP connection to Xero, on every HTTP call.", above_minimum=True,
+        meaning="seconds"),
+    ConnectionExtra(
+        "read_timeout", float, DEFAULT_READ_TIMEOUT, "Read timeout",
+        "Seconds to wait for Xero's next bytes once connected, on every HTTP call.",
+        above_minimum=True, meaning="seconds"),
+)
+XERO_EXTRA: dict[str, ConnectionExtra] = {extra.name: extra for extra in XERO_EXTRAS}
 
 
 @dataclass(frozen=True)
@@ -62,9 +142,9 @@ class XeroSettings:
     connection_key: str = DEFAULT_CONNECTION_KEY
     # The read timeout: the longest wait for Xero's next bytes once connected (seconds).
     request_timeout: float = DEFAULT_READ_TIMEOUT
-    max_attempts: int = 6
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     # Xero's per-tenant minute limit; 0 turns client-side pacing off (a sandbox without limits).
-    calls_per_minute: int = 60
+    calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     # True only for the local sandbox (or a stand-in in tests): allows URLs that are not Xero's.
     sandbox: bool = False
@@ -163,7 +243,7 @@ def _shown(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
-def bool_setting(extra: dict[str, Any], key: str, *, connection: str) -> bool:
+def bool_setting(extra: Mapping[str, Any], key: str, *, connection: str) -> bool:
     """A true/false connection extra: JSON booleans and "true"/"false" text (Airflow's REST API turns
     booleans into text); absent or blank means false; anything else is refused by name."""
     value = extra.get(key)
@@ -175,7 +255,7 @@ def bool_setting(extra: dict[str, Any], key: str, *, connection: str) -> bool:
                              "it must be true or false.")
 
 
-def number_setting(extra: dict[str, Any], key: str, default: float, *, connection: str, whole: bool = False,
+def number_setting(extra: Mapping[str, Any], key: str, default: float, *, connection: str, whole: bool = False,
                    minimum: float = 0, above_minimum: bool = False, meaning: str = "") -> Any:
     """A numeric connection extra: JSON numbers and numeric text alike; absent or blank means the default.
 
@@ -200,6 +280,31 @@ def number_setting(extra: dict[str, Any], key: str, default: float, *, connectio
             + (f" ({meaning})." if meaning else ".")
         )
     return int(number) if whole else number
+
+
+def read_extras(extra: Mapping[str, Any], *, connection: str) -> dict[str, Any]:
+    """The declared extras that are set, each read as its declaration says; absent or blank ones are left out.
+
+    Anything of the wrong type is refused with a sentence naming the connection and the key.
+    """
+    given: dict[str, Any] = {}
+    for declared in XERO_EXTRAS:
+        key, value = declared.name, extra.get(declared.name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if declared.kind is bool:
+            given[key] = bool_setting(extra, key, connection=connection)
+        elif declared.kind in (int, float):
+            # The default never applies here: absent and blank values were skipped above.
+            given[key] = number_setting(extra, key, 0, connection=connection,
+                                        whole=declared.kind is int, minimum=declared.minimum,
+                                        above_minimum=declared.above_minimum, meaning=declared.meaning)
+        elif not isinstance(value, str):
+            raise ConfigurationError(f"The Xero connection '{connection}' has {key} = {value!r} in its extra: "
+                                     f"it must be {declared.what}.")
+        else:
+            given[key] = value
+    return given
 
 
 def split_scopes(value: str | None) -> tuple[str, ...]:

@@ -45,8 +45,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from intoaec_xero.db import upsert
+from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.errors import ConfigurationError, XeroAuthError
-from intoaec_xero.schema import xero_tenants, xero_tokens
+from intoaec_xero.schema import xero_tokens
+from intoaec_xero.tenants import TenantStatus, mark_tenants
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +62,8 @@ STATUS_DISCONNECTED = "disconnected"
 # Set to 1 to let a process without a Fernet key store tokens in plaintext: throwaway demos only.
 ALLOW_PLAINTEXT_ENV = "INTOAEC_ALLOW_PLAINTEXT_TOKENS"
 
-# What xero_tenants.connection_status says for each grant status (the UI's and CLI's words).
-TENANT_CONNECTED = "Connected"
-TENANT_RECONNECT = "Reconnect needed"
-TENANT_DISCONNECTED = "Disconnected"
-_TENANT_STATUS = {STATUS_RECONNECT: TENANT_RECONNECT, STATUS_DISCONNECTED: TENANT_DISCONNECTED}
+# What a grant's status makes every organisation it reaches read (an active grant changes none).
+_TENANT_STATUS = {STATUS_RECONNECT: TenantStatus.RECONNECT_NEEDED, STATUS_DISCONNECTED: TenantStatus.DISCONNECTED}
 
 # Callables told about every token value this process reads or writes, so a log masker
 # (Airflow's, in task and API-server processes) can redact them wherever they might surface.
@@ -167,8 +166,9 @@ class TokenCipher:
             self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in key.split(",") if k.strip()])
 
     @classmethod
-    def from_environment(cls) -> TokenCipher:
-        return cls(os.environ.get("INTOAEC_FERNET_KEY") or os.environ.get("AIRFLOW__CORE__FERNET_KEY")
+    def from_environment(cls, settings: RuntimeSettings | None = None) -> TokenCipher:
+        """INTOAEC_FERNET_KEY (``settings``, else this process's), then Airflow's own key."""
+        return cls((settings or current()).fernet_key or os.environ.get("AIRFLOW__CORE__FERNET_KEY")
                    or _airflow_cfg_fernet_key())
 
     @property
@@ -197,9 +197,9 @@ class TokenCipher:
             ) from None
 
 
-def plaintext_allowed() -> bool:
+def plaintext_allowed(settings: RuntimeSettings | None = None) -> bool:
     """Whether this process was told it may store tokens unencrypted (a throwaway demo)."""
-    return os.environ.get(ALLOW_PLAINTEXT_ENV, "").strip().lower() in ("1", "true", "yes")
+    return (settings or current()).allow_plaintext_tokens
 
 
 def _airflow_cfg_fernet_key() -> str | None:
@@ -231,6 +231,13 @@ class GrantInfo:
     refreshed_at: datetime | None
     has_refresh_token: bool
     client_id: str | None
+
+    def offline_access(self, custom_connection: bool = False) -> bool:
+        """Whether the grant works and can mint access tokens without the user ("Future Access Saved").
+
+        A custom connection mints them from the app's credentials alone, with no refresh token.
+        """
+        return self.status == STATUS_ACTIVE and (self.has_refresh_token or custom_connection)
 
 
 class TokenStore:
@@ -286,14 +293,14 @@ class TokenStore:
                 .values(status=status, updated_at=now)
             )
             if status in _TENANT_STATUS:
-                self._mark_tenants(conn, _TENANT_STATUS[status], now)
+                mark_tenants(conn, self.connection_key, _TENANT_STATUS[status], now)
 
     def forget(self) -> None:
         """Drop the grant (after revoking it): nothing usable is kept, the organisations read Disconnected."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             conn.execute(xero_tokens.delete().where(xero_tokens.c.connection_key == self.connection_key))
-            self._mark_tenants(conn, TENANT_DISCONNECTED, now)
+            mark_tenants(conn, self.connection_key, TenantStatus.DISCONNECTED, now)
 
     # -- the single-writer refresh -----------------------------------------------------------
     def refresh(
@@ -467,14 +474,6 @@ class TokenStore:
                     "updated_at": now,
                 }
             ],
-        )
-
-    def _mark_tenants(self, conn: Connection, tenant_status: str, now: datetime) -> None:
-        values: dict[str, Any] = {"connection_status": tenant_status, "updated_at": now}
-        if tenant_status == TENANT_DISCONNECTED:
-            values["sync_enabled"] = False
-        conn.execute(
-            xero_tenants.update().where(xero_tenants.c.connection_key == self.connection_key).values(**values)
         )
 
 

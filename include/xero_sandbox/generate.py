@@ -201,6 +201,8 @@ DATASETS: dict[str, list[TenantSpec]] = {
                TenantSpec(700, 400, date(2021, 6, 1), journals=False)],
     "large": [TenantSpec(60000, 42000, date(2017, 4, 1)), TenantSpec(52000, 36000, date(2018, 1, 1)),
               TenantSpec(12000, 6000, date(2020, 1, 1), journals=False)],
+    # small's first organisation beside one whose Xero plan has no Journals: reconciliation on both kinds.
+    "mixed": [TenantSpec(300, 110, date(2022, 4, 1)), TenantSpec(120, 40, date(2023, 1, 1), journals=False)],
     # Many small organisations, for fan-out and scheduling tests (50 by default; --tenants N).
     "many": [TenantSpec(40, 16, date(2024, 1, 1))] * 49 + [TenantSpec(40, 16, date(2024, 1, 1), journals=False)],
 }

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from intoaec_xero import db, oauth
+from intoaec_xero import db, oauth, tenants
 from intoaec_xero.schema import xero_tokens
 from intoaec_xero.tokens import TokenCipher, TokenStore
 from sqlalchemy import select
@@ -118,7 +118,7 @@ def test_disconnect_one_organisation_then_revoke_the_grant_with_no_secret_in_any
                          env=cli_env, capture_output=True, text=True, timeout=120)
     assert one.returncode == 0, one.stderr
     assert "Disconnected Harbourside Architects Ltd; the other organisations stay connected." in one.stdout
-    statuses = {o.name: o.status for o in oauth.organisations(store.engine, "xero_default", store.info())}
+    statuses = {o.name: o.status for o in tenants.organisations(store.engine, "xero_default", store.info())}
     assert statuses == {"Harbourside Architects Ltd": "Disconnected",
                         "Meridian Structural Engineers Pty Ltd": "Connected"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from intoaec_xero import oauth
+from intoaec_xero import oauth, tenants
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.tokens import TokenCipher
@@ -40,7 +40,7 @@ def test_every_token_and_the_client_secret_stay_out_of_logs_and_errors(hook_env,
     sandbox.advance_clock(31 * 60)  # a 401 mid-run, then a refresh
     XeroClient(settings, store, sleep=lambda s: None).connections()
     seen += [store.load().access_token, store.load().refresh_token]
-    first = oauth.organisations(engine, "xero_default", store.info())[0]
+    first = tenants.organisations(engine, "xero_default", store.info())[0]
     oauth.delete_connection(XeroClient(settings, store), first.connection_id, session=hook.get_conn())
     sandbox.advance_clock(61 * 86400)  # and finally a grant Xero refuses
     tokens = store.load()

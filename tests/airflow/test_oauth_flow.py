@@ -10,10 +10,11 @@ import hashlib
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from intoaec_xero import oauth
+from intoaec_xero import oauth, tenants
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import XeroAuthError
-from intoaec_xero.tokens import STATUS_ACTIVE, TENANT_CONNECTED, TENANT_DISCONNECTED, TokenCipher, TokenStore
+from intoaec_xero.tenants import TenantStatus
+from intoaec_xero.tokens import STATUS_ACTIVE, TokenCipher, TokenStore
 
 from tests.airflow.conftest import connect, sandbox_settings
 
@@ -37,7 +38,7 @@ def test_sign_in_consent_callback_and_connections_end_to_end(sandbox, engine):
     assert [c["tenantName"] for c in connections] == ["Harbourside Architects Ltd",
                                                       "Meridian Structural Engineers Pty Ltd"]
     assert store.status() == STATUS_ACTIVE and store.load().client_id == "sandbox-client"
-    orgs = oauth.organisations(engine, settings.connection_key, store.info())
+    orgs = tenants.organisations(engine, settings.connection_key, store.info())
     assert [(o.name, o.status, o.sync_enabled, o.future_access_saved) for o in orgs] == [
         ("Harbourside Architects Ltd", "Connected", True, True),
         ("Meridian Structural Engineers Pty Ltd", "Connected", True, True),
@@ -93,7 +94,7 @@ def test_cancelling_at_consent_says_so(sandbox):
 
 def test_the_tenant_filter_decides_sync_enabled_but_every_organisation_is_listed(sandbox, engine):
     connect(sandbox, engine, tenant_filter=("Meridian Structural Engineers Pty Ltd",))
-    orgs = {o.name: o for o in oauth.organisations(engine, "xero_default", None)}
+    orgs = {o.name: o for o in tenants.organisations(engine, "xero_default", None)}
     assert not orgs["Harbourside Architects Ltd"].sync_enabled
     assert orgs["Meridian Structural Engineers Pty Ltd"].sync_enabled
 
@@ -102,7 +103,7 @@ def test_a_reconnect_covering_fewer_organisations_marks_the_dropped_one_disconne
     from xero_sandbox.testing import sign_in_and_consent
 
     settings, store = connect(sandbox, engine)
-    orgs = oauth.organisations(engine, "xero_default", store.info())
+    orgs = tenants.organisations(engine, "xero_default", store.info())
     kept = orgs[1]
     request = oauth.start_authorization(settings, REDIRECT)
     callback = sign_in_and_consent(request.url, tenant_ids=[kept.tenant_id])
@@ -110,20 +111,20 @@ def test_a_reconnect_covering_fewer_organisations_marks_the_dropped_one_disconne
     oauth.delete_connection(XeroClient(settings, store), orgs[0].connection_id)
     tokens = oauth.finish_authorization(settings, request, callback)
     oauth.complete_sign_in(settings, store, tokens, XeroClient(settings, store))
-    statuses = {o.name: o.status for o in oauth.organisations(engine, "xero_default", store.info())}
-    assert statuses == {orgs[0].name: TENANT_DISCONNECTED, kept.name: TENANT_CONNECTED}
+    statuses = {o.name: o.status for o in tenants.organisations(engine, "xero_default", store.info())}
+    assert statuses == {orgs[0].name: TenantStatus.DISCONNECTED, kept.name: TenantStatus.CONNECTED}
 
 
 def test_disconnecting_one_organisation_keeps_the_grant_for_the_others(sandbox, engine):
     settings, store = connect(sandbox, engine)
-    first, second = oauth.organisations(engine, "xero_default", store.info())
+    first, second = tenants.organisations(engine, "xero_default", store.info())
     client = XeroClient(settings, store)
     oauth.delete_connection(client, first.connection_id)
-    oauth.mark_organisation_disconnected(engine, first.tenant_id)
+    tenants.mark_organisation_disconnected(engine, first.tenant_id)
     assert [c["tenantId"] for c in client.connections()] == [second.tenant_id]
-    after = {o.tenant_id: o for o in oauth.organisations(engine, "xero_default", store.info())}
-    assert after[first.tenant_id].status == TENANT_DISCONNECTED and not after[first.tenant_id].sync_enabled
-    assert after[second.tenant_id].status == TENANT_CONNECTED and after[second.tenant_id].future_access_saved
+    after = {o.tenant_id: o for o in tenants.organisations(engine, "xero_default", store.info())}
+    assert after[first.tenant_id].status == TenantStatus.DISCONNECTED and not after[first.tenant_id].sync_enabled
+    assert after[second.tenant_id].status == TenantStatus.CONNECTED and after[second.tenant_id].future_access_saved
 
 
 def test_revoking_the_grant_kills_its_refresh_token_and_every_connection(sandbox, engine):
@@ -132,7 +133,7 @@ def test_revoking_the_grant_kills_its_refresh_token_and_every_connection(sandbox
     oauth.revoke(settings, refresh_token)
     store.forget()
     assert store.load() is None
-    assert {o.status for o in oauth.organisations(engine, "xero_default", None)} == {TENANT_DISCONNECTED}
+    assert {o.status for o in tenants.organisations(engine, "xero_default", None)} == {TenantStatus.DISCONNECTED}
     store.save(oauth.TokenSet(access_token="x", refresh_token=refresh_token, expires_at=0))
     with pytest.raises(XeroAuthError, match="invalid_grant"):
         XeroClient(settings, store).connections()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from intoaec_xero.airflow.provider import get_provider_info
-from intoaec_xero.settings import DEFAULT_SCOPES
+from intoaec_xero.settings import DEFAULT_SCOPES, XERO_EXTRA, XERO_EXTRAS
+
+FORM_FIELDS = {extra.name for extra in XERO_EXTRAS if extra.in_form}
 
 pytestmark = pytest.mark.airflow
 
@@ -29,12 +31,15 @@ def test_the_form_is_declarative_with_xeros_defaults():
     assert conn_type["hook-class-name"] == "intoaec_xero.airflow.hooks.XeroHook"
     assert conn_type["ui-field-behaviour"]["relabeling"] == {"login": "Client ID", "password": "Client Secret"}
     fields = conn_type["conn-fields"]
-    assert set(fields) == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "sandbox", "grant_type"}
+    assert set(fields) == FORM_FIELDS == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "sandbox",
+                                          "grant_type", "calls_per_minute", "connect_timeout", "read_timeout"}
     assert fields["scopes"]["schema"]["default"].split() == list(DEFAULT_SCOPES)
     assert fields["api_base_url"]["schema"]["default"] == "https://api.xero.com/api.xro/2.0"
     assert fields["identity_base_url"]["schema"]["default"] == "https://identity.xero.com"
     assert fields["grant_type"]["schema"]["enum"] == ["authorization_code", "client_credentials"]
     assert fields["sandbox"]["schema"] == {"type": ["boolean", "null"], "default": False}
+    assert fields["calls_per_minute"]["schema"] == {"type": ["integer", "null"], "minimum": 0, "default": 60}
+    assert fields["read_timeout"]["schema"]["default"] == 60
 
 
 def test_airflow_lists_the_hook_and_its_form_fields():
@@ -46,10 +51,15 @@ def test_airflow_lists_the_hook_and_its_form_fields():
     assert hook.hook_class_name == "intoaec_xero.airflow.hooks.XeroHook"
     assert hook.connection_id_attribute_name == "xero_conn_id"
     widgets = {name for name in manager.connection_form_widgets if name.startswith("extra__xero__")}
-    assert widgets == {f"extra__xero__{f}" for f in ("scopes", "tenant_filter", "api_base_url",
-                                                      "identity_base_url", "sandbox", "grant_type")}
+    assert widgets == {f"extra__xero__{name}" for name in FORM_FIELDS}
     behaviour = manager.field_behaviours["xero"]
     assert set(behaviour["hidden_fields"]) == {"host", "port", "schema", "extra"}
+
+
+def test_the_hook_keeps_every_declared_extra_out_of_the_http_headers():
+    from intoaec_xero.airflow.hooks import XERO_EXTRA_KEYS
+
+    assert XERO_EXTRA_KEYS == set(XERO_EXTRA)
 
 
 def test_airflow_providers_hooks_lists_xero(tmp_path):

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import XeroAuthError
-from intoaec_xero.oauth import organisations
-from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_RECONNECT, TENANT_CONNECTED, TENANT_RECONNECT
+from intoaec_xero.tenants import TenantStatus, organisations
+from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_RECONNECT
 
 from tests.airflow.conftest import connect
 from tests.conftest import REPO
@@ -125,7 +125,7 @@ def test_past_the_grace_window_the_grant_reads_reconnect_needed_and_other_connec
         assert not failed["ok"] and "invalid_grant" in failed["error"]
         assert store.status() == STATUS_RECONNECT
         orgs = organisations(engine, "xero_default", store.info())
-        assert orgs and {o.status for o in orgs} == {TENANT_RECONNECT}
+        assert orgs and {o.status for o in orgs} == {TenantStatus.RECONNECT_NEEDED}
         assert not any(o.sync_enabled or o.future_access_saved for o in orgs)
         # Once refused, the store does not ask Xero again with a dead token.
         refused_before = sandbox.stats()["invalid_grant"]
@@ -134,7 +134,7 @@ def test_past_the_grace_window_the_grant_reads_reconnect_needed_and_other_connec
         assert sandbox.stats()["invalid_grant"] == refused_before
         # The other connection's organisations keep syncing.
         assert len(XeroClient(other_settings, other_store, sleep=lambda s: None).connections()) == 2
-        assert {o.status for o in organisations(engine, "xero_other", other_store.info())} == {TENANT_CONNECTED}
+        assert {o.status for o in organisations(engine, "xero_other", other_store.info())} == {TenantStatus.CONNECTED}
 
 
 def test_one_401_mid_run_is_one_refresh_and_one_retry_not_a_dead_run(sandbox, engine):

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 def test_the_second_connection_of_an_organisation_is_refused_until_the_first_lets_go(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
-    from intoaec_xero import db, oauth
+    from intoaec_xero import db, oauth, tenants
     from intoaec_xero.airflow import backfill_tasks, tasks
     from intoaec_xero.health import tenant_health
     from intoaec_xero.schema import xero_tenants
@@ -75,7 +75,7 @@ def test_the_second_connection_of_an_organisation_is_refused_until_the_first_let
         assert verdicts == {shared: "healthy", other: "healthy"}
 
         # Firm A's connection is retired and the organisation disconnected there: firm B takes it over.
-        oauth.mark_organisation_disconnected(engine, shared)
+        tenants.mark_organisation_disconnected(engine, shared)
         monkeypatch.setenv("INTOAEC_XERO_CONN_IDS", "xero_firm_b")
         entries = tasks.prepare()
         assert sorted(e["tenant_id"] for e in entries) == sorted([shared, other])

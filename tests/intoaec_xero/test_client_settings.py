@@ -34,6 +34,20 @@ def test_an_invalid_calls_per_minute_names_the_connection_and_the_key(given):
     assert not caught.value.retriable
 
 
+@pytest.mark.parametrize(("given", "expected"), [(None, 6), ("", 6), (1, 1), ("2", 2), (10, 10)])
+def test_max_attempts_is_read_from_the_extra(given, expected):
+    extra = {} if given is None else {"max_attempts": given}
+    assert xero_settings(_conn(**extra), "xero_acme").max_attempts == expected
+
+
+@pytest.mark.parametrize("given", [0, "0", -1, "two", 1.5])
+def test_an_invalid_max_attempts_names_the_connection_and_the_key(given):
+    with pytest.raises(ConfigurationError) as caught:
+        xero_settings(_conn(max_attempts=given), "xero_acme")
+    message = str(caught.value)
+    assert "'xero_acme'" in message and "max_attempts" in message and "whole number of 1 or more" in message
+
+
 def test_zero_calls_per_minute_turns_pacing_off():
     settings = xero_settings(_conn(calls_per_minute=0), "xero_acme")
     slept = []

@@ -7,12 +7,13 @@ Runs on SQLite and PostgreSQL: the refusal is decided inside the upsert by each 
 
 from __future__ import annotations
 
-from intoaec_xero import oauth
+from intoaec_xero import tenants
 from intoaec_xero.errors import XeroAuthError
-from intoaec_xero.pipeline import discover, discover_tenants, mark_connection_failed, run_sync
+from intoaec_xero.pipeline import discover, discover_tenants, run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import xero_tenants
 from intoaec_xero.settings import XeroSettings
+from intoaec_xero.tenants import mark_connection_failed
 from sqlalchemy import select
 
 HARBOUR = {"id": "c-1", "tenantId": "t-harbour", "tenantName": "Harbourside Architects Ltd",
@@ -78,7 +79,7 @@ def test_the_second_connections_sync_reports_the_refusal_and_keeps_no_pages_of_i
 
 def test_an_organisation_whose_connection_reads_disconnected_may_move(engine):
     discover(Reach(HARBOUR, MERIDIAN), _settings("xero_default"), engine)
-    oauth.mark_organisation_disconnected(engine, "t-harbour")
+    tenants.mark_organisation_disconnected(engine, "t-harbour")
 
     moved = discover(Reach(HARBOUR), _settings("xero_other"), engine)
 
@@ -117,22 +118,22 @@ def test_a_single_connection_behaves_as_before(engine):
 
 
 def test_the_oauth_callback_does_not_hand_a_held_organisation_to_the_new_connection(engine):
-    assert oauth.record_connections(engine, _settings("xero_default"), [HARBOUR, MERIDIAN]) == []
+    assert tenants.record_connections(engine, _settings("xero_default"), [HARBOUR, MERIDIAN]) == []
 
-    refusals = oauth.record_connections(engine, _settings("xero_other"), [HARBOUR, COASTAL])
+    refusals = tenants.record_connections(engine, _settings("xero_other"), [HARBOUR, COASTAL])
 
     assert refusals == [REFUSED]
-    assert [o.tenant_id for o in oauth.organisations(engine, "xero_other", None)] == ["t-coastal"]
-    kept = {o.tenant_id: o for o in oauth.organisations(engine, "xero_default", None)}
+    assert [o.tenant_id for o in tenants.organisations(engine, "xero_other", None)] == ["t-coastal"]
+    kept = {o.tenant_id: o for o in tenants.organisations(engine, "xero_default", None)}
     assert kept["t-harbour"].status == "Connected" and kept["t-harbour"].sync_enabled
     # A consent of the second connection that no longer covers it does not disconnect it either.
-    oauth.record_connections(engine, _settings("xero_other"), [COASTAL])
+    tenants.record_connections(engine, _settings("xero_other"), [COASTAL])
     assert _rows(engine)["t-harbour"] == ("xero_default", "Connected", True)
 
 
 def test_the_oauth_callback_refuses_silently_what_the_tenant_filter_leaves_out(engine):
-    oauth.record_connections(engine, _settings("xero_default"), [HARBOUR])
-    refusals = oauth.record_connections(engine, _settings("xero_other", "Coastal Builders"), [HARBOUR, COASTAL])
+    tenants.record_connections(engine, _settings("xero_default"), [HARBOUR])
+    refusals = tenants.record_connections(engine, _settings("xero_other", "Coastal Builders"), [HARBOUR, COASTAL])
     assert refusals == []
     assert _rows(engine) == {"t-harbour": ("xero_default", "Connected", True),
                              "t-coastal": ("xero_other", "Connected", True)}
@@ -140,7 +141,7 @@ def test_the_oauth_callback_refuses_silently_what_the_tenant_filter_leaves_out(e
 
 def test_a_disconnected_organisation_stays_movable_when_its_old_connection_then_fails(engine):
     discover(Reach(HARBOUR, MERIDIAN), _settings("xero_default"), engine)
-    oauth.mark_organisation_disconnected(engine, "t-harbour")
+    tenants.mark_organisation_disconnected(engine, "t-harbour")
     # The old connection is still scheduled, and its grant is gone: its other organisation says so.
     mark_connection_failed(engine, "xero_default", XeroAuthError("invalid_grant"))
     assert _rows(engine) == {"t-harbour": ("xero_default", "Disconnected", False),

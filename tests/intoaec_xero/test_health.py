@@ -204,7 +204,7 @@ def test_quota_left_is_the_newest_reading(engine):
 
 def test_a_connection_that_cannot_be_read_is_failing(engine, capsys):
     from intoaec_xero.errors import XeroUnavailable
-    from intoaec_xero.pipeline import mark_connection_failed, mark_connection_ok
+    from intoaec_xero.tenants import mark_connection_failed, mark_connection_ok
 
     _tenant(engine, "t", "Unreachable Partners")
     _synced(engine, "t", datetime.now(UTC) - timedelta(minutes=5))

@@ -98,7 +98,7 @@ SYNC_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow  # a medium sync, killed and run again, on each backend
+@pytest.mark.slow  # a sync killed and run again, on each backend
 @pytest.mark.parametrize(("backend", "kill_after_loaded_streams"), [("sqlite", 1), ("postgresql", 4)])
 def test_kill_9_during_a_sync_then_rerun_equals_the_truth(request, tmp_path, backend, kill_after_loaded_streams):
     from intoaec_xero import db
@@ -108,7 +108,7 @@ def test_kill_9_during_a_sync_then_rerun_equals_the_truth(request, tmp_path, bac
 
     engine = db.create_db_engine(db_url)
     db.upgrade(engine)
-    with running_sandbox(dataset="medium", seed=13, limits=False) as sandbox:
+    with running_sandbox(dataset="small", seed=13, limits=False) as sandbox:
         connect(sandbox, engine)
         args = [sys.executable, "-c", SYNC_SCRIPT, sandbox.base_url, db_url, str(tmp_path), "killed"]
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

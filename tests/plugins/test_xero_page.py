@@ -223,7 +223,8 @@ def test_the_connection_forms_test_button_and_fields(airflow_ui):
     assert all(xero["standard_fields"][f]["hidden"] for f in ("host", "port", "url_schema"))
     assert xero["extra_fields"]["scopes"]["value"].startswith("offline_access accounting.invoices.read")
     assert set(xero["extra_fields"]) == {"scopes", "tenant_filter", "api_base_url", "identity_base_url", "sandbox",
-                                         "grant_type"}
+                                         "grant_type", "calls_per_minute", "connect_timeout", "read_timeout"}
+    assert xero["extra_fields"]["calls_per_minute"]["value"] == 60
 
 
 def _form_body(ui, password: str = "sandbox-secret") -> dict:

@@ -14,12 +14,13 @@ quoted for its own markup: HTML-escaped in the e-mail, Slack's ``& < >`` escapes
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
+
+from intoaec_xero.environment import RuntimeSettings, current
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,21 +28,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def deliver(subject: str, body: str) -> list[str]:
-    """Send one alert on every configured channel; returns the channels used."""
+def deliver(subject: str, body: str, settings: RuntimeSettings | None = None) -> list[str]:
+    """Send one alert on every configured channel (``settings``, else this process's); returns the channels used."""
+    settings = settings or current()
     channels = ["log"]
     log.error("ALERT: %s — %s", subject, body)
-    email = os.environ.get("INTOAEC_ALERT_EMAIL")
+    email = settings.alert_email
     if email:
         try:
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
             SmtpNotifier(to=email, subject=email_subject(subject), html_content=email_html(subject, body),
-                         smtp_conn_id=os.environ.get("INTOAEC_ALERT_SMTP_CONN", "smtp_default")).notify({})
+                         smtp_conn_id=settings.alert_smtp_conn).notify({})
             channels.append("email")
         except Exception as error:  # noqa: BLE001 - an alert channel failing must not hide the alert
             log.warning("The e-mail alert could not be sent: %s", error)
-    slack = os.environ.get("INTOAEC_ALERT_SLACK_CONN")
+    slack = settings.alert_slack_conn
     if slack:
         try:
             from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier

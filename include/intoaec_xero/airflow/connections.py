@@ -6,16 +6,13 @@ from typing import Any
 
 from intoaec_xero.errors import ConfigurationError
 from intoaec_xero.settings import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_READ_TIMEOUT,
     DEFAULT_SCOPES,
-    XERO_API_BASE_URL,
     XERO_CONNECTIONS_BASE_URL,
+    XERO_EXTRA,
     XERO_IDENTITY_BASE_URL,
     XERO_LOGIN_BASE_URL,
     XeroSettings,
-    bool_setting,
-    number_setting,
+    read_extras,
     split_scopes,
     split_tenants,
 )
@@ -120,13 +117,13 @@ def _missing(conn_id: str, metadata_db: str = "") -> ConfigurationError:
 
 def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
     """Settings from a ``xero`` connection; URLs that are not Xero's are refused unless it says ``sandbox``."""
-    extra = conn.extra_dejson or {}
-    for key in ("api_base_url", "identity_base_url", "login_base_url", "connections_base_url"):
-        if extra.get(key) is not None and not isinstance(extra[key], str):
-            raise ConfigurationError(f"The Xero connection '{conn_id}' has {key} = {extra[key]!r} in its extra: "
-                                     "it must be a URL.")
-    api = extra.get("api_base_url") or XERO_API_BASE_URL
-    identity = extra.get("identity_base_url") or XERO_IDENTITY_BASE_URL
+    given = read_extras(conn.extra_dejson or {}, connection=conn_id)
+
+    def value(key: str) -> Any:
+        return given.get(key, XERO_EXTRA[key].default)
+
+    api = value("api_base_url")
+    identity = value("identity_base_url")
     # A sandbox serves everything on the identity host; Xero splits it over three.
     same_host = identity.rstrip("/") != XERO_IDENTITY_BASE_URL
     if not conn.login:
@@ -136,22 +133,20 @@ def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
     return XeroSettings(
         client_id=conn.login,
         client_secret=conn.password,
-        scopes=split_scopes(extra.get("scopes")) or DEFAULT_SCOPES,
-        tenant_filter=split_tenants(extra.get("tenant_filter")),
+        scopes=split_scopes(value("scopes")) or DEFAULT_SCOPES,
+        tenant_filter=split_tenants(value("tenant_filter")),
         api_base_url=api.rstrip("/"),
         identity_base_url=identity.rstrip("/"),
-        login_base_url=(extra.get("login_base_url") or (identity if same_host else XERO_LOGIN_BASE_URL)).rstrip("/"),
-        connections_base_url=(extra.get("connections_base_url")
-                              or (identity if same_host else XERO_CONNECTIONS_BASE_URL)).rstrip("/"),
-        grant_type=extra.get("grant_type") or "authorization_code",
+        login_base_url=given.get("login_base_url", identity if same_host else XERO_LOGIN_BASE_URL).rstrip("/"),
+        connections_base_url=given.get("connections_base_url",
+                                       identity if same_host else XERO_CONNECTIONS_BASE_URL).rstrip("/"),
+        grant_type=value("grant_type"),
         connection_key=conn_id,
-        calls_per_minute=number_setting(extra, "calls_per_minute", 60, connection=conn_id, whole=True,
-                                        meaning="0 turns client-side pacing off"),
-        connect_timeout=number_setting(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, connection=conn_id,
-                                       above_minimum=True, meaning="seconds"),
-        request_timeout=number_setting(extra, "read_timeout", DEFAULT_READ_TIMEOUT, connection=conn_id,
-                                       above_minimum=True, meaning="seconds"),
-        sandbox=bool_setting(extra, "sandbox", connection=conn_id),
+        calls_per_minute=value("calls_per_minute"),
+        max_attempts=value("max_attempts"),
+        connect_timeout=value("connect_timeout"),
+        request_timeout=value("read_timeout"),
+        sandbox=value("sandbox"),
     )
 
 

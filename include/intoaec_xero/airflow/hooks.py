@@ -12,7 +12,6 @@ writes in this process, so a token can never surface in a task log or an API-ser
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import cached_property
 from typing import Any
@@ -21,7 +20,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests import Session
 from sqlalchemy import Engine
 
-from intoaec_xero import db, oauth
+from intoaec_xero import db, environment, oauth, tenants
 from intoaec_xero.airflow.connections import (
     DB_CONN_ID,
     XERO_CONN_ID,
@@ -32,14 +31,11 @@ from intoaec_xero.airflow.connections import (
 )
 from intoaec_xero.client import XeroClient, build_client
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError
-from intoaec_xero.settings import XeroSettings
+from intoaec_xero.settings import XERO_EXTRA, XeroSettings
 from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenStore, register_secret_sink
 
 # Connection extras that configure Xero, not HTTP: HttpHook would otherwise send them as headers.
-XERO_EXTRA_KEYS = frozenset({
-    "scopes", "tenant_filter", "api_base_url", "identity_base_url", "login_base_url",
-    "connections_base_url", "grant_type", "calls_per_minute", "connect_timeout", "read_timeout", "sandbox",
-})
+XERO_EXTRA_KEYS = frozenset(XERO_EXTRA)
 
 
 def _mask(value: str) -> None:
@@ -80,7 +76,7 @@ def engine_for(db_conn_id: str = DB_CONN_ID) -> Engine:
     try:
         url = db_url(get_connection(db_conn_id))
     except ConfigurationError:
-        url = os.environ.get("INTOAEC_DB_URL", "")
+        url = environment.current().db_url or ""
         if not url:
             raise
     with _engines_lock:
@@ -196,7 +192,7 @@ class XeroHook(HttpHook):
             before = client.current_tokens()
             after = client.refresh_tokens(force=True)
             connections = client.connections()
-            oauth.record_connections(self.engine, settings, connections)
+            tenants.record_connections(self.engine, settings, connections)
             info = client.store.info()
         except (XeroAuthError, ConfigurationError) as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot bring a refused grant back

@@ -19,20 +19,20 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from intoaec_xero import health as sync_health
-from intoaec_xero import oauth
 from intoaec_xero.quality import docs
+from intoaec_xero.tenants import Organisation, TenantStatus, status_badge
 
 SYNC_DAG, BACKFILL_DAG = "xero_sync", "xero_backfill"
 HISTORY_DAYS = 30
 
 # Worst first, so a tenant that needs someone is at the top of the page, not the bottom.
 VERDICTS = {
-    sync_health.RECONNECT: ("bad", "Reconnect needed"),
+    sync_health.RECONNECT: ("bad", TenantStatus.RECONNECT_NEEDED.value),
     sync_health.FAILING: ("bad", "Failing"),
     sync_health.STALE: ("warn", "Stale"),
     sync_health.NEVER_SYNCED: ("off", "Never synced"),
     sync_health.HEALTHY: ("ok", "Healthy"),
-    sync_health.DISCONNECTED: ("off", "Disconnected"),
+    sync_health.DISCONNECTED: ("off", TenantStatus.DISCONNECTED.value),
 }
 ATTENTION = {sync_health.RECONNECT, sync_health.FAILING, sync_health.STALE}
 QUALITY = {"passed": ("ok", "Passed"), "warn": ("warn", "Warnings"), "failed": ("bad", "Failed"),
@@ -46,7 +46,7 @@ class TenantView:
     """One tenant's card: its health verdict plus what the page adds (links, chart, backfill)."""
 
     health: sync_health.TenantHealth
-    org: oauth.Organisation | None
+    org: Organisation | None
     runs: list[sync_health.RunSummary]
     chart: Markup
     chart_unit: str
@@ -75,7 +75,7 @@ class TenantView:
         return self.runs[-1] if self.runs else None
 
 
-def health_context(engine, orgs: list[oauth.Organisation], airflow_home: str, root: str,
+def health_context(engine, orgs: list[Organisation], airflow_home: str, root: str,
                    dag_of_runs: Callable[[set[str]], dict[str, str]]) -> dict[str, Any]:
     """What the page's sync-health part shows: a card per connected tenant, worst first.
 
@@ -260,4 +260,6 @@ def register(templates: Environment) -> None:
     templates.filters["when"] = _when
     templates.filters["age"] = _age
     templates.filters["count"] = lambda value: "-" if value is None else f"{value:,}"
-    templates.globals.update(RUN_STATUS=RUN_STATUS, QUALITY=QUALITY)
+    # An organisation's status is shown and compared in the vocabulary's words, never the template's own.
+    templates.filters["status_badge"] = status_badge
+    templates.globals.update(RUN_STATUS=RUN_STATUS, QUALITY=QUALITY, TENANT_STATUS=TenantStatus)

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from intoaec_xero.settings import DEFAULT_SCOPES, XERO_API_BASE_URL, XERO_IDENTITY_BASE_URL
+from intoaec_xero.settings import XERO_EXTRAS, ConnectionExtra
 
 DISTRIBUTION = "intoaec-xero"  # must equal the installed distribution's name, or Airflow refuses it
 
+# JSON-schema types of the form's fields, by the declared type of the extra.
+_SCHEMA_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
-def _text(label: str, description: str, default: str | None = None, **schema) -> dict:
-    field_schema = {"type": ["string", "null"], **schema}
-    if default is not None:
-        field_schema["default"] = default
-    return {"label": label, "description": description, "schema": field_schema}
+
+def conn_field(extra: ConnectionExtra) -> dict:
+    """One ``conn-fields`` entry: Airflow stores the field's value in the extra under the same key."""
+    schema: dict = {"type": [_SCHEMA_TYPES[extra.kind], "null"]}
+    if extra.choices:
+        schema["enum"] = list(extra.choices)
+    if extra.kind in (int, float):
+        schema["minimum"] = extra.minimum
+    if extra.default is not None:
+        schema["default"] = extra.default
+    return {"label": extra.label, "description": extra.description, "schema": schema}
+
+
+def conn_fields() -> dict[str, dict]:
+    """The form's fields: every declared extra marked ``in_form``, in declaration order."""
+    return {extra.name: conn_field(extra) for extra in XERO_EXTRAS if extra.in_form}
 
 
 def get_provider_info() -> dict:
@@ -45,43 +58,7 @@ def get_provider_info() -> dict:
                         "password": "the app's Client secret",
                     },
                 },
-                "conn-fields": {
-                    "scopes": _text(
-                        "Scopes",
-                        "Space-separated. Apps created since March 2026 must use granular scopes; "
-                        "offline_access is what lets the sync run without you.",
-                        " ".join(DEFAULT_SCOPES),
-                    ),
-                    "tenant_filter": _text(
-                        "Tenant filter",
-                        "Organisations to sync, by name or tenant id, comma-separated. Empty: every "
-                        "connected organisation.",
-                    ),
-                    "api_base_url": _text(
-                        "API base URL",
-                        "Xero's Accounting API; the local sandbox's /api.xro/2.0 for demos and tests.",
-                        XERO_API_BASE_URL,
-                    ),
-                    "identity_base_url": _text(
-                        "Identity base URL",
-                        "Xero's identity service (token, revocation); the sandbox's address for demos "
-                        "and tests, which then also serves sign-in and /connections.",
-                        XERO_IDENTITY_BASE_URL,
-                    ),
-                    "sandbox": {
-                        "label": "Local sandbox",
-                        "description": "Tick only for the local Xero sandbox (demos and tests): a connection "
-                                       "whose URLs are not Xero's is refused without it.",
-                        "schema": {"type": ["boolean", "null"], "default": False},
-                    },
-                    "grant_type": _text(
-                        "Grant type",
-                        "authorization_code: a user signs in once (the Xero page or `intoaec-xero "
-                        "connect`). client_credentials: a Xero custom connection (one organisation).",
-                        "authorization_code",
-                        enum=["authorization_code", "client_credentials"],
-                    ),
-                },
+                "conn-fields": conn_fields(),
             }
         ],
     }

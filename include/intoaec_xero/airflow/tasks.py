@@ -7,13 +7,13 @@ different Celery workers, and the SDK's client is not thread-safe.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from intoaec_xero import db
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
+from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantRef, TenantSummary
 from intoaec_xero.pipeline import (
@@ -21,32 +21,31 @@ from intoaec_xero.pipeline import (
     discover_tenants,
     extract_tenant,
     is_retriable,
-    known_tenants,
     load_tenant,
-    mark_connection_failed,
-    mark_connection_ok,
     record_tenant_failure,
     selected_streams,
 )
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.runtime import raw_dir
+from intoaec_xero.tenants import known_tenants, mark_connection_failed, mark_connection_ok
 
 log = logging.getLogger(__name__)
 
 CONN_IDS_VARIABLE = "intoaec_xero_conn_ids"
 
 
-def xero_conn_ids() -> list[str]:
-    """The Xero connections to sync: Variable ``intoaec_xero_conn_ids`` or INTOAEC_XERO_CONN_IDS
-    (comma separated), else ``xero_default``."""
-    value = os.environ.get("INTOAEC_XERO_CONN_IDS")
-    if not value:
-        try:
-            from airflow.sdk import Variable
+def xero_conn_ids(settings: RuntimeSettings | None = None) -> list[str]:
+    """The Xero connections to sync: INTOAEC_XERO_CONN_IDS (``settings``, else this process's) or the
+    Variable ``intoaec_xero_conn_ids`` (comma separated), else ``xero_default``."""
+    configured = (settings or current()).xero_conn_ids
+    if configured:
+        return list(configured)
+    try:
+        from airflow.sdk import Variable
 
-            value = Variable.get(CONN_IDS_VARIABLE, default=None)
-        except Exception:  # noqa: BLE001 - no Variable store reachable: use the default
-            value = None
+        value = Variable.get(CONN_IDS_VARIABLE, default=None)
+    except Exception:  # noqa: BLE001 - no Variable store reachable: use the default
+        value = None
     ids = [v.strip() for v in (value or XERO_CONN_ID).split(",") if v.strip()]
     return ids or [XERO_CONN_ID]
 
@@ -104,11 +103,12 @@ def prepare(db_conn_id: str = DB_CONN_ID) -> list[MappedTenant]:
     connection holding it syncs it as before.
     """
     try:
+        runtime = current()
         engine = _engine(db_conn_id)  # brings the schema up to date
     except IntoAECXeroError as error:
         _fail_clearly(error)
     tenants: list[MappedTenant] = []
-    for conn_id in xero_conn_ids():
+    for conn_id in xero_conn_ids(runtime):
         try:
             settings, client = _client(conn_id, db_conn_id)
             discovery = discover(client, settings, engine)
@@ -250,9 +250,10 @@ def check_freshness(db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
     from intoaec_xero import freshness
     from intoaec_xero.airflow.alerts import deliver
 
-    outcome = freshness.check(_engine(db_conn_id))
+    runtime = current()
+    outcome = freshness.check(_engine(db_conn_id), threshold=runtime.stale_after)
     for incident in outcome["new_incidents"]:
-        deliver(f"Xero sync: {incident['tenant']} needs attention", incident["incident"])
+        deliver(f"Xero sync: {incident['tenant']} needs attention", incident["incident"], runtime)
     if outcome["unhealthy"]:
         names = ", ".join(f"{u['tenant']} ({u['verdict']})" for u in outcome["unhealthy"])
         _fail_clearly(IntoAECXeroError(f"Tenants needing attention: {names}. See intoaec-xero status."))

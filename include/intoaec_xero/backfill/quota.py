@@ -17,12 +17,12 @@ window can never happen again once the backfill stopped.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.limits import LimitPolicy
 from intoaec_xero.schema import sync_runs
 
@@ -49,12 +49,13 @@ class QuotaShare:
 
     @classmethod
     def from_environment(cls, share: float | None = None, day_limit: int | None = None,
-                         minute_limit: int | None = None) -> QuotaShare:
-        """Explicit values win; then INTOAEC_BACKFILL_SHARE / INTOAEC_XERO_DAY_LIMIT; then Xero's defaults."""
+                         minute_limit: int | None = None, *, settings: RuntimeSettings | None = None) -> QuotaShare:
+        """Explicit values win; then INTOAEC_BACKFILL_SHARE / INTOAEC_XERO_DAY_LIMIT (``settings``, else this
+        process's); both default to Xero's figures."""
+        settings = settings or current()
         return cls(
-            share=float(share if share is not None else os.environ.get("INTOAEC_BACKFILL_SHARE") or DEFAULT_SHARE),
-            day_limit=int(day_limit if day_limit is not None
-                          else os.environ.get("INTOAEC_XERO_DAY_LIMIT") or XERO_DAY_LIMIT),
+            share=float(share if share is not None else settings.backfill_share),
+            day_limit=int(day_limit if day_limit is not None else settings.xero_day_limit),
             minute_limit=int(minute_limit if minute_limit is not None else XERO_MINUTE_LIMIT),
         )
 

@@ -119,17 +119,23 @@ def _prune(root: Path | None) -> None:
     """Keep the newest runs' results (and their pages): the index lists everything kept."""
     runs: dict[str, float] = {}
     base = results_dir(root)
-    if not base.exists():
-        return
-    for suite_dir in base.iterdir():
-        if suite_dir.is_dir():
-            for run_dir in suite_dir.iterdir():
-                runs[run_dir.name] = max(runs.get(run_dir.name, 0.0), run_dir.stat().st_mtime)
+    for suite_dir in _suite_dirs(base):
+        for run_dir in suite_dir.iterdir():
+            runs[run_dir.name] = max(runs.get(run_dir.name, 0.0), run_dir.stat().st_mtime)
     stale = sorted(runs, key=runs.__getitem__, reverse=True)[KEEP_RUNS:]
     for name in stale:
         for folder in (base, docs_dir(root) / "validations"):
-            for suite_dir in folder.glob("*") if folder.exists() else ():
+            for suite_dir in _suite_dirs(folder):
                 shutil.rmtree(suite_dir / name, ignore_errors=True)
+
+
+def _suite_dirs(folder: Path) -> list[Path]:
+    """Each suite's folder: GX nests a suite named ``xero.invoices`` as ``xero/invoices``, whose
+    children are the runs."""
+    from intoaec_xero.quality import suites
+
+    depth = suites.suite_name("table").count(".") + 1
+    return [path for path in folder.glob("/".join(["*"] * depth)) if path.is_dir()] if folder.exists() else []
 
 
 @contextlib.contextmanager

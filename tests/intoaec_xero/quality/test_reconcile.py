@@ -1,6 +1,7 @@
-"""Reconciliation on the sandbox's ``medium`` books: the ledger equals Xero's own Trial Balance,
-every journal balances, receivables and payments agree; one altered row is enough to fail them.
-The plan-gated tenant (no Journals) skips the ledger checks and says why."""
+"""Reconciliation on the sandbox's ``mixed`` books (one organisation with Journals, one without):
+the ledger equals Xero's own Trial Balance, every journal balances, receivables and payments
+agree; one altered row is enough to fail them. The plan-gated tenant skips the ledger checks
+and says why."""
 
 from __future__ import annotations
 
@@ -15,18 +16,19 @@ from intoaec_xero.quality import docs
 from intoaec_xero.quality.reconcile import reconcile_tenant
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import dq_results, invoices, journal_lines, sync_runs
+from intoaec_xero.streams import STREAMS
 from sqlalchemy import select, update
 
 from tests.harness.xero import connect
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two full syncs of medium
+pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
-def medium(tmp_path_factory):
+def books(tmp_path_factory):
     from xero_sandbox.testing import running_sandbox
 
-    root = tmp_path_factory.mktemp("medium")
+    root = tmp_path_factory.mktemp("mixed")
     records: list[str] = []
 
     class Keep(logging.Handler):
@@ -38,7 +40,7 @@ def medium(tmp_path_factory):
     previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    with pytest.MonkeyPatch.context() as env, running_sandbox(dataset="medium", seed=1, limits=False) as sandbox:
+    with pytest.MonkeyPatch.context() as env, running_sandbox(dataset="mixed", seed=1, limits=False) as sandbox:
         env.setenv("INTOAEC_DATA_DIR", str(root / "var"))
         engine = db.create_db_engine(f"sqlite:///{root / 'intoaec.db'}")
         db.upgrade(engine)
@@ -61,14 +63,14 @@ def _verdicts(engine, run_id: str) -> dict[tuple[str, str], dict]:
     return {(r["tenant_id"], r["check_name"]): dict(r) for r in rows}
 
 
-def test_medium_passes_every_check_and_its_ledger_equals_xeros_trial_balance(medium):
-    engine = medium["engine"]
-    assert medium["summary"].ok, medium["summary"].failures
-    assert report.compare_with_truth(engine, medium["truth"]) == []
+def test_the_books_pass_every_check_and_the_ledger_equals_xeros_trial_balance(books):
+    engine = books["engine"]
+    assert books["summary"].ok, books["summary"].failures
+    assert report.compare_with_truth(engine, books["truth"]) == []
     verdicts = _verdicts(engine, "full")
     failed = [(t, c, v["observed"]) for (t, c), v in verdicts.items() if not v["passed"]]
     assert failed == []
-    for tenant in medium["ledgers"]:
+    for tenant in books["ledgers"]:
         for check in ("trial_balance", "journal_balances", "ar_matches_ledger", "payments_match_amount_paid",
                       "lines_sum_to_invoice", "journal_balances"):
             verdict = verdicts[(tenant, check)]
@@ -76,43 +78,50 @@ def test_medium_passes_every_check_and_its_ledger_equals_xeros_trial_balance(med
         assert verdicts[(tenant, "trial_balance")]["observed"].startswith("0 of ")
     with engine.connect() as conn:
         quality = dict(conn.execute(select(sync_runs.c.stream, sync_runs.c.quality_verdict).where(
-            sync_runs.c.run_id == "full", sync_runs.c.tenant_id == medium["ledgers"][0])).all())
+            sync_runs.c.run_id == "full", sync_runs.c.tenant_id == books["ledgers"][0])).all())
     assert set(quality.values()) == {"passed"}
 
 
-def test_the_tenant_without_journals_skips_the_ledger_checks_with_the_reason(medium):
-    verdicts = _verdicts(medium["engine"], "full")
-    gated = medium["gated"]
+def test_the_tenant_without_journals_skips_the_ledger_checks_with_the_reason(books):
+    verdicts = _verdicts(books["engine"], "full")
+    gated = books["gated"]
     for check in ("trial_balance", "journal_balances", "ar_matches_ledger"):
         verdict = verdicts[(gated, check)]
         assert verdict["passed"] and "plan" in verdict["observed"] and verdict["observed"].startswith("skipped: ")
     assert verdicts[(gated, "payments_match_amount_paid")]["observed"].startswith("0 of ")
-    with medium["engine"].connect() as conn:
+    with books["engine"].connect() as conn:
         journals = conn.execute(select(sync_runs.c.quality_verdict, sync_runs.c.quality_summary).where(
             sync_runs.c.run_id == "full", sync_runs.c.tenant_id == gated, sync_runs.c.stream == "journals")).one()
     assert journals.quality_verdict == "skipped"
     assert any("401 AuthorizationUnsuccessful" in s["reason"] for s in journals.quality_summary["skipped"])
 
 
-def test_a_run_without_new_journals_spends_no_call_on_the_trial_balance(medium):
-    assert medium["again"].ok, medium["again"].failures
-    verdict = _verdicts(medium["engine"], "again")[(medium["ledgers"][0], "trial_balance")]
+def test_a_run_without_new_journals_spends_no_call_on_the_trial_balance(books):
+    assert books["again"].ok, books["again"].failures
+    verdict = _verdicts(books["engine"], "again")[(books["ledgers"][0], "trial_balance")]
     assert verdict["observed"] == ("skipped: no new journals since the last run, so neither the ledger nor "
                                    "Xero's trial balance changed")
 
 
-def test_data_docs_are_built_and_their_path_is_logged(medium):
-    index = docs.latest_index(medium["root"])
+def test_data_docs_are_built_and_their_path_is_logged(books):
+    index = docs.latest_index(books["root"])
     assert index is not None and index.read_text().count("xero.") > 0
-    assert any("Data Docs: file://" in line and str(index) in line for line in medium["log"])
-    pages = list((medium["root"] / "data_docs" / "validations").rglob("*.html"))
-    assert any("invoices" in str(p) for p in pages)
+    assert any("Data Docs: file://" in line and str(index) in line for line in books["log"])
+    # Both runs are kept (the newest few are), each with a page for every stream it read rows of,
+    # under the stream's table.
+    validations = books["root"] / "data_docs" / "validations" / "xero"
+    pages = {p.relative_to(validations).parts[:2] for p in validations.rglob("*.html")}
+    with books["engine"].connect() as conn:
+        validated = {(STREAMS[stream].targets[0], run) for stream, run in conn.execute(
+            select(sync_runs.c.stream, sync_runs.c.run_id).where(sync_runs.c.rows_extracted > 0))}
+    assert {run for _, run in validated} == {"full", "again"}
+    assert validated <= pages
 
 
 @pytest.fixture
-def altered(medium):
+def altered(books):
     """Undo whatever a test changes in the loaded tables."""
-    engine = medium["engine"]
+    engine = books["engine"]
     undo = []
     yield engine, undo
     with engine.begin() as conn:
@@ -120,16 +129,16 @@ def altered(medium):
             conn.execute(statement)
 
 
-def _reconcile(medium, tenant_id):
-    manifest = next(m for m in medium["raw"].manifests("full") if m["tenant_id"] == tenant_id)
+def _reconcile(books, tenant_id):
+    manifest = next(m for m in books["raw"].manifests("full") if m["tenant_id"] == tenant_id)
     outcomes = {s["stream"]: "success" for s in manifest["streams"]}
-    return {r.check: r for r in reconcile_tenant(medium["engine"], medium["raw"], manifest, outcomes)}
+    return {r.check: r for r in reconcile_tenant(books["engine"], books["raw"], manifest, outcomes)}
 
 
-def test_one_altered_journal_line_fails_the_trial_balance_and_its_journal(medium, altered):
+def test_one_altered_journal_line_fails_the_trial_balance_and_its_journal(books, altered):
     engine, undo = altered
-    tenant = medium["ledgers"][0]
-    assert _reconcile(medium, tenant)["trial_balance"].passed
+    tenant = books["ledgers"][0]
+    assert _reconcile(books, tenant)["trial_balance"].passed
     with engine.begin() as conn:
         line = conn.execute(select(journal_lines.c.journal_line_id, journal_lines.c.net_amount,
                                    journal_lines.c.account_code)
@@ -138,16 +147,16 @@ def test_one_altered_journal_line_fails_the_trial_balance_and_its_journal(medium
                      .values(net_amount=line.net_amount + Decimal("0.01")))
     undo.append(update(journal_lines).where(journal_lines.c.journal_line_id == line.journal_line_id)
                 .values(net_amount=line.net_amount))
-    checks = _reconcile(medium, tenant)
+    checks = _reconcile(books, tenant)
     tb = checks["trial_balance"]
     assert not tb.passed and tb.severity == "error"
     assert tb.observed.startswith("1 of ") and tb.failing_keys[0].startswith(f"{line.account_code}: ledger ")
     assert not checks["journal_balances"].passed and "off by 0.01" in checks["journal_balances"].failing_keys[0]
 
 
-def test_payments_and_receivables_fail_when_an_invoice_disagrees(medium, altered):
+def test_payments_and_receivables_fail_when_an_invoice_disagrees(books, altered):
     engine, undo = altered
-    tenant = medium["ledgers"][0]
+    tenant = books["ledgers"][0]
     with engine.begin() as conn:
         paid = conn.execute(select(invoices.c.invoice_id, invoices.c.invoice_number, invoices.c.amount_paid,
                                    invoices.c.amount_due)
@@ -157,7 +166,7 @@ def test_payments_and_receivables_fail_when_an_invoice_disagrees(medium, altered
                      .values(amount_paid=paid.amount_paid + 1, amount_due=paid.amount_due + 250000))
     undo.append(update(invoices).where(invoices.c.invoice_id == paid.invoice_id)
                 .values(amount_paid=paid.amount_paid, amount_due=paid.amount_due))
-    checks = _reconcile(medium, tenant)
+    checks = _reconcile(books, tenant)
     payments = checks["payments_match_amount_paid"]
     assert not payments.passed and payments.severity == "warn"
     assert payments.failing_keys == [f"{paid.invoice_number}: amount_paid {paid.amount_paid + 1}, "
