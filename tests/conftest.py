@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.harness.databases import POSTGRES_ADMIN_URL, fresh_postgres, migrated_engine  # noqa: F401 - re-exported
+from tests.harness.databases import (  # noqa: F401 - re-exported
+    POSTGRES_ADMIN_URL,
+    fresh_postgres,
+    migrated_engine,
+    migrated_postgres,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,14 +112,30 @@ def sqlite_url(tmp_path) -> str:
 
 @pytest.fixture
 def postgres_url():
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     with fresh_postgres("intoaec_test") as (url,):
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres_url():
+    """A fresh PostgreSQL database already holding IntoAEC's schema, dropped afterwards."""
+    with migrated_postgres("intoaec_test") as url:
         yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
-    """Each test using this runs on both backends the product supports."""
+    """Each test using this runs on both backends the product supports (PostgreSQL's already migrated;
+    migrating again is a no-op, as it is for every process of the product)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'intoaec.db'}"
+    return request.getfixturevalue("migrated_postgres_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request, tmp_path):
+    """Both backends, with no schema at all (for tests of the migrations themselves)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'intoaec.db'}"
     return request.getfixturevalue("postgres_url")
@@ -134,6 +155,6 @@ def sqlite_engine(sqlite_url):
 
 
 @pytest.fixture
-def pg_engine(postgres_url):
-    with migrated_engine(postgres_url) as engine:
+def pg_engine(migrated_postgres_url):
+    with migrated_engine(migrated_postgres_url) as engine:
         yield engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from intoaec_xero import db, oauth
+from intoaec_xero import oauth
 from intoaec_xero.client import XeroClient
 from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenCipher, TokenStore
@@ -50,11 +50,3 @@ def airflow_connection_env(monkeypatch, sandbox, db_url: str, conn_id: str = "xe
     }))
     monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
                                                               "extra": {"sqlalchemy_url": db_url}}))
-
-
-@pytest.fixture
-def pg_engine(postgres_url):
-    engine = db.create_db_engine(postgres_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()

@@ -62,6 +62,7 @@ def test_the_hook_keeps_every_declared_extra_out_of_the_http_headers():
     assert XERO_EXTRA_KEYS == set(XERO_EXTRA)
 
 
+@pytest.mark.slow  # Airflow's CLI in a subprocess
 def test_airflow_providers_hooks_lists_xero(tmp_path):
     env = dict(os.environ, AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
     airflow = Path(sys.executable).with_name("airflow")

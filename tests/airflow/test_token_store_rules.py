@@ -74,14 +74,15 @@ def test_eight_workers_whose_token_expired_at_xero_refresh_exactly_once(sandbox,
     assert after.previous_refresh_token == before.refresh_token
 
 
-def test_eight_workers_whose_token_expired_locally_refresh_exactly_once(sandbox, postgres_url, pg_engine, tmp_path):
+def test_eight_workers_whose_token_expired_locally_refresh_exactly_once(sandbox, migrated_postgres_url, pg_engine,
+                                                                      tmp_path):
     _, store = connect(sandbox, pg_engine)
     tokens = store.load()
     tokens.expires_at = time.time() - 5
     store.save(tokens)
     sandbox.reset_stats()
 
-    results = _all_at_once(postgres_url, sandbox, tmp_path)
+    results = _all_at_once(migrated_postgres_url, sandbox, tmp_path)
 
     assert all(r["ok"] for r in results), results
     assert sandbox.stats()["token_refreshes"] == 1

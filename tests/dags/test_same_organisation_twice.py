@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # DAG tasks over two syncs
 
 
 def test_the_second_connection_of_an_organisation_is_refused_until_the_first_lets_go(tmp_path, monkeypatch):

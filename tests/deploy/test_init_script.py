@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.deploy.compose import ENV_EXAMPLE, read_env_file, resolved
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Airflow's db migrate
 
 ADMIN = make_url(POSTGRES_ADMIN_URL)
 

@@ -226,12 +226,12 @@ def test_upsert_on_a_unique_index_replaces_instead_of_adding(engine):
     assert rows == [("key_present", True, None), ("status_in_enum", True, None)]
 
 
-def test_the_upgrade_keeps_one_verdict_per_check_of_a_run(db_url):
+def test_the_upgrade_keeps_one_verdict_per_check_of_a_run(empty_db_url):
     """Databases written before verdicts were keyed may hold a retry's second set: the latest stays."""
     from alembic import command
     from sqlalchemy import text
 
-    engine = db.create_db_engine(db_url)
+    engine = db.create_db_engine(empty_db_url)
     try:
         with engine.begin() as conn:
             command.upgrade(db._alembic_config(conn), "0002")

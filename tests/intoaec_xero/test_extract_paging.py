@@ -224,6 +224,7 @@ def test_a_bad_journal_number_leaves_the_run_row_failed_with_the_reason(sqlite_e
 # -- against the sandbox -------------------------------------------------------------------------
 
 @pytest.mark.integration
+@pytest.mark.slow  # a whole sync through the short-page server
 def test_a_sync_against_a_server_serving_short_pages_equals_the_truth(sqlite_engine, tmp_path):
     from intoaec_xero.client import XeroClient
     from intoaec_xero.oauth import finish_authorization, start_authorization

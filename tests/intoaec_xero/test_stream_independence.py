@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.harness.xero import connect
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # repeated full syncs
 
 
 def _runs(engine, run_id):

@@ -153,12 +153,14 @@ def test_small_every_endpoint_every_page(api, validator):
     assert {k.split()[0] for k in v.checked} >= {"200", "400", "401", "403", "404", "429", "500", "503"}
 
 
+@pytest.mark.slow  # medium
 def test_medium_every_endpoint(medium_api, validator):
     conns = medium_api.connections()
     for n, c in enumerate(conns):
         _walk_tenant(medium_api, validator, c["tenantId"], max_pages=3, journals=n < len(conns) - 1)
 
 
+@pytest.mark.slow  # the 50-organisation dataset
 def test_many_tenants_sampled(validator, make_api):
     with running_sandbox("many", seed=3, limits=False) as sb:
         api = make_api(sb, sb.connect())
@@ -167,6 +169,7 @@ def test_many_tenants_sampled(validator, make_api):
             _walk_tenant(api, validator, api.tenants[n], max_pages=2, journals=n != 49)
 
 
+@pytest.mark.slow  # medium
 def test_full_pages_from_the_start_middle_and_end_validate(medium_api, validator):
     """Full 1000-record pages (lines included) and journal pages deep into a 24,000-journal ledger."""
     api = medium_api

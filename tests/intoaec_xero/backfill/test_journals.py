@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 
 from tests.intoaec_xero.backfill.conftest import CLOCK_START, Clock, connect, sync_client, tenants_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ledger walks beside syncs
 
 DAY_LIMIT = 40
 QUOTA_SHARE = QuotaShare(share=0.6, day_limit=DAY_LIMIT, minute_limit=0)

@@ -53,7 +53,7 @@ def sandbox():
 
 
 def test_a_ledger_over_several_days_survives_a_killed_walker_and_equals_the_truth(sandbox, pg_engine,
-                                                                                 postgres_url, tmp_path):
+                                                                                 migrated_postgres_url, tmp_path):
     engine = pg_engine
     tenant = tenants_of(sandbox)[0]
     settings, store = connect(sandbox, engine, tenant_filter=(tenant["tenant_id"],))
@@ -63,7 +63,7 @@ def test_a_ledger_over_several_days_survives_a_killed_walker_and_equals_the_trut
 
     # Day 1: a worker walks and dies without warning between a page's commit and its checkpoint.
     walker = subprocess.Popen(
-        [sys.executable, "-m", "tests.intoaec_xero.backfill.walker", "--db-url", postgres_url,
+        [sys.executable, "-m", "tests.intoaec_xero.backfill.walker", "--db-url", migrated_postgres_url,
          "--base-url", sandbox.base_url, "--tenant", json.dumps(tenant), "--run-id", "backfill-day1",
          "--day-limit", str(DAY_LIMIT), "--raw-dir", str(raw.root), "--lease-seconds", "2",
          "--hang-after-offset", str(HANG_AT)],

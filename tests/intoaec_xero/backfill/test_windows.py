@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.intoaec_xero.backfill.conftest import connect, sync_client, tenants_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # whole month windows of small, per backend
 
 WINDOW_TABLES = {"invoices", "invoice_lines", "payments", "credit_notes"}
 # The small dataset runs 2023–2026, plus one pre-1970 invoice (Xero allows them).

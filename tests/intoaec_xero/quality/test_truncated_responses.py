@@ -14,7 +14,7 @@ from intoaec_xero.settings import XeroSettings
 from intoaec_xero.tokens import TokenCipher, TokenStore
 from sqlalchemy import func, select
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # full syncs through a cutting proxy
 
 
 @pytest.fixture(scope="module")
