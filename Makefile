@@ -50,14 +50,19 @@ sandbox: install
 	$(BIN)/python -m xero_sandbox --host 127.0.0.1 --port $(or $(PORT),5055) --dataset "$(DATASET)" --seed "$(SEED)"
 
 AIRFLOW_UI_HOME := $(CURDIR)/.airflow/ui
+# `make airflow PORT=8081`: the API server's port. Open the UI as localhost, the host Xero's redirect
+# URI is registered with (Xero compares it character for character), and the page sends that back.
+AIRFLOW_PORT = $(or $(PORT),8080)
 airflow: install
 	@mkdir -p $(AIRFLOW_UI_HOME)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW_HOME=$(AIRFLOW_UI_HOME) \
 	  AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
 	  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__CORE__TEST_CONNECTION=Enabled \
 	  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin INTOAEC_DATA_DIR=$(CURDIR)/var \
+	  AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	  bash -c 'airflow db migrate >/dev/null && airflow pools set xero_api 5 "Xero API: concurrent calls per tenant" >/dev/null && \
-	    echo "Airflow UI: http://127.0.0.1:8080 (user admin; password in $(AIRFLOW_UI_HOME)/simple_auth_manager_passwords.json.generated)" && \
+	    echo "Airflow UI: http://localhost:$(AIRFLOW_PORT) (user admin; password in $(AIRFLOW_UI_HOME)/simple_auth_manager_passwords.json.generated)" && \
+	    echo "Xero redirect URI (register it on the Xero app as is): http://localhost:$(AIRFLOW_PORT)/xero/callback" && \
 	    exec airflow standalone'
 
 # Benchmarks (not timed tests): each writes its own section of docs/benchmarks.md.

@@ -30,6 +30,7 @@ BACKGROUND: dict[str, Any] = {"pool": "xero_api", "priority_weight": 1, "weight_
 
 @dag(
     dag_id="xero_backfill",
+    description="History, one calendar month per run, plus the journal ledger, within a share of the daily quota.",
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
     # Airflow creates no tasks in a run dated before start_date, so it must precede any history
     # (books converted into Xero carry older dates); catchup=False keeps the scheduler from

@@ -14,6 +14,7 @@ from airflow.sdk import dag, get_current_context, task
 
 @dag(
     dag_id="xero_keepalive",
+    description="Renews each Xero grant daily so none expires idle; skipped until Xero is connected.",
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -27,6 +27,7 @@ TABLE_ASSETS = [
 
 @dag(
     dag_id="xero_sync",
+    description="Every connected Xero organisation into IntoAEC's tables, hourly; fails when any tenant fails.",
     schedule=SETTINGS.sync_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -41,7 +41,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from intoaec_xero import environment, oauth, tenants
-from intoaec_xero.airflow import page_security, page_view
+from intoaec_xero.airflow import page_dags, page_security, page_view
 from intoaec_xero.airflow.connections import XERO_CONN_ID
 from intoaec_xero.airflow.hooks import XeroHook
 from intoaec_xero.airflow.page_view import BACKFILL_DAG, SYNC_DAG
@@ -61,6 +61,10 @@ SIGN_IN_SECONDS = 900  # Xero's codes live 5 minutes; signing in may take a whil
 NOTICES = {
     "connected": "Connected to Xero.",
     "disconnected": "Organisation disconnected.",
+    "sync-started": "A xero_sync run was started; its progress is on the run's page and below.",
+    "sync-queued": "A xero_sync run was queued, but xero_sync is paused: it starts once you unpause it.",
+    "paused": "xero_sync is paused: no scheduled sync runs until you unpause it.",
+    "unpaused": "xero_sync is unpaused: it runs on its schedule.",
 }
 
 _templates = Environment(
@@ -142,12 +146,21 @@ async def _failure(request: Request, error: Exception) -> Response:
 
 # -- pages ----------------------------------------------------------------------------------
 
+def _notice(notice: str | None, organisation: str | None) -> str | None:
+    """The banner after a redirect; the organisation's name, when given, replaces the generic word."""
+    text = NOTICES.get(notice or "")
+    if text and organisation and notice == "disconnected":
+        return f"{organisation} was disconnected: IntoAEC no longer reads it from Xero, and its synced data stays."
+    return text
+
+
 def _root(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/") or MOUNT
 
 
-def _page(request: Request, conn_id: str, notice: str | None = None) -> str:
-    query = {"conn_id": conn_id} | ({"notice": notice} if notice else {})
+def _page(request: Request, conn_id: str, notice: str | None = None, organisation: str | None = None) -> str:
+    query = {"conn_id": conn_id} | ({"notice": notice} if notice else {}) | (
+        {"organisation": organisation} if organisation else {})
     return f"{_root(request)}/?{urlencode(query)}"
 
 
@@ -163,7 +176,8 @@ def _redirect_uri(request: Request) -> str:
 
 
 def _render(request: Request, user, conn_id: str, *, error: str | None = None, notice: str | None = None,
-            status_code: int = 200) -> HTMLResponse:
+            organisation: str | None = None, fix_connection: bool = False,
+            confirm_disconnect: tenants.Organisation | None = None, status_code: int = 200) -> HTMLResponse:
     root = _root(request)
     session_id = request.cookies.get(page_security.SESSION_COOKIE)
     if page_security.is_session_id(session_id):
@@ -172,8 +186,9 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
         new_session, session_id = True, page_security.new_session_id()
     context = {"root": root, "airflow_home": (root[: -len(MOUNT)] if root.endswith(MOUNT) else "") + "/",
                "conn_id": conn_id, "csrf": page_security.issue_csrf(_secret(), session_id, user.get_name()),
-               "error": error,
-               "notice": NOTICES.get(notice or ""), "user": user.get_name(), "orgs": [], "grant": None,
+               "error": error, "fix_connection": fix_connection,
+               "notice": _notice(notice, organisation), "confirm_disconnect": confirm_disconnect,
+               "user": user.get_name(), "orgs": [], "grant": None,
                "settings": None, "grant_state": "not_connected", "setup_problem": None, "tenants": []}
     try:
         hook = XeroHook(xero_conn_id=conn_id)
@@ -187,6 +202,7 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
             context["grant_state"] = "reconnect" if grant.status == STATUS_RECONNECT else "connected"
         context.update(page_view.health_context(hook.engine, context["orgs"], context["airflow_home"], root,
                                                    _airflow_runs))
+        context["sync_dag"] = page_dags.sync_dag_state(user)
     except IntoAECXeroError as problem:
         context["setup_problem"] = str(problem)
     body = _templates.get_template("xero.html").render(**context)
@@ -197,9 +213,10 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
 
 
 @app.get("/", response_class=HTMLResponse)
-def page(request: Request, user: GetUserDep, conn_id: str = XERO_CONN_ID, notice: str | None = None):
+def page(request: Request, user: GetUserDep, conn_id: str = XERO_CONN_ID, notice: str | None = None,
+         organisation: str | None = None):
     _require(user, "GET", conn_id)
-    return _render(request, user, conn_id, notice=notice)
+    return _render(request, user, conn_id, notice=notice, organisation=organisation)
 
 
 @app.post("/connect")
@@ -216,6 +233,10 @@ def connect(request: Request, user: GetUserDep, conn_id: Annotated[str, Form()] 
             tokens = oauth.client_credentials_token(settings, hook.get_conn())
             oauth.complete_sign_in(settings, store, tokens, hook.get_client())
             return RedirectResponse(_page(request, conn_id, "connected"), status_code=303)
+        # A wrong secret is otherwise found only after the user has signed in and approved at Xero.
+        rejected = oauth.check_client(settings, hook.get_conn())
+        if rejected:
+            return _render(request, user, conn_id, error=rejected, fix_connection=True, status_code=400)
         auth = oauth.start_authorization(settings, _redirect_uri(request))
     except IntoAECXeroError as problem:
         return _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
@@ -259,14 +280,21 @@ def callback(request: Request, user: GetUserDep):
 
 @app.post("/organisations/{tenant_id}/disconnect")
 def disconnect(request: Request, tenant_id: str, user: GetUserDep,
-               conn_id: Annotated[str, Form()] = XERO_CONN_ID, csrf: Annotated[str, Form()] = ""):
-    """Xero's DELETE /connections/{id} for one organisation; the grant stays for the others."""
+               conn_id: Annotated[str, Form()] = XERO_CONN_ID, csrf: Annotated[str, Form()] = "",
+               confirm: Annotated[str, Form()] = ""):
+    """Xero's DELETE /connections/{id} for one organisation; the grant stays for the others.
+
+    The first click asks (the page shows what will happen, naming the organisation); only the
+    confirmation revokes, since IntoAEC cannot undo it without the organisation's admin at Xero.
+    """
     _require(user, "PUT", conn_id)
     _check_form(request, user, csrf)
     hook = XeroHook(xero_conn_id=conn_id)
     org = next((o for o in tenants.organisations(hook.engine, conn_id, None) if o.tenant_id == tenant_id), None)
     if org is None:
         raise HTTPException(404, "No such organisation on this Xero connection.")
+    if confirm != "yes":
+        return _render(request, user, conn_id, confirm_disconnect=org)
     try:
         if org.connection_id:
             oauth.delete_connection(hook.get_client(), org.connection_id, session=hook.get_conn())
@@ -274,7 +302,42 @@ def disconnect(request: Request, tenant_id: str, user: GetUserDep,
     except IntoAECXeroError as problem:
         return _render(request, user, conn_id, error=str(problem), status_code=_status_for(problem))
     log.info("Xero organisation %s disconnected from '%s' by %s.", org.name, conn_id, user.get_name())
-    return RedirectResponse(_page(request, conn_id, "disconnected"), status_code=303)
+    return RedirectResponse(_page(request, conn_id, "disconnected", organisation=org.name), status_code=303)
+
+
+@app.post("/sync-now")
+def sync_now(request: Request, user: GetUserDep, conn_id: Annotated[str, Form()] = XERO_CONN_ID,
+             csrf: Annotated[str, Form()] = ""):
+    """Airflow's Trigger, for xero_sync, from the page that says what is out of date."""
+    _require(user, "GET", conn_id)
+    _check_form(request, user, csrf)
+    state = page_dags.sync_dag_state(user)
+    if not state.known:
+        return _render(request, user, conn_id, status_code=409,
+                       error="Airflow has not read the xero_sync DAG yet (is the dag-processor running?).")
+    if not state.may_trigger:
+        raise HTTPException(403, "You may not trigger xero_sync runs.")
+    run_id = page_dags.trigger_sync(user)
+    log.info("xero_sync run %s triggered from the Xero page by %s.", run_id, user.get_name())
+    return RedirectResponse(_page(request, conn_id, "sync-queued" if state.paused else "sync-started"),
+                            status_code=303)
+
+
+@app.post("/sync-pause")
+def sync_pause(request: Request, user: GetUserDep, conn_id: Annotated[str, Form()] = XERO_CONN_ID,
+               csrf: Annotated[str, Form()] = "", paused: Annotated[str, Form()] = ""):
+    """Airflow's pause toggle, for xero_sync."""
+    _require(user, "GET", conn_id)
+    _check_form(request, user, csrf)
+    if paused not in ("true", "false"):
+        raise HTTPException(400, "paused must be true or false.")
+    state = page_dags.sync_dag_state(user)
+    if not state.known or not state.may_pause:
+        raise HTTPException(403 if state.known else 409, "You may not pause or unpause xero_sync."
+                            if state.known else "Airflow has not read the xero_sync DAG yet.")
+    page_dags.set_paused(paused == "true")
+    log.info("xero_sync %s from the Xero page by %s.", "paused" if paused == "true" else "unpaused", user.get_name())
+    return RedirectResponse(_page(request, conn_id, "paused" if paused == "true" else "unpaused"), status_code=303)
 
 
 @app.get("/data-docs/{path:path}")

@@ -19,6 +19,10 @@ class ConfigurationError(IntoAECXeroError):
     retriable = False
 
 
+class ConnectionMissing(ConfigurationError):
+    """The Airflow connection a component was told to use does not exist (yet)."""
+
+
 class TargetDatabaseError(IntoAECXeroError):
     """The IntoAEC database cannot be reached or used."""
 

@@ -198,7 +198,8 @@ def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, thres
         health.reasons.insert(0, "the Xero grant expired or was revoked: reconnect Xero")
         return RECONNECT
     if health.connection_status == TenantStatus.DISCONNECTED:
-        health.reasons.insert(0, "the organisation was disconnected in Xero")
+        health.reasons.insert(0, "the organisation was disconnected (on the Xero page, with `intoaec-xero "
+                                 "disconnect`, or at Xero): Reconnect and tick it at Xero to sync it again")
         return DISCONNECTED
     if health.connection_status == TenantStatus.CONNECTION_ERROR:
         health.reasons.insert(0, "the last run could not read the Xero connection (see its discover_tenants "

@@ -73,3 +73,27 @@ def test_a_custom_connection_has_nothing_to_keep_alive(hook_env, monkeypatch, sa
     airflow_connection_env(monkeypatch, sandbox, db_url, grant_type="client_credentials")
     assert _keep_alive() == {"connection": "xero_default", "refreshed": False,
                              "reason": "custom connections have no refresh token to keep alive"}
+
+
+def test_a_fresh_install_skips_the_keep_alive_with_what_to_do(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    monkeypatch.delenv("AIRFLOW_CONN_XERO_DEFAULT", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", f"sqlite:///{tmp_path / 'intoaec.db'}")
+    with pytest.raises(AirflowSkipException, match="Nothing to keep alive yet.*'xero_default' is missing"):
+        _keep_alive()
+
+
+def test_a_connection_named_on_purpose_that_is_missing_fails(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", f"sqlite:///{tmp_path / 'intoaec.db'}")
+    with pytest.raises(AirflowFailException, match="'xero_acme' is missing"):
+        _keep_alive("xero_acme")
+
+
+def test_a_connection_nobody_connected_yet_is_skipped_not_failed(hook_env):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    with pytest.raises(AirflowSkipException, match="'xero_default' has no grant yet.*Xero page"):
+        _keep_alive()

@@ -26,6 +26,13 @@ def test_every_dag_file_defines_a_dag(dagbag):
     assert files <= defined
 
 
+def test_every_dag_says_what_it_does_in_the_dag_list(dagbag):
+    # The DAG list shows the description under each id; doc_md is only on the DAG's own page.
+    for dag in dagbag.dags.values():
+        assert dag.description and 20 < len(dag.description) <= 120, dag.dag_id
+        assert dag.doc_md, dag.dag_id
+
+
 def test_no_cycles(dagbag):
     from airflow.sdk.definitions._internal.abstractoperator import AbstractOperator  # noqa: F401
 

@@ -132,6 +132,12 @@ def airflow_ui():
                 "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
                           "sandbox": True},
             }),
+            # The same app with a mistyped secret: Connect must say so before anyone signs in at Xero.
+            AIRFLOW_CONN_XERO_WRONG_SECRET=json.dumps({
+                "conn_type": "xero", "login": CLIENT_ID, "password": "not-the-secret",
+                "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
+                          "sandbox": True},
+            }),
             AIRFLOW_CONN_INTOAEC_DB=json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}),
         )
         env.pop("INTOAEC_FERNET_KEY", None)  # the server must use Airflow's key, as in production

@@ -87,6 +87,18 @@ def test_a_connect_without_the_pages_token_is_refused(airflow_ui):
     assert answer.status_code == 403 and "did not come from the Xero page" in answer.text
 
 
+def test_a_wrong_client_secret_is_named_before_anyone_signs_in_at_xero(airflow_ui):
+    session = airflow_ui.session()
+    page = session.get(f"{airflow_ui.base_url}/xero/?conn_id=xero_wrong_secret")
+    answer = session.post(f"{airflow_ui.base_url}/xero/connect",
+                          data={"conn_id": "xero_wrong_secret", "csrf": _csrf(page.text)}, allow_redirects=False)
+    assert answer.status_code == 400  # not a 303 to Xero's sign-in
+    assert "invalid_client" in answer.text and 'id="fix-connection"' in answer.text
+    assert "<code>xero_wrong_secret</code>" in answer.text
+    assert "not-the-secret" not in answer.text
+    assert "intoaec_xero_sign_in" not in answer.headers.get("set-cookie", "")
+
+
 def test_connect_to_xero_lands_on_connected_sync_enabled_future_access_saved(airflow_ui):
     airflow_ui.reset()
     session = airflow_ui.session()
@@ -158,15 +170,28 @@ def test_disconnect_one_organisation(airflow_ui):
     page = session.get(f"{airflow_ui.base_url}/xero/").text
     tenant = re.search(r'<tr data-tenant-id="([^"]+)">\s*<td class="name">Harbourside', page).group(1)
 
+    # The row's button only asks, naming the organisation; nothing is revoked yet.
+    asked = session.post(f"{airflow_ui.base_url}/xero/organisations/{tenant}/disconnect",
+                         data={"conn_id": "xero_default", "csrf": _csrf(page)}, allow_redirects=False)
+    assert asked.status_code == 200
+    question = re.search(r'<div class="banner warn" role="alertdialog" id="confirm-disconnect".*?</div>',
+                         asked.text, re.S).group(0)
+    assert "Disconnect <strong>Harbourside Architects Ltd</strong>?" in question
+    assert 'name="confirm" value="yes"' in question and 'id="cancel-disconnect"' in question
+    assert _rows(asked.text)["Harbourside Architects Ltd"] == "Connected Sync Enabled Future Access Saved"
+
     answer = session.post(f"{airflow_ui.base_url}/xero/organisations/{tenant}/disconnect",
-                          data={"conn_id": "xero_default", "csrf": _csrf(page)}, allow_redirects=False)
+                          data={"conn_id": "xero_default", "csrf": _csrf(asked.text), "confirm": "yes"},
+                          allow_redirects=False)
     assert answer.status_code == 303
 
     page = session.get(answer.headers["location"] if answer.headers["location"].startswith("http")
                        else airflow_ui.base_url + answer.headers["location"]).text
-    assert "Organisation disconnected." in page
+    assert "Harbourside Architects Ltd was disconnected" in page
     assert _rows(page) == {"Harbourside Architects Ltd": "Disconnected Sync Disabled Not saved",
                            "Meridian Structural Engineers Pty Ltd": "Connected Sync Enabled Future Access Saved"}
+    row = re.search(rf'<tr data-tenant-id="{tenant}">.*?</tr>', page, re.S).group(0)
+    assert 'class="reconnect"' in row and 'action="/xero/connect"' in row and 'class="danger disconnect"' not in row
 
 
 def test_an_expired_grant_shows_reconnect_and_reconnecting_restores_it(airflow_ui):
@@ -234,3 +259,46 @@ def _form_body(ui, password: str = "sandbox-secret") -> dict:
     return {"connection_id": "xero_default", "conn_type": "xero", "login": "sandbox-client", "password": password,
             "extra": json.dumps({"api_base_url": f"{ui.sandbox.base_url}/api.xro/2.0",
                                  "identity_base_url": ui.sandbox.base_url, "sandbox": True})}
+
+
+def test_sync_now_and_the_pause_toggle_drive_xero_sync(airflow_ui):
+    import sqlite3
+    import subprocess
+
+    from tests.plugins.conftest import _airflow
+
+    # What the dag-processor does in a running Airflow: xero_sync is in Airflow's DAG table, paused.
+    subprocess.run([_airflow(), "dags", "reserialize"], env=airflow_ui.env, check=True, capture_output=True,
+                   timeout=300)
+    session = airflow_ui.session()
+    page = session.get(f"{airflow_ui.base_url}/xero/").text
+    block = re.search(r'<div id="sync-dag".*?</div>', page, re.S).group(0)
+    assert 'data-paused="true"' in block and "xero_sync is paused" in block
+    assert 'id="sync-now"' in block and 'id="unpause"' in block
+
+    answer = session.post(f"{airflow_ui.base_url}/xero/sync-now", data={"conn_id": "xero_default",
+                                                                        "csrf": _csrf(page)}, allow_redirects=False)
+    assert answer.status_code == 303 and "notice=sync-queued" in answer.headers["location"]
+    with sqlite3.connect(airflow_ui.home / "airflow.db") as metadata:
+        runs = metadata.execute("SELECT run_type, triggered_by, state, triggering_user_name FROM dag_run "
+                                "WHERE dag_id = 'xero_sync'").fetchall()
+    assert runs == [("manual", "UI", "queued", "admin")]
+    page = session.get(airflow_ui.base_url + answer.headers["location"]).text
+    assert "queued, but xero_sync is paused" in page and "1 run(s) queued or running" in page
+
+    try:
+        answer = session.post(f"{airflow_ui.base_url}/xero/sync-pause",
+                              data={"conn_id": "xero_default", "csrf": _csrf(page), "paused": "false"},
+                              allow_redirects=False)
+        assert answer.status_code == 303 and "notice=unpaused" in answer.headers["location"]
+        page = session.get(f"{airflow_ui.base_url}/xero/").text
+        block = re.search(r'<div id="sync-dag".*?</div>', page, re.S).group(0)
+        assert 'data-paused="false"' in block and 'id="pause"' in block and "xero_sync is scheduled" in block
+    finally:
+        with sqlite3.connect(airflow_ui.home / "airflow.db") as metadata:
+            metadata.execute("UPDATE dag SET is_paused = 1 WHERE dag_id = 'xero_sync'")
+            metadata.execute("DELETE FROM dag_run WHERE dag_id = 'xero_sync'")
+
+    refused = session.post(f"{airflow_ui.base_url}/xero/sync-now", data={"conn_id": "xero_default"},
+                           allow_redirects=False)
+    assert refused.status_code in (400, 403)  # no page token: nothing is triggered

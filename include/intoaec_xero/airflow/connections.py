@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from intoaec_xero.errors import ConfigurationError
+from intoaec_xero.errors import ConfigurationError, ConnectionMissing
 from intoaec_xero.settings import (
     DEFAULT_SCOPES,
     XERO_CONNECTIONS_BASE_URL,
@@ -106,10 +106,10 @@ def _metadata_db() -> str:
         return ""
 
 
-def _missing(conn_id: str, metadata_db: str = "") -> ConfigurationError:
+def _missing(conn_id: str, metadata_db: str = "") -> ConnectionMissing:
     where = (f" Searched the environment, any secrets backend and Airflow's metadata database at {metadata_db}."
              if metadata_db else "")
-    return ConfigurationError(
+    return ConnectionMissing(
         f"The Airflow connection '{conn_id}' is missing: add it in Admin → Connections or with "
         f"`airflow connections add {conn_id} …` (or set AIRFLOW_CONN_{conn_id.upper()}).{where}"
     )

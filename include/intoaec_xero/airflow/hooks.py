@@ -30,7 +30,7 @@ from intoaec_xero.airflow.connections import (
     xero_settings,
 )
 from intoaec_xero.client import XeroClient, build_client
-from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError
+from intoaec_xero.errors import ConfigurationError, ConnectionMissing, IntoAECXeroError, XeroAuthError
 from intoaec_xero.settings import XERO_EXTRA, XeroSettings
 from intoaec_xero.tokens import STATUS_RECONNECT, TokenCipher, TokenStore, register_secret_sink
 
@@ -181,14 +181,24 @@ class XeroHook(HttpHook):
         working and picks up the new token set. Also re-reads ``/connections`` so organisations
         disconnected from Xero's side show as such.
         """
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
         try:
-            settings = self.settings
+            try:
+                settings = self.settings
+            except ConnectionMissing as error:
+                if self.xero_conn_id != XERO_CONN_ID:  # named on purpose: a missing one is a mistake
+                    raise
+                # A fresh install: nobody has set Xero up yet, which is not a failure.
+                raise AirflowSkipException(f"Nothing to keep alive yet. {error}") from None
             if settings.grant_type == "client_credentials":
                 return {"connection": self.xero_conn_id, "refreshed": False,
                         "reason": "custom connections have no refresh token to keep alive"}
             client = self.get_client()
+            if client.store.load() is None:
+                raise AirflowSkipException(
+                    f"The Xero connection '{self.xero_conn_id}' has no grant yet, so there is nothing to keep "
+                    "alive: connect it on the Xero page (Admin ▸ Xero) or with `intoaec-xero connect`.")
             before = client.current_tokens()
             after = client.refresh_tokens(force=True)
             connections = client.connections()
