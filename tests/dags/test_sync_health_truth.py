@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,15 @@ def test_one_failing_tenant_fails_the_run_and_the_others_land(tmp_path, capsys):
         names = dict(conn.execute(select(xero_tenants.c.tenant_id, xero_tenants.c.tenant_name)).all())
     assert set(failed) == {(broken, "contacts")}
     assert "run_verdict" in log and names[broken] in log
+    # The grid names each organisation's tasks, the failed one too (not "0" and "1").
+    with sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") as metadata:
+        labels = metadata.execute(
+            "SELECT task_id, state, rendered_map_index FROM task_instance WHERE dag_id = 'xero_sync' "
+            "AND run_id = (SELECT MAX(run_id) FROM dag_run WHERE dag_id = 'xero_sync') AND map_index >= 0").fetchall()
+    assert sorted(labels) == sorted([("tenant.extract", "success", names[broken]),  # passes what it read
+                                     ("tenant.extract", "success", names[fine]),
+                                     ("tenant.load", "failed", names[broken]),
+                                     ("tenant.load", "success", names[fine])]), labels
 
     capsys.readouterr()
     assert cli.main(["--db-url", url, "status"]) == 2
