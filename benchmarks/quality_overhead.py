@@ -9,6 +9,9 @@ once); "on (cold)" includes the import. Writes the "Data quality overhead" secti
 docs/benchmarks.md.
 
     .venv/bin/python -m benchmarks.quality_overhead [--dataset medium] [--backend sqlite|postgresql] [--repeat 2]
+
+With ``--profile DIR`` each warm sync runs under cProfile and leaves its statistics in DIR
+(``pstats`` reads them); the profiler slows the sync, so such a run does not touch the docs.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ MODES = ("off", "on-warm", "on-cold")
 
 CHILD = r'''
 import json, os, resource, sys, time
-mode, base_url, db_url, data_dir = sys.argv[1:5]
+mode, base_url, db_url, data_dir, profile = sys.argv[1:6]
 os.environ["INTOAEC_DATA_DIR"] = data_dir
 import_seconds = 0.0
 if mode == "on-warm":
@@ -51,7 +54,7 @@ if mode == "off":
     import intoaec_xero.validate as validate
     from intoaec_xero import pipeline, trial_balance
     from intoaec_xero.quality import docs, reconcile
-    validate.StreamValidator.check = lambda self, rows: True
+    validate.StreamValidator.check = lambda self, rows, labels: {}  # nothing held back
     reconcile.reconcile_tenant = lambda *a, **k: []
     trial_balance.fetch_with_journals = lambda *a, **k: None
     docs.publish = lambda *a, **k: None
@@ -64,9 +67,18 @@ store = TokenStore(engine, settings.connection_key, TokenCipher(Fernet.generate_
 request = start_authorization(settings, "http://127.0.0.1:9/cb")
 store.save(finish_authorization(settings, request, sign_in_and_consent(request.url)))
 client = XeroClient(settings, store, sleep=lambda s: None)
+profiler = None
+if profile and mode == "on-warm":
+    import cProfile
+    profiler = cProfile.Profile()
 cpu0 = time.process_time()
 started = time.perf_counter()
+if profiler:
+    profiler.enable()
 summary = run_sync(client, settings, engine, RawStore(os.path.join(data_dir, "raw")), "bench-quality")
+if profiler:
+    profiler.disable()
+    profiler.dump_stats(profile)
 seconds = time.perf_counter() - started
 from intoaec_xero import report
 rows = sum(sum(c.values()) for c in report.row_counts(engine).values())
@@ -86,7 +98,8 @@ def _drop(url: str) -> None:
         drop_database(url.rsplit("/", 1)[1])
 
 
-def measure(dataset: str, backend: str, repeat: int, seed: int = 1) -> dict[str, list[dict]]:
+def measure(dataset: str, backend: str, repeat: int, seed: int = 1, profile: Path | None = None
+            ) -> dict[str, list[dict]]:
     from xero_sandbox.testing import running_sandbox
 
     runs: dict[str, list[dict]] = {m: [] for m in MODES}
@@ -98,9 +111,10 @@ def measure(dataset: str, backend: str, repeat: int, seed: int = 1) -> dict[str,
                 url = _database(backend, Path(scratch), n)
                 data_dir = Path(scratch) / f"data{n}"
                 # A fresh sandbox each time: a full sync of `large` spends most of a tenant's daily calls.
+                stats = str(profile / f"{dataset}-{backend}-{n}-{mode}.prof") if profile else ""
                 with running_sandbox(dataset=dataset, seed=seed, limits=False, startup_timeout=300) as sandbox:
-                    done = subprocess.run([sys.executable, "-c", CHILD, mode, sandbox.base_url, url, str(data_dir)],
-                                          capture_output=True, text=True)
+                    done = subprocess.run([sys.executable, "-c", CHILD, mode, sandbox.base_url, url, str(data_dir),
+                                           stats], capture_output=True, text=True)
                 _drop(url)
                 if done.returncode != 0:
                     raise SystemExit(f"{mode} sync failed:\n{done.stderr[-4000:]}")
@@ -109,7 +123,7 @@ def measure(dataset: str, backend: str, repeat: int, seed: int = 1) -> dict[str,
                     raise SystemExit(f"{mode} sync reported failures: {result['failures']}")
                 runs[mode].append(result)
                 print(f"  {dataset}/{backend} {mode:8} {result['seconds']:7.1f} s wall, "
-                      f"{result['cpu']:7.1f} s CPU", flush=True)
+                      f"{result['cpu']:7.1f} s CPU, peak {result['peak_rss_mb']:.0f} MB", flush=True)
     return runs
 
 
@@ -163,14 +177,19 @@ def main() -> None:
     parser.add_argument("--dataset", action="append", help="medium (default), large; repeatable")
     parser.add_argument("--backend", action="append", help="sqlite (default), postgresql; repeatable")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="profile each warm sync (cProfile) into DIR; the docs are left alone")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     results = {}
     for dataset in args.dataset or ["medium"]:
         for backend in args.backend or ["sqlite"]:
             print(f"{dataset} into {backend} ...", flush=True)
-            results[(dataset, backend)] = measure(dataset, backend, args.repeat)
+            results[(dataset, backend)] = measure(dataset, backend, args.repeat, profile=args.profile)
     body = section(results, _kept_rows())
-    write_section(HEADING, body)
+    if not args.profile:
+        write_section(HEADING, body)
     print(body)
 
 

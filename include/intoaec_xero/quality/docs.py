@@ -2,8 +2,9 @@
 
 Verdicts are kept as GX validation results under ``<data dir>/gx/validations`` (so every
 load task of a run, whatever process it ran in, lands in one site) and rendered into
-``<data dir>/data_docs``. Older runs are pruned so building the index stays quick. Building
-the docs never fails a load: the verdicts are already in ``dq_results``.
+``<data dir>/data_docs``. A table's chunks that passed every check share one page (the first
+of them); a chunk that failed one has its own. Older runs are pruned so building the index
+stays quick. Building the docs never fails a load: the verdicts are already in ``dq_results``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
     context = _context(root)
     run = RunIdentifier(run_name=_safe(run_id), run_time=datetime.now(UTC))
     keys = []
-    for table, chunk, outcome in validations:
+    for table, chunk, outcome in _shown(validations):
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suites.suite_name(table)),
             run_id=run, batch_identifier=_safe(f"{tenant_label}__{table}" + (f"__part{chunk}" if chunk > 1 else "")))
@@ -80,6 +81,26 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
         context.build_data_docs(site_names=[SITE], resource_identifiers=keys)
     index = docs_dir(root) / "index.html"
     return index
+
+
+def _shown(validations: list[tuple[str, int, Any]]) -> list[tuple[str, int, Any]]:
+    """The results that get a page: every chunk that failed a check, and the first chunk of each
+    table that passed them all.
+
+    A large stream is checked in many chunks; a chunk that passed every check has a page that
+    says just what the first such page of its table says (every expectation met), and each page
+    costs its rendering (a large tenant's journals alone made dozens of pages). The verdicts over every
+    chunk are in ``dq_results`` whatever is shown here.
+    """
+    passed: set[str] = set()
+    pages = []
+    for table, chunk, outcome in validations:
+        if getattr(outcome, "success", False) is True:
+            if table in passed:
+                continue
+            passed.add(table)
+        pages.append((table, chunk, outcome))
+    return pages
 
 
 def _context(root: Path | None):

@@ -30,3 +30,13 @@ def test_the_oldest_runs_go_and_every_suite_of_the_kept_runs_stays(tmp_path):
     for folder in (docs.results_dir(tmp_path), docs.docs_dir(tmp_path) / "validations"):
         for table in TABLES:
             assert sorted(p.name for p in (folder / "xero" / table).iterdir()) == sorted(kept), (folder, table)
+
+
+def test_every_failed_chunk_gets_a_page_and_passing_chunks_share_one():
+    from types import SimpleNamespace
+
+    ok, bad = SimpleNamespace(success=True), SimpleNamespace(success=False)
+    validations = [("journals", 1, ok), ("journal_lines", 1, ok), ("journals", 2, bad), ("journals", 3, ok),
+                   ("journal_lines", 2, ok), ("journals", 4, bad)]
+    assert [(table, chunk) for table, chunk, _ in docs._shown(validations)] == [
+        ("journals", 1), ("journal_lines", 1), ("journals", 2), ("journals", 4)]
