@@ -22,6 +22,8 @@ class ConfigurationError(IntoAECXeroError):
 class ConnectionMissing(ConfigurationError):
     """The Airflow connection a component was told to use does not exist (yet)."""
 
+    retriable = False
+
 
 class TargetDatabaseError(IntoAECXeroError):
     """The IntoAEC database cannot be reached or used."""

@@ -28,6 +28,7 @@ from tests.harness.servers import serving
 EXPECTED_RETRIABLE = {
     "IntoAECXeroError": False,
     "ConfigurationError": False,
+    "ConnectionMissing": False,
     "TargetDatabaseError": True,
     "XeroError": False,
     "XeroUnavailable": True,
