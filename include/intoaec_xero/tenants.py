@@ -134,7 +134,7 @@ def _record(engine: Engine, settings: XeroSettings, connections: Sequence[Mappin
             xero_tenants.update()
             .where(xero_tenants.c.connection_key == key,
                    xero_tenants.c.tenant_id.not_in(reached) if reached else true())
-            .values(connection_status=TenantStatus.DISCONNECTED.value, sync_enabled=False, updated_at=now)
+            .values(**_status_values(TenantStatus.DISCONNECTED, now))
         )
         # Still connected but left out by the tenant filter: not synced, not disconnected.
         left_out = sorted(set(reached) - {r["tenant_id"] for r in taken})
@@ -231,10 +231,16 @@ def mark_tenants(conn: Connection, connection_key: str, status: TenantStatus, no
     The token store calls this when a grant's status changes (Xero refused it, or it was
     revoked). Disconnected also turns the sync off: nothing of the organisation can be read.
     """
-    values: dict[str, Any] = {"connection_status": status.value, "updated_at": now or datetime.now(UTC)}
+    conn.execute(xero_tenants.update().where(xero_tenants.c.connection_key == connection_key)
+                 .values(**_status_values(status, now or datetime.now(UTC))))
+
+
+def _status_values(status: TenantStatus, now: datetime) -> dict[str, Any]:
+    """The columns a status change writes: Disconnected also turns the sync off."""
+    values: dict[str, Any] = {"connection_status": status.value, "updated_at": now}
     if status is TenantStatus.DISCONNECTED:
         values["sync_enabled"] = False
-    conn.execute(xero_tenants.update().where(xero_tenants.c.connection_key == connection_key).values(**values))
+    return values
 
 
 def mark_connection_failed(engine: Engine, connection_key: str, error: Exception) -> None:
@@ -267,8 +273,7 @@ def mark_organisation_disconnected(engine: Engine, tenant_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             xero_tenants.update().where(xero_tenants.c.tenant_id == tenant_id)
-            .values(connection_status=TenantStatus.DISCONNECTED.value, sync_enabled=False,
-                    updated_at=datetime.now(UTC))
+            .values(**_status_values(TenantStatus.DISCONNECTED, datetime.now(UTC)))
         )
 
 
