@@ -41,7 +41,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from intoaec_xero import environment, oauth, tenants
-from intoaec_xero.airflow import page_dags, page_security, page_view
+from intoaec_xero.airflow import page_connections, page_dags, page_security, page_view, test_button
 from intoaec_xero.airflow.connections import XERO_CONN_ID
 from intoaec_xero.airflow.hooks import XeroHook
 from intoaec_xero.airflow.page_view import BACKFILL_DAG, SYNC_DAG
@@ -89,11 +89,14 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"intoaec-xero-sign-in\0" + _secret()).digest()))
 
 
-def _require(user, method: ResourceMethod, conn_id: str) -> None:
-    allowed = get_auth_manager().is_authorized_connection(
+def _may(user, method: ResourceMethod, conn_id: str) -> bool:
+    return get_auth_manager().is_authorized_connection(
         method=method, details=ConnectionDetails(conn_id=conn_id), user=user
     )
-    if not allowed:
+
+
+def _require(user, method: ResourceMethod, conn_id: str) -> None:
+    if not _may(user, method, conn_id):
         raise HTTPException(403, f"You may not {'change' if method != 'GET' else 'see'} the Xero connection "
                                  f"'{conn_id}'.")
 
@@ -190,6 +193,11 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
                "notice": _notice(notice, organisation), "confirm_disconnect": confirm_disconnect,
                "user": user.get_name(), "orgs": [], "grant": None,
                "settings": None, "grant_state": "not_connected", "setup_problem": None, "tenants": []}
+    stored = page_connections.stored_xero_ids()
+    context["connection_warning"] = page_connections.source(conn_id, stored).shadow_warning
+    context["conn_choices"] = page_connections.choices(
+        conn_id, page_connections.configured_ids(), stored, page_connections.environment_xero_ids(),
+        lambda other: _may(user, "GET", other))
     try:
         hook = XeroHook(xero_conn_id=conn_id)
         context["settings"] = hook.settings
@@ -421,4 +429,6 @@ def _status_for(problem: IntoAECXeroError) -> int:
 class XeroPlugin(AirflowPlugin):
     name = "intoaec_xero"
     fastapi_apps = [{"app": app, "url_prefix": MOUNT, "name": "Xero"}]
+    # Airflow 3.3's Test button sends port 0 for a connection without one (test_button.py).
+    fastapi_root_middlewares = [{"middleware": test_button.XeroTestButtonFix, "name": "Xero Test button"}]
     external_views = [{"name": "Xero", "href": "xero/", "destination": "nav", "category": "admin"}]

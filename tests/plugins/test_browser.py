@@ -208,3 +208,68 @@ def test_another_site_cannot_frame_the_page(airflow_ui, browser, tmp_path):
     where, shown = _framed(browser, page)
     assert shown is None and where.startswith("chrome-error://"), (where, shown)  # the browser refused to show it
     _save(browser, tmp_path, "xero-page-framed-elsewhere.png")
+
+
+
+def _test_in_admin_connections(browser, wait, ui, conn_id: str) -> str:
+    """Admin ▸ Connections: the row of ``conn_id``, its Test button, and what Airflow's toast then says."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+
+    browser.get(f"{ui.base_url}/connections")
+    row = wait.until(ready.presence_of_element_located((By.XPATH, f"//tr[.//*[text()='{conn_id}']]")))
+    row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
+    toast = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, "[data-scope=toast][data-part=root]")))
+    wait.until(lambda _: toast.text.strip())
+    return toast.text
+
+
+def test_the_test_button_in_admin_connections_before_and_after_connecting(airflow_ui, browser, tmp_path):
+    """A connection stored as users store it; its Test button says why it cannot connect yet, then,
+    once connected on the Xero page (picked there from the connections), which organisations it reaches."""
+    import json
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from tests.plugins.conftest import CLIENT_ID, CLIENT_SECRET, _airflow
+
+    extra = {"api_base_url": f"{airflow_ui.sandbox.base_url}/api.xro/2.0",
+             "identity_base_url": airflow_ui.sandbox.base_url, "sandbox": True}
+    conn_id = "xero_listed"
+    subprocess.run([_airflow(), "connections", "add", conn_id, "--conn-type", "xero", "--conn-login", CLIENT_ID,
+                    "--conn-password", CLIENT_SECRET, "--conn-extra", json.dumps(extra)],
+                   env=airflow_ui.env, check=True, capture_output=True, timeout=120)
+    airflow_ui.reset()
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    try:
+        _log_in_from_the_page(browser, wait, airflow_ui)
+        said = _test_in_admin_connections(browser, wait, airflow_ui, conn_id)
+        assert f"no grant is stored under the connection id '{conn_id}'" in said, said
+        _save(browser, tmp_path, "admin-connections-test-not-connected.png")
+
+        # The Xero page offers the stored connection beside the ones set by variables, and says
+        # those are invisible in Admin ▸ Connections.
+        browser.get(f"{airflow_ui.base_url}/xero/")
+        assert "AIRFLOW_CONN_XERO_DEFAULT" in browser.find_element(By.ID, "connection-source").text
+        Select(browser.find_element(By.ID, "conn-id-choice")).select_by_value(conn_id)
+        browser.find_element(By.ID, "show-connection").click()
+        wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "p.sub"), conn_id))
+        assert not browser.find_elements(By.ID, "connection-source")  # stored, not shadowed
+        browser.find_element(By.ID, "connect").click()
+        wait.until(ready.presence_of_element_located((By.ID, "email"))).send_keys("demo@intoaec.test")
+        browser.find_element(By.ID, "password").send_keys("sandbox")
+        browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[value=allow]"))).click()
+        wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".banner.notice"), "Connected to Xero."))
+        assert conn_id in browser.find_element(By.CSS_SELECTOR, "p.sub").text
+
+        said = _test_in_admin_connections(browser, wait, airflow_ui, conn_id)
+        assert "Connected to 2 organisations" in said and "Harbourside Architects Ltd" in said, said
+        _save(browser, tmp_path, "admin-connections-test-connected.png")
+    finally:
+        subprocess.run([_airflow(), "connections", "delete", conn_id], env=airflow_ui.env, capture_output=True,
+                       timeout=120)
+        airflow_ui.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from intoaec_xero.errors import ConfigurationError, ConnectionMissing
@@ -18,6 +19,10 @@ from intoaec_xero.settings import (
 )
 
 XERO_CONN_ID = "xero_default"
+CONN_IDS_VARIABLE = "intoaec_xero_conn_ids"  # the connections xero_sync reads, comma separated
+# In the API server, while it answers a Test of a Xero connection: the saved connection the test
+# names (Airflow runs the test under a temporary id; see airflow/test_button.py).
+testing_saved: ContextVar[str | None] = ContextVar("intoaec_xero_testing_saved", default=None)
 DB_CONN_ID = "intoaec_db"
 
 
@@ -59,6 +64,16 @@ def form_under_test(conn_id: str) -> bool:
     except ImportError:
         return False
     return conn_id in (_preset_connections.get() or {})
+
+
+def same_connection(one: Any, other: Any) -> bool:
+    """Every field that decides where requests go and what they carry is equal (the ids may differ)."""
+
+    def fields(conn: Any) -> tuple:
+        return (conn.conn_type, conn.host or None, conn.port or None, conn.schema or None, conn.login,
+                conn.password, conn.extra_dejson)
+
+    return fields(one) == fields(other)
 
 
 def _task_sdk_connection(conn_id: str):

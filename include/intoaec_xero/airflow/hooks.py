@@ -27,6 +27,8 @@ from intoaec_xero.airflow.connections import (
     db_url,
     form_under_test,
     get_connection,
+    same_connection,
+    testing_saved,
     xero_settings,
 )
 from intoaec_xero.client import XeroClient, build_client
@@ -127,6 +129,9 @@ class XeroHook(HttpHook):
     # -- the connection form's Test button -------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Say "Connected to N organisations: …", or the one reason why not."""
+        saved = self._saved_original()
+        if saved is not None:
+            return saved.test_connection()
         try:
             settings = self.settings
             problem = oauth.check_client(settings, self.get_conn())
@@ -141,6 +146,19 @@ class XeroHook(HttpHook):
             return self._test_grant(settings)
         except IntoAECXeroError as error:
             return False, str(error)
+
+    def _saved_original(self) -> XeroHook | None:
+        """The saved connection that Admin ▸ Connections' Test button is testing, when this is an
+        unchanged copy of it under Airflow's temporary id; otherwise None (see airflow/test_button.py)."""
+        saved_id = testing_saved.get()
+        if not saved_id or saved_id == self.xero_conn_id:
+            return None
+        try:
+            if not same_connection(get_connection(self.xero_conn_id), get_connection(saved_id)):
+                return None
+        except IntoAECXeroError:
+            return None
+        return XeroHook(xero_conn_id=saved_id, db_conn_id=self.db_conn_id)
 
     def _test_grant(self, settings: XeroSettings) -> tuple[bool, str]:
         """Use the grant stored under this connection's own id, and only when Airflow holds no form for it.

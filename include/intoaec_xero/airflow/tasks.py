@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 
 from intoaec_xero import db
-from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
+from intoaec_xero.airflow.connections import CONN_IDS_VARIABLE, DB_CONN_ID, XERO_CONN_ID
 from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantRef, TenantSummary
@@ -31,7 +31,6 @@ from intoaec_xero.tenants import known_tenants, mark_connection_failed, mark_con
 
 log = logging.getLogger(__name__)
 
-CONN_IDS_VARIABLE = "intoaec_xero_conn_ids"
 
 
 def xero_conn_ids(settings: RuntimeSettings | None = None) -> list[str]:
