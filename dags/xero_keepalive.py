@@ -22,7 +22,7 @@ from airflow.sdk import dag, get_current_context, task
     is_paused_upon_creation=False,
     tags=["xero", "intoaec"],
     default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=15),
-                  "execution_timeout": pendulum.duration(minutes=15)},
+                  "execution_timeout": pendulum.duration(minutes=15), "show_return_value_in_logs": False},
     doc_md=__doc__,
 )
 def xero_keepalive():

@@ -43,6 +43,8 @@ TABLE_ASSETS = [
         "weight_rule": "upstream",
         # Called on a task's final failure only, so one incident makes one alert, not one per retry.
         "on_failure_callback": SyncFailureNotifier(),
+        # The tasks log each stream's outcome; the returned manifest or summary would only repeat it, at length.
+        "show_return_value_in_logs": False,
     },
     doc_md=__doc__,
 )

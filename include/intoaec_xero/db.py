@@ -46,6 +46,18 @@ from intoaec_xero.errors import ConfigurationError, TargetDatabaseError
 
 log = logging.getLogger(__name__)
 
+
+class _AlembicPreamble(logging.Filter):
+    """Drops what Alembic logs on every check ("Context impl …", "Will assume …", "setup plugin …"):
+    every task checks the schema, and these would open every task log. Migrations that run are logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl", "Will assume", "setup plugin"))
+
+
+for _name in ("alembic.runtime.migration", "alembic.runtime.plugins"):
+    logging.getLogger(_name).addFilter(_AlembicPreamble())
+
 # SQLite stores NUMERIC as REAL; SQLAlchemy rounds it back to Decimal at the column's scale,
 # which is exact for money of this size. Sums that must be exact go through money_sum().
 warnings.filterwarnings("ignore", message=".*does \\*not\\* support Decimal objects natively.*")

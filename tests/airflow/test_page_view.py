@@ -27,7 +27,7 @@ def test_an_empty_month_says_so():
     assert unit == "run" and "<rect" not in svg
 
 
-def test_each_run_is_a_bar_linked_to_its_run_and_failures_are_marked_again():
+def test_each_run_is_a_bar_linked_to_its_run_and_a_failed_run_is_drawn_once():
     runs = [run(1, NOW - timedelta(days=3), rows=5000), run(2, NOW - timedelta(days=2), problems=10),
             run(3, NOW - timedelta(days=1), problems=2)]
     links = {"scheduled__1": "/dags/xero_sync/runs/scheduled__1", "scheduled__3": "/dags/xero_sync/runs/x&y"}
@@ -35,13 +35,24 @@ def test_each_run_is_a_bar_linked_to_its_run_and_failures_are_marked_again():
     assert unit == "run"
     assert len(re.findall(r"<rect class=\"run ", svg)) == 3
     assert '<rect class="run failed"' in svg and '<rect class="run partial"' in svg
-    # One failure mark per failed or partial run, drawn over the bars.
-    assert len(re.findall(r'<path class="failure ', svg)) == 2
+    # A failed run is its bar, nothing else: no second mark for the same run.
+    assert "<path" not in svg
+    failed_height = float(re.search(r'<rect class="run failed"[^>]* height="([0-9.]+)"', svg).group(1))
+    assert failed_height >= 8  # it loaded nothing, and is still there to see and click
     assert 'href="/dags/xero_sync/runs/scheduled__1"' in svg
     assert 'href="/dags/xero_sync/runs/x&amp;y"' in svg  # escaped, never raw
     assert svg.count("<a ") == 2  # the run without a link (from the CLI, say) is a plain bar
     # The tallest bar is the 5,000-row run: a log axis with ticks up to 10k.
     assert ">10k</text>" in svg
+
+
+def test_a_first_days_runs_minutes_apart_stand_side_by_side():
+    runs = [run(n, NOW - timedelta(minutes=30 - n)) for n in range(6)]
+    svg, unit = page_view.chart_svg(runs, {}, SINCE, NOW)
+    xs = [float(v) for v in re.findall(r'<rect class="run success" x="([0-9.]+)"', svg)]
+    gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    assert len(xs) == 6 and min(gaps) > 50 and max(gaps) - min(gaps) < 0.5  # evenly spread, not one pixel
+    assert ">Dec 1 11:30</text>" in svg and ">Dec 1 11:35</text>" in svg  # the runs' own times label the axis
 
 
 def test_more_runs_than_bars_are_summed_per_slot_and_link_to_the_worst():

@@ -250,3 +250,17 @@ def test_the_upgrade_keeps_one_verdict_per_check_of_a_run(empty_db_url):
         assert diff == []
     finally:
         engine.dispose()
+
+
+def test_a_schema_check_logs_only_the_migrations_it_runs(tmp_path, caplog):
+    """Every task checks the schema: Alembic's preamble must not open every task log."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    db.upgrade(engine)
+    first = [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]
+    assert first and all(m.startswith("Running upgrade") for m in first), first
+    caplog.clear()
+    db.upgrade(engine)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []

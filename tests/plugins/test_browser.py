@@ -167,7 +167,7 @@ def test_a_user_clicks_through_to_connected(airflow_ui, browser, tmp_path, monke
     assert first.find_element(By.CSS_SELECTOR, ".tenant-name").text.startswith("Meridian")
     assert "Xero answered 503" in first.find_element(By.CSS_SELECTOR, "ul.reasons").text
     assert len(first.find_elements(By.CSS_SELECTOR, "svg.chart rect.run")) == 2
-    assert first.find_element(By.CSS_SELECTOR, "svg.chart path.failure.partial").is_displayed()
+    assert first.find_element(By.CSS_SELECTOR, "svg.chart rect.run.partial").is_displayed()
     failed_bar = first.find_element(By.CSS_SELECTOR, "svg.chart a:last-of-type")
     assert failed_bar.get_dom_attribute("href").startswith("/dags/xero_sync/runs/scheduled__")
     assert browser.find_element(By.ID, "data-docs").get_attribute("href").endswith("/xero/data-docs/")

@@ -72,8 +72,9 @@ def extract_window(tenant: MappedTenant, run_id: str, start, end, params: dict[s
     try:
         engine = _engine(db_conn_id)
         quota, client = _client(tenant, params, db_conn_id)
-        log.info("%s: backfill window %s; quota share %s", tenant["tenant_name"], windows.window_label(start, end),
-                 quota.describe())
+        # Airflow names a backfill run after the moment it runs (its window's end): say which month it is.
+        log.info("%s: backfill window %s, %s; quota share %s", tenant["tenant_name"], windows.window_month(start, end),
+                 windows.window_label(start, end), quota.describe())
         raw = raw_store(tenant.get("conn_id") or XERO_CONN_ID, run_id)
         return windows.extract_window(client, engine, raw, run_id, tenant, start, end, streams)
     except IntoAECXeroError as error:

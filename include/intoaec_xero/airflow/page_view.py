@@ -163,21 +163,27 @@ def _run_title(run: sync_health.RunSummary) -> str:
 
 
 def chart_svg(runs: list[sync_health.RunSummary], links: dict[str, str], since: datetime,
-           now: datetime) -> tuple[Markup, str]:
+              now: datetime) -> tuple[Markup, str]:
     """Rows loaded (bars) and API calls (line) per run on one log axis; returns the SVG and its unit.
 
     Log, because a first full sync loads thousands of rows and an hourly incremental a handful:
-    on a linear axis every run after the first would be a flat line. Each bar links to its run.
+    on a linear axis every run after the first would be a flat line. While each run has its own
+    bar, runs stand side by side in order (a first day's runs, minutes apart, would otherwise
+    share one pixel of a 30-day axis); summed slots sit on the time axis. Each bar links to its run.
     """
     drawn, unit = bars(runs, since, now)
     plot_w, plot_h = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
     span = (now - since).total_seconds()
     top = max([1] + [b.rows for b in drawn] + [b.calls for b in drawn])
     decades = max(1, math.ceil(math.log10(top + 1)))
+    in_order = unit == "run"
 
-    def x(moment: str | None) -> float:
+    def at_time(moment: str | None) -> float:
         seconds = (datetime.fromisoformat(moment) - since).total_seconds() if moment else span
         return PAD_L + plot_w * min(1.0, max(0.0, seconds / span))
+
+    def x(index: int) -> float:
+        return PAD_L + plot_w * (index + 0.5) / len(drawn) if in_order else at_time(drawn[index].at)
 
     def y(value: int) -> float:
         return PAD_T + plot_h * (1 - math.log10(value + 1) / decades)
@@ -190,42 +196,57 @@ def chart_svg(runs: list[sync_health.RunSummary], links: dict[str, str], since: 
         parts.append(f'<line x1="{PAD_L}" x2="{CHART_W - PAD_R}" y1="{level:.1f}" y2="{level:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{level + 3:.1f}" text-anchor="end" class="tick">'
                      f'{_short(10 ** power if power else 0)}</text>')
-    for days_back in range(0, HISTORY_DAYS + 1, 7):
-        moment = now - timedelta(days=days_back)
-        tick = x(moment.isoformat())
-        anchor = "end" if days_back == 0 else "middle"
-        parts.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{PAD_T}" y2="{CHART_H - PAD_B}" class="grid"/>')
-        parts.append(f'<text x="{tick:.1f}" y="{CHART_H - 4}" text-anchor="{anchor}" class="tick">'
-                     f'{"now" if days_back == 0 else moment.strftime("%b %-d")}</text>')
+    parts.extend(_run_ticks(drawn, x) if in_order else _day_ticks(now, at_time))
     if not drawn:
         parts.append(f'<text x="{PAD_L + plot_w / 2}" y="{PAD_T + plot_h / 2}" text-anchor="middle" class="empty">'
                      f'No runs in the last {HISTORY_DAYS} days</text>')
-    width = min(12.0, max(1.5, plot_w / max(len(drawn), 1) * 0.6))
+    width = min(14.0, max(1.5, plot_w / max(len(drawn), 1) * 0.6))
     base = y(0)
-    for bar in drawn:
-        height = max(1.5, base - y(bar.rows))
-        rect = (f'<rect class="run {bar.status}" x="{x(bar.at) - width / 2:.1f}" y="{base - height:.1f}" '
+    for index, bar in enumerate(drawn):
+        # A failed run that loaded nothing still shows as a bar tall enough to see and click.
+        height = max(8.0 if bar.status in BAR_COLOUR else 1.5, base - y(bar.rows))
+        rect = (f'<rect class="run {bar.status}" x="{x(index) - width / 2:.1f}" y="{base - height:.1f}" '
                 f'width="{width:.1f}" height="{height:.1f}" fill="{BAR_COLOUR.get(bar.status, ROWS_COLOUR)}">'
                 f'<title>{escape(bar.title)}</title></rect>')
         link = links.get(bar.run_id)
         parts.append(f'<a href="{escape(link)}" target="_top">{rect}</a>' if link else rect)
     if drawn:
-        points = " ".join(f"{x(b.at):.1f},{y(b.calls):.1f}" for b in drawn)
+        points = " ".join(f"{x(i):.1f},{y(b.calls):.1f}" for i, b in enumerate(drawn))
         parts.append(f'<polyline class="calls" points="{points}" fill="none" stroke="{CALLS_COLOUR}" '
-                     f'stroke-width="1.5"/>')
+                     f'stroke-width="2.5" stroke-linejoin="round"/>')
         if len(drawn) <= 60:  # dots only while they can be told apart
-            parts.extend(f'<circle cx="{x(b.at):.1f}" cy="{y(b.calls):.1f}" r="2.5" fill="{CALLS_COLOUR}"/>'
-                         for b in drawn)
-    # Failures again as marks under the axis, on top of everything: a failed run minutes after a
-    # good one would otherwise hide behind its bar.
-    for bar in drawn:
-        if bar.status in BAR_COLOUR:
-            left = x(bar.at)
-            parts.append(f'<path class="failure {bar.status}" d="M{left - 4:.1f},{base + 9:.1f} L{left + 4:.1f},'
-                         f'{base + 9:.1f} L{left:.1f},{base + 2:.1f} Z" fill="{BAR_COLOUR[bar.status]}">'
-                         f'<title>{escape(bar.title)}</title></path>')
+            parts.extend(f'<circle class="calls" cx="{x(i):.1f}" cy="{y(b.calls):.1f}" r="3.5" '
+                         f'fill="{CALLS_COLOUR}" stroke="#fff" stroke-width="1"/>' for i, b in enumerate(drawn))
     parts.append("</svg>")
     return Markup("".join(parts)), unit
+
+
+def _run_ticks(drawn: list[Bar], x) -> list[str]:
+    """Up to six runs' start times under their bars, first and last included."""
+    if not drawn:
+        return []
+    step = max(1, math.ceil(len(drawn) / 6))
+    picked = sorted({*range(0, len(drawn), step), len(drawn) - 1})
+    if len(picked) > 1 and picked[-1] - picked[-2] < step / 2:
+        picked.pop(-2)  # the last label would overlap its neighbour
+    return [f'<text x="{x(i):.1f}" y="{CHART_H - 4}" text-anchor="middle" class="tick">{_tick_time(drawn[i].at)}'
+            f'</text>' for i in picked]
+
+
+def _day_ticks(now: datetime, at_time) -> list[str]:
+    parts = []
+    for days_back in range(0, HISTORY_DAYS + 1, 7):
+        moment = now - timedelta(days=days_back)
+        tick = at_time(moment.isoformat())
+        anchor = "end" if days_back == 0 else "middle"
+        parts.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{PAD_T}" y2="{CHART_H - PAD_B}" class="grid"/>')
+        parts.append(f'<text x="{tick:.1f}" y="{CHART_H - 4}" text-anchor="{anchor}" class="tick">'
+                     f'{"now" if days_back == 0 else moment.strftime("%b %-d")}</text>')
+    return parts
+
+
+def _tick_time(moment: str | None) -> str:
+    return datetime.fromisoformat(moment).strftime("%b %-d %H:%M") if moment else "now"
 
 
 def _short(value: int) -> str:

@@ -14,7 +14,7 @@ reconcile as they were.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -60,6 +60,15 @@ def where_clause(start: date | datetime | str, end: date | datetime | str) -> st
 def window_label(start: date | datetime | str, end: date | datetime | str) -> str:
     first, stop = as_date(start), as_date(end)
     return f"{first.isoformat()}..{stop.isoformat()}"
+
+
+def window_month(start: date | datetime | str, end: date | datetime | str) -> str:
+    """"August 2025" for a window that is one calendar month, else the dates it covers."""
+    first, stop = as_date(start), as_date(end)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    if first.day == 1 and stop == following:
+        return first.strftime("%B %Y")
+    return f"{first.isoformat()} to {(stop - timedelta(days=1)).isoformat()}"
 
 
 def window_streams(names: list[str] | None = None) -> list[Stream]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from intoaec_xero import report
 from intoaec_xero.backfill.cli import collect
-from intoaec_xero.backfill.windows import extract_window, record_loaded
+from intoaec_xero.backfill.windows import extract_window, record_loaded, window_month
 from intoaec_xero.pipeline import load_tenant, run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import credit_notes, invoice_lines, invoices, payments, sync_runs, sync_state
@@ -124,3 +124,12 @@ def test_a_failed_window_leaves_no_stream_extracted(sandbox, engine, tmp_path):
     assert runs["invoices"].message == "not loaded: payments failed for window 2025-04-01..2025-05-01"
     [status] = collect(engine)
     assert status["windows"]["payments"]["not_loaded"]
+
+
+@pytest.mark.parametrize(("start", "end", "said"), [
+    ("2025-08-01", "2025-09-01", "August 2025"),  # the run Airflow names backfill__2025-09-01…
+    ("2025-12-01", "2026-01-01", "December 2025"),
+    ("2025-08-03", "2025-09-01", "2025-08-03 to 2025-08-31"),
+])
+def test_a_window_is_named_by_the_month_it_covers(start, end, said):
+    assert window_month(start, end) == said
