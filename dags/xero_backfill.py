@@ -44,7 +44,7 @@ BACKGROUND: dict[str, Any] = {"pool": "xero_api", "priority_weight": 1, "weight_
     # the windows queued behind it back for minutes, not hours.
     default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=5), "retry_exponential_backoff": 2.0,
                   "max_retry_delay": pendulum.duration(hours=6),
-                  # The tasks log each stream's outcome; the returned manifest or summary would only repeat it, at length.
+                  # The tasks log each stream's outcome; a returned manifest would only repeat it, at length.
                   "show_return_value_in_logs": False,
                   # Per try (for the journal sensor: per poke); a hung call never holds a slot for ever.
                   "execution_timeout": pendulum.duration(minutes=SETTINGS.extract_timeout_minutes)},
