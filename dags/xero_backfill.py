@@ -20,6 +20,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task, task_group
 from intoaec_xero import environment
+from intoaec_xero.airflow import labels
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
 
 SETTINGS = environment.current()  # the INTOAEC_* variables, checked once when the DAG is parsed
@@ -74,7 +75,7 @@ def xero_backfill():
 
     @task_group(group_id="window")
     def window(tenant: MappedTenant):
-        @task(map_index_template="{{ tenant_name }}", **BACKGROUND)
+        @task(map_index_template=labels.TENANT, **BACKGROUND)
         def extract(tenant: MappedTenant, run_id=None, data_interval_start=None, data_interval_end=None,
                     params=None) -> Manifest:
             from intoaec_xero.airflow import backfill_tasks
@@ -83,7 +84,7 @@ def xero_backfill():
             get_current_context()["tenant_name"] = tenant["tenant_name"]  # type: ignore[typeddict-unknown-key]
             return backfill_tasks.extract_window(tenant, run_id, data_interval_start, data_interval_end, params)
 
-        @task(map_index_template="{{ tenant_name }}", priority_weight=1, weight_rule="absolute")
+        @task(map_index_template=labels.TENANT, priority_weight=1, weight_rule="absolute")
         def load(manifest: Manifest) -> TenantSummary:
             from intoaec_xero.airflow import backfill_tasks
 
@@ -99,7 +100,7 @@ def xero_backfill():
         mode="reschedule",
         poke_interval=pendulum.duration(minutes=SETTINGS.backfill_poke_minutes),
         timeout=pendulum.duration(days=90),
-        map_index_template="{{ tenant_name }}",
+        map_index_template=labels.TENANT,
         **BACKGROUND,
     )
     def journals(tenant: MappedTenant, run_id=None, dag_run=None, params=None) -> PokeReturnValue:

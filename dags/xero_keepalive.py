@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
+from intoaec_xero.airflow import labels
 
 
 @dag(
@@ -32,7 +33,7 @@ def xero_keepalive():
 
         return xero_conn_ids()
 
-    @task(map_index_template="{{ xero_conn_id }}")
+    @task(map_index_template=labels.CONNECTION)
     def renew_grant(xero_conn_id: str) -> dict:
         from intoaec_xero.airflow.hooks import XeroHook
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task, task_group
 from intoaec_xero import environment
+from intoaec_xero.airflow import labels
 from intoaec_xero.airflow.alerts import SyncFailureNotifier
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantSummary
 
@@ -58,7 +59,7 @@ def xero_sync():
     @task_group(group_id="tenant")
     def sync_tenant(tenant: MappedTenant):
         # The grid labels each mapped instance with its organisation's name.
-        @task(pool="xero_api", map_index_template="{{ tenant_name }}", execution_timeout=EXTRACT_TIMEOUT)
+        @task(pool="xero_api", map_index_template=labels.TENANT, execution_timeout=EXTRACT_TIMEOUT)
         def extract(tenant: MappedTenant, run_id: str | None = None) -> Manifest:
             from intoaec_xero.airflow import tasks
 
@@ -68,7 +69,7 @@ def xero_sync():
                 raise ValueError("The task was given no run_id.")
             return tasks.extract(tenant, run_id=run_id)
 
-        @task(map_index_template="{{ tenant_name }}", outlets=TABLE_ASSETS)
+        @task(map_index_template=labels.TENANT, outlets=TABLE_ASSETS)
         def load(manifest: Manifest) -> TenantSummary:
             from intoaec_xero.airflow import tasks
 

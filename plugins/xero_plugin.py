@@ -11,10 +11,12 @@ so the sign-in has to start from a top-level page.
 Below the organisations the page answers "is this firm's ledger current?" per tenant, from the
 pipeline's own records (``intoaec_xero.health``, the same verdicts as ``intoaec-xero status``),
 with a chart of the last 30 days; ``intoaec_xero.airflow.page_view`` builds both, this module
-only routes, checks who may do what, and renders.
+only routes, checks who may do what, and renders. What data quality checks held back from the
+connection's organisations is listed there too, each item with a review page and a Release
+button (``intoaec_xero.airflow.page_quarantine``, the same as ``intoaec-xero quarantine``).
 
 Airflow does not protect plugin apps, so every route requires a logged-in Airflow user who
-may read (page) or edit (connect, disconnect) the Xero connection. Every form carries a token
+may read (page) or edit (connect, disconnect, release) the Xero connection. Every form carries a token
 bound to the user, this browser's page session and an expiry (``page_security``), and no
 response of the page may be framed by another site. The sign-in in progress
 (PKCE verifier, ``state``, who started it) travels in a short-lived cookie encrypted with the
@@ -41,7 +43,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from intoaec_xero import environment, oauth, tenants
-from intoaec_xero.airflow import page_connections, page_dags, page_security, page_view, test_button
+from intoaec_xero.airflow import page_connections, page_dags, page_quarantine, page_security, page_view, test_button
 from intoaec_xero.airflow.connections import XERO_CONN_ID
 from intoaec_xero.airflow.hooks import XeroHook
 from intoaec_xero.airflow.page_view import BACKFILL_DAG, SYNC_DAG
@@ -178,21 +180,26 @@ def _redirect_uri(request: Request) -> str:
     return str(request.url_for("callback"))
 
 
+def _page_session(request: Request) -> tuple[str, bool]:
+    """This browser's page session id, and whether it is new (the response then sets its cookie)."""
+    session_id = request.cookies.get(page_security.SESSION_COOKIE)
+    if page_security.is_session_id(session_id):
+        return session_id, False
+    return page_security.new_session_id(), True
+
+
 def _render(request: Request, user, conn_id: str, *, error: str | None = None, notice: str | None = None,
             organisation: str | None = None, fix_connection: bool = False,
             confirm_disconnect: tenants.Organisation | None = None, status_code: int = 200) -> HTMLResponse:
     root = _root(request)
-    session_id = request.cookies.get(page_security.SESSION_COOKIE)
-    if page_security.is_session_id(session_id):
-        new_session = False
-    else:
-        new_session, session_id = True, page_security.new_session_id()
+    session_id, new_session = _page_session(request)
     context = {"root": root, "airflow_home": (root[: -len(MOUNT)] if root.endswith(MOUNT) else "") + "/",
                "conn_id": conn_id, "csrf": page_security.issue_csrf(_secret(), session_id, user.get_name()),
                "error": error, "fix_connection": fix_connection,
                "notice": _notice(notice, organisation), "confirm_disconnect": confirm_disconnect,
                "user": user.get_name(), "orgs": [], "grant": None,
-               "settings": None, "grant_state": "not_connected", "setup_problem": None, "tenants": []}
+               "settings": None, "grant_state": "not_connected", "setup_problem": None, "tenants": [],
+               "quarantine": None}
     stored = page_connections.stored_xero_ids()
     context["connection_warning"] = page_connections.source(conn_id, stored).shadow_warning
     context["conn_choices"] = page_connections.choices(
@@ -211,6 +218,7 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
         context.update(page_view.health_context(hook.engine, context["orgs"], context["airflow_home"], root,
                                                    _airflow_runs))
         context["sync_dag"] = page_dags.sync_dag_state(user)
+        context["quarantine"] = page_quarantine.overview(hook.engine, {org.tenant_id for org in context["orgs"]})
     except IntoAECXeroError as problem:
         context["setup_problem"] = str(problem)
     body = _templates.get_template("xero.html").render(**context)
@@ -370,6 +378,75 @@ def data_docs(user: GetUserDep, path: str = ""):
         "Content-Security-Policy": "connect-src 'none'; form-action 'none'; frame-ancestors 'self'; base-uri 'self'",
         "X-Content-Type-Options": "nosniff",
     })
+
+
+# -- quarantine -------------------------------------------------------------------------------
+
+def _item_page(request: Request, conn_id: str, item: str, outcome: str | None = None) -> str:
+    query = {"conn_id": conn_id} | ({"outcome": outcome} if outcome else {})
+    return f"{_root(request)}/quarantine/{item}?{urlencode(query)}"
+
+
+def _render_item(request: Request, user, conn_id: str, item: str, *, outcome: str | None = None,
+                 error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    """One held record or quarantined batch of the connection's organisations; another's is not found."""
+    root = _root(request)
+    session_id, new_session = _page_session(request)
+    context = {"root": root, "conn_id": conn_id, "user": user.get_name(), "error": error, "detail": None,
+               "status": None, "csrf": page_security.issue_csrf(_secret(), session_id, user.get_name()),
+               "back": _page(request, conn_id), "may_release": _may(user, "PUT", conn_id)}
+    try:
+        engine = XeroHook(xero_conn_id=conn_id).engine
+        found = page_quarantine.detail(engine, page_quarantine.connection_tenants(engine, conn_id), item)
+    except page_quarantine.NotFound as missing:
+        raise HTTPException(404, str(missing)) from None
+    except IntoAECXeroError as problem:
+        context["error"] = str(problem)
+        status_code = _status_for(problem) if status_code == 200 else status_code
+    else:
+        context["detail"] = found
+        context["status"] = page_quarantine.item_status(found, outcome if outcome in page_quarantine.OUTCOMES
+                                                        else None)
+    body = _templates.get_template("quarantine.html").render(**context)
+    response = HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
+    if new_session:
+        _set_cookie(request, response, page_security.SESSION_COOKIE, session_id)
+    return response
+
+
+@app.get("/quarantine/{item}", response_class=HTMLResponse)
+def quarantine_item(request: Request, item: str, user: GetUserDep, conn_id: str = XERO_CONN_ID,
+                    outcome: str | None = None):
+    """``intoaec-xero quarantine show`` on the page: why it was held, and the raw JSON it was held as."""
+    _require(user, "GET", conn_id)
+    return _render_item(request, user, conn_id, item, outcome=outcome)
+
+
+@app.post("/quarantine/{item}/release")
+def quarantine_release(request: Request, item: str, user: GetUserDep,
+                       conn_id: Annotated[str, Form()] = XERO_CONN_ID, csrf: Annotated[str, Form()] = "",
+                       accept: Annotated[list[str] | None, Form()] = None):
+    """``intoaec-xero quarantine release`` on the page: load it through today's checks, then show what happened.
+
+    It loads data into IntoAEC's tables on behalf of the connection, so it needs the right to
+    change the connection, as Connect and Disconnect do.
+    """
+    _require(user, "PUT", conn_id)
+    _check_form(request, user, csrf)
+    try:
+        engine = XeroHook(xero_conn_id=conn_id).engine
+        outcome = page_quarantine.release_item(engine, page_quarantine.connection_tenants(engine, conn_id), item,
+                                               accept=accept or (), connection_key=conn_id)
+    except page_quarantine.NotFound as missing:
+        raise HTTPException(404, str(missing)) from None
+    except IntoAECXeroError as problem:
+        log.info("Quarantine release of %r (Xero connection '%s') by %s not done: %s.", item, conn_id,
+                 user.get_name(), type(problem).__name__)
+        return _render_item(request, user, conn_id, item, error=str(problem), status_code=_status_for(problem))
+    log.info("Quarantine release of %s (Xero connection '%s') by %s%s: %s.", outcome.item, conn_id, user.get_name(),
+             f", accepting {', '.join(accept)}" if accept else "",
+             "released" if outcome.released else f"still held ({', '.join(outcome.failing_checks)})")
+    return RedirectResponse(_item_page(request, conn_id, outcome.item, outcome.key), status_code=303)
 
 
 # -- sync health ------------------------------------------------------------------------------

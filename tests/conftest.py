@@ -39,7 +39,7 @@ os.environ.setdefault("INTOAEC_DATA_DIR", str(_AIRFLOW_HOME / "var"))
 # pytest-xdist they share one worker, one after the other: two Airflow stacks at once on a 2-core
 # machine only make each other miss their deadlines, while the other workers take everything else.
 SCHEDULER_MODULES = ("tests/airflow/test_keepalive_scheduler.py", "tests/dags/test_xero_backfill_scheduler.py",
-                     "tests/deploy/test_scheduler_smoke.py")
+                     "tests/deploy/test_scheduler_smoke.py", "tests/plugins/test_first_hour.py")
 # Modules that cannot carry the marker themselves whose tests take tens of seconds each: they run
 # Airflow's CLI in subprocesses (a migrated metadata database per test) or its API server.
 SLOW_MODULES = ("tests/airflow/test_cli.py", "tests/airflow/test_cli_stored_connections.py",

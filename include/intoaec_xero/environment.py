@@ -88,6 +88,10 @@ def _number(minimum: float, *, above: bool = False, maximum: float | None = None
     return parse
 
 
+def _schedule(value: str) -> str | None:
+    return None if value.strip().lower() == "none" else value.strip()
+
+
 def setting(name: str, default: Any, meaning: str, parse: Callable[[str], Any] = _text, *, requirement: str = "",
             default_text: str | None = None, secret: bool = False) -> Any:
     """A :class:`RuntimeSettings` field read from the environment variable ``name``."""
@@ -122,8 +126,9 @@ class RuntimeSettings:
         "INTOAEC_ALLOW_PLAINTEXT_TOKENS", False, "1 lets a process without a Fernet key store tokens "
         "unencrypted (throwaway demos only)", _flag, requirement="1, true or yes to allow, or 0, false or no")
     # -- the sync
-    sync_schedule: str = setting(
-        "XERO_SYNC_SCHEDULE", "@hourly", "the xero_sync DAG's schedule (cron or preset), read when the DAG is parsed")
+    sync_schedule: str | None = setting(
+        "XERO_SYNC_SCHEDULE", "@hourly", "the xero_sync DAG's schedule (cron or preset), read when the DAG is "
+        "parsed; none: no schedule, runs only when triggered (Sync now, the API)", _schedule)
     full_reconcile_days: float = setting(
         "INTOAEC_FULL_RECONCILE_DAYS", 7.0, "days between full re-reads of each paged stream", _number(0),
         requirement="a number of days, 0 or more")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import math
 import uuid
 from collections import OrderedDict
@@ -201,6 +202,9 @@ async def api_entry(request: Request) -> Response:
             resp = HANDLERS[key](sb, books, request, item, headers)
         except QueryError as e:
             return query_error(str(e), headers)
+        if fault is not None and fault.mangle and resp.status_code == 200:
+            resp = Response(mangled(resp.body, fault.mangle), status_code=200, headers=headers,
+                            media_type="application/json; charset=utf-8")
         if fault is not None and fault.truncate:
             body = resp.body
             cut = body[: max(1, len(body) // 2)]
@@ -209,6 +213,16 @@ async def api_entry(request: Request) -> Response:
         return resp
     finally:
         sb.limiter.release(books.no)
+
+
+def mangled(body: bytes, fields: dict) -> bytes:
+    """The response with ``fields`` set on its first record (the first item of its records list)."""
+    payload = json.loads(body)
+    for value in payload.values():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            value[0].update(fields)
+            break
+    return json.dumps(payload).encode()
 
 
 def injected_status(fault, headers: dict) -> Response:

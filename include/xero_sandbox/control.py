@@ -34,6 +34,8 @@ class Fault:
     timeout: bool = False
     timeout_seconds: float = 30.0
     truncate: bool = False
+    # Field values to set on the first record of the response (e.g. {"Total": 1}): data that fails checks.
+    mangle: dict | None = None
     count: int | None = None  # how many times it may still fire (None: unlimited)
     tenant_id: str | None = None
     retry_after: int = 1
@@ -57,7 +59,7 @@ class Fault:
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in ("endpoint", "status", "rate", "latency_ms", "timeout",
-                                              "timeout_seconds", "truncate", "count", "tenant_id",
+                                              "timeout_seconds", "truncate", "mangle", "count", "tenant_id",
                                               "retry_after", "problem", "seed", "fired")}
 
 
@@ -74,8 +76,10 @@ class FaultInjector:
         f = Fault(**spec)
         if not 0 <= f.rate <= 1:
             raise ValueError("rate must be between 0 and 1")
-        if f.status is None and not (f.latency_ms or f.timeout or f.truncate):
-            raise ValueError("a fault needs status, latency_ms, timeout or truncate")
+        if f.status is None and not (f.latency_ms or f.timeout or f.truncate or f.mangle):
+            raise ValueError("a fault needs status, latency_ms, timeout, truncate or mangle")
+        if f.mangle is not None and not isinstance(f.mangle, dict):
+            raise ValueError("mangle is an object of field names and the values to serve")
         f.rng = random.Random(f.seed)
         self.faults.append(f)
         return f

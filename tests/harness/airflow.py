@@ -107,19 +107,22 @@ def connection_env(sandbox_url: str, intoaec_url: str, **extra: Any) -> dict[str
 
 @contextmanager
 def airflow_stack(workdir: Path, *, dags: Sequence[str], metadata_url: str, fernet_key: str, parallelism: int = 2,
-                  pools: dict[str, int] | None = None, env: dict[str, str] | None = None) -> Iterator[AirflowStack]:
+                  pools: dict[str, int] | None = None, env: dict[str, str] | None = None,
+                  plugins: bool = False, triggerer: bool = False) -> Iterator[AirflowStack]:
     """Migrate ``metadata_url``, set the pools, start the components; stop them when the block ends.
 
     ``dags`` are file names under ``dags/``; ``env`` adds to (or overrides) the components'
-    environment: connections (see :func:`connection_env`), ``INTOAEC_*`` settings.
+    environment: connections (see :func:`connection_env`), ``INTOAEC_*`` settings; ``plugins``
+    loads the repository's plugins (the Xero page) into the API server; ``triggerer`` starts one too, as a
+    full install has (the home page's health shows it).
     """
     from xero_sandbox.testing import free_port
 
     home = workdir / "airflow-home"
     (home / "components").mkdir(parents=True, exist_ok=True)
-    dag_folder, plugins = workdir / "dags", workdir / "no-plugins"
+    dag_folder, plugin_folder = workdir / "dags", (REPO / "plugins" if plugins else workdir / "no-plugins")
     dag_folder.mkdir(exist_ok=True)
-    plugins.mkdir(exist_ok=True)
+    plugin_folder.mkdir(exist_ok=True)
     for name in dags:
         (dag_folder / name).symlink_to(REPO / "dags" / name)
     api_port = free_port()
@@ -129,7 +132,7 @@ def airflow_stack(workdir: Path, *, dags: Sequence[str], metadata_url: str, fern
         AIRFLOW_HOME=str(home),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
         AIRFLOW__CORE__DAGS_FOLDER=str(dag_folder),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(plugins),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(plugin_folder),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__CORE__PARALLELISM=str(parallelism),
@@ -149,7 +152,8 @@ def airflow_stack(workdir: Path, *, dags: Sequence[str], metadata_url: str, fern
     )
     for name in PRIVATE:
         settings.pop(name, None)
-    commands = [["api-server", "--host", "127.0.0.1", "--port", str(api_port)], ["dag-processor"], ["scheduler"]]
+    commands = [["api-server", "--host", "127.0.0.1", "--port", str(api_port)], ["dag-processor"], ["scheduler"],
+                *([["triggerer"]] if triggerer else [])]
     settings.update(env or {})
     stack = AirflowStack(home=home, env=settings, metadata_url=metadata_url, api_port=api_port)
     stack.airflow("db", "migrate")

@@ -37,6 +37,11 @@ def test_paths_default_under_the_working_directory(tmp_path, monkeypatch):
     assert given.data_path() == (tmp_path / "data").resolve() and given.raw_path() == Path("/srv/raw")
 
 
+@pytest.mark.parametrize("written", ["none", "None", " NONE "])
+def test_a_sync_schedule_of_none_means_only_when_triggered(written):
+    assert RuntimeSettings.from_environ({"XERO_SYNC_SCHEDULE": written}).sync_schedule is None
+
+
 def test_values_are_read_as_their_declared_types():
     settings = RuntimeSettings.from_environ({
         "XERO_SYNC_SCHEDULE": "0 * * * *", "INTOAEC_RETRY_DELAY_SECONDS": " 5 ", "INTOAEC_FULL_RECONCILE_DAYS": "0",

@@ -18,42 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.harness.browser import WAIT_SECONDS, chromium, connection_test_in_admin, sign_in_at_the_sandbox, typed
 from tests.plugins.conftest import PASSWORDS
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-WAIT_SECONDS = 60
-
-
 @pytest.fixture
 def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_SECONDS)
-    try:
+    with chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _typed(field, value: str) -> bool:
-    if field.get_attribute("value") != value:
-        field.clear()
-        field.send_keys(value)
-    return field.get_attribute("value") == value
 
 
 def _save(browser, tmp_path, name: str, whole_page: bool = False) -> Path:
@@ -96,7 +69,7 @@ def _log_in_from_the_page(browser, wait, ui) -> None:
     username = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "input[name=username]")))
     password = browser.find_element(By.CSS_SELECTOR, "input[name=password]")
     # The login form is a React app: type until its state has the values, then sign in when it allows.
-    wait.until(lambda _: _typed(username, "admin") and _typed(password, PASSWORDS["admin"]))
+    wait.until(lambda _: typed(username, "admin") and typed(password, PASSWORDS["admin"]))
     wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
     wait.until(ready.presence_of_element_located((By.ID, "grant-state")))
 
@@ -211,19 +184,6 @@ def test_another_site_cannot_frame_the_page(airflow_ui, browser, tmp_path):
 
 
 
-def _test_in_admin_connections(browser, wait, ui, conn_id: str) -> str:
-    """Admin ▸ Connections: the row of ``conn_id``, its Test button, and what Airflow's toast then says."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ready
-
-    browser.get(f"{ui.base_url}/connections")
-    row = wait.until(ready.presence_of_element_located((By.XPATH, f"//tr[.//*[text()='{conn_id}']]")))
-    row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
-    toast = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, "[data-scope=toast][data-part=root]")))
-    wait.until(lambda _: toast.text.strip())
-    return toast.text
-
-
 def test_the_test_button_in_admin_connections_before_and_after_connecting(airflow_ui, browser, tmp_path):
     """A connection stored as users store it; its Test button says why it cannot connect yet, then,
     once connected on the Xero page (picked there from the connections), which organisations it reaches."""
@@ -246,7 +206,7 @@ def test_the_test_button_in_admin_connections_before_and_after_connecting(airflo
     wait = WebDriverWait(browser, WAIT_SECONDS)
     try:
         _log_in_from_the_page(browser, wait, airflow_ui)
-        said = _test_in_admin_connections(browser, wait, airflow_ui, conn_id)
+        said = connection_test_in_admin(browser, wait, airflow_ui.base_url, conn_id)
         assert f"no grant is stored under the connection id '{conn_id}'" in said, said
         _save(browser, tmp_path, "admin-connections-test-not-connected.png")
 
@@ -259,14 +219,11 @@ def test_the_test_button_in_admin_connections_before_and_after_connecting(airflo
         wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "p.sub"), conn_id))
         assert not browser.find_elements(By.ID, "connection-source")  # stored, not shadowed
         browser.find_element(By.ID, "connect").click()
-        wait.until(ready.presence_of_element_located((By.ID, "email"))).send_keys("demo@intoaec.test")
-        browser.find_element(By.ID, "password").send_keys("sandbox")
-        browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-        wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[value=allow]"))).click()
+        sign_in_at_the_sandbox(browser, wait)
         wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".banner.notice"), "Connected to Xero."))
         assert conn_id in browser.find_element(By.CSS_SELECTOR, "p.sub").text
 
-        said = _test_in_admin_connections(browser, wait, airflow_ui, conn_id)
+        said = connection_test_in_admin(browser, wait, airflow_ui.base_url, conn_id)
         assert "Connected to 2 organisations" in said and "Harbourside Architects Ltd" in said, said
         _save(browser, tmp_path, "admin-connections-test-connected.png")
     finally:

@@ -144,6 +144,19 @@ def test_latency_timeout_and_truncation(fresh, make_api):
     assert api.get("Payments", t, params={"page": 1}).json()["Payments"]
 
 
+def test_a_mangled_record_carries_the_given_values_once(fresh, make_api):
+    api = make_api(fresh, fresh.connect())
+    t = api.tenants[0]
+    clean = api.get("Invoices", t, params={"page": 1}).json()["Invoices"]
+    fresh.faults(endpoint="Invoices", mangle={"Total": 1234567.89}, count=1, tenant_id=t)
+    served = api.get("Invoices", t, params={"page": 1}).json()["Invoices"]
+    assert served[0]["Total"] == 1234567.89 and served[0]["InvoiceID"] == clean[0]["InvoiceID"]
+    assert served[1:] == clean[1:]
+    assert api.get("Invoices", t, params={"page": 1}).json()["Invoices"] == clean
+    bad = requests.post(fresh.base_url + "/_sandbox/faults", json={"endpoint": "Invoices", "mangle": 1}, timeout=10)
+    assert bad.status_code == 400
+
+
 def test_token_endpoint_fault_and_bad_fault_spec(fresh):
     fresh.faults(endpoint="connect/token", status=503, count=1)
     r = requests.post(fresh.base_url + "/connect/token", data={"grant_type": "client_credentials"},

@@ -5,6 +5,10 @@ load task of a run, whatever process it ran in, lands in one site) and rendered 
 ``<data dir>/data_docs``. A table's chunks that passed every check share one page (the first
 of them); a chunk that failed one has its own. Older runs are pruned so building the index
 stays quick. Building the docs never fails a load: the verdicts are already in ``dq_results``.
+
+GX's pages load their scripts, styles and fonts from CDNs; the site gets its own copy of them
+(``docs_assets``, under ``static/vendor``) and its pages point there, so they render offline, both
+through the Airflow page and opened as files.
 """
 
 from __future__ import annotations
@@ -28,6 +32,48 @@ SITE = "intoaec_xero"
 KEEP_RUNS = 5
 _contexts: dict[str, Any] = {}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+_VENDORED = Path(__file__).with_name("docs_assets")
+# What GX's page templates load from the internet -> its copy under docs_assets (whose README says
+# where each file comes from).
+_ASSETS = {
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap-4.3.1/css/bootstrap.min.css",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap-4.3.1/js/bootstrap.min.js",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery-3.7.1/jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.js-1.12.9/umd/popper.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css":
+        "bootstrap-table-1.19.1/bootstrap-table.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js":
+        "bootstrap-table-1.19.1/bootstrap-table.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
+        "bootstrap-table-1.19.1/extensions/filter-control/bootstrap-table-filter-control.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
+        "bootstrap-table-1.19.0/extensions/filter-control/bootstrap-table-filter-control.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
+        "bootstrap-table-1.19.0/extensions/filter-control/bootstrap-table-filter-control.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
+        "bootstrap-datepicker-1.9.0/css/bootstrap-datepicker.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
+        "bootstrap-datepicker-1.9.0/js/bootstrap-datepicker.min.js",
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
+        "bootstrap-dark-1.1.0/css/bootstrap-prefers-dark.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
+        "fontawesome-free-6.6.0/css/all.min.css",
+}
+# GX's logo, from its S3 bucket -> the file in the site's static/images (GX copies that folder in).
+# The dark theme's logo (white lettering) is not among them: the light one stands in.
+_GX_IMAGES = {"logo-long.png": "logo-long.png", "full_logo_dark.png": "logo-long.png"}
+_GX_IMAGE_URL = re.compile(r"https://great-expectations-web-assets\.s3\.us-east-2\.amazonaws\.com/"
+                           r"(?P<name>" + "|".join(map(re.escape, _GX_IMAGES)) + r")(?:\?[^\s\"')]*)?")
+# Vega draws only graphs, and no expectation of ours renders one.
+_UNUSED_SCRIPTS = re.compile(r'<script src="https://cdn\.jsdelivr\.net/npm/vega(?:-lite|-embed)?@\d+"></script>\s*')
+_ASSET_TAG = re.compile(r"<(?:script|link|img)\b[^>]*>", re.IGNORECASE)
+_ASSET_URL = re.compile(r'(?<![\w-])(?:src|href)="([^"]*)"')
+# A page opened as a file can neither make the CORS request ``crossorigin`` asks for nor check ``integrity``
+# (its scripts would not run); the site's own copy needs neither.
+_CORS_ATTRIBUTES = re.compile(r'\s+(?:integrity|crossorigin)="[^"]*"')
+# GX's own links into static/ are re-based as well: its validation pages' favicon is one ../ short.
+_SITE_STATIC = re.compile(r"^(?:\./|(?:\.\./)+)?static/")
 
 
 def docs_dir(root: Path | None = None) -> Path:
@@ -76,11 +122,82 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
         context.validation_results_store.set(key, outcome)
         keys.append(key)
     _prune(root)
+    site = docs_dir(root)
+    before = _page_times(site)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         context.build_data_docs(site_names=[SITE], resource_identifiers=keys)
-    index = docs_dir(root) / "index.html"
-    return index
+    _make_offline(site, before)
+    return site / "index.html"
+
+
+def _page_times(site: Path) -> dict[Path, int]:
+    return {page: page.stat().st_mtime_ns for page in site.rglob("*.html")}
+
+
+def _make_offline(site: Path, before: dict[Path, int]) -> None:
+    """Point the pages GX just wrote at the site's own copy of their assets.
+
+    The copy is made when it is missing or differs from the package's, and then every page is
+    rewritten, so that a site built before (or with other assets) keeps no link to a CDN either.
+    """
+    vendor = site / "static" / "vendor"
+    copied = _listing(vendor) != _listing(_VENDORED)
+    if copied:
+        _install(_VENDORED, vendor)
+    for page, written in _page_times(site).items():
+        if copied or page.name == "index.html" or before.get(page) != written:
+            _rewrite_page(site, page)
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {path.relative_to(folder).as_posix(): path.stat().st_size
+            for path in folder.rglob("*") if path.is_file()} if folder.exists() else {}
+
+
+def _install(source: Path, target: Path) -> None:
+    """Replace the folder whole, so the site never serves a half-copied one."""
+    staging, old = target.with_name(f".{target.name}.new"), target.with_name(f".{target.name}.old")
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(source, staging)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _rewrite_page(site: Path, page: Path) -> None:
+    html = page.read_bytes().decode("utf-8")
+    offline = _offline_html(html, len(page.relative_to(site).parts) - 1)
+    if offline != html:
+        staging = page.with_name(f".{page.name}.new")
+        staging.write_bytes(offline.encode("utf-8"))
+        staging.replace(page)
+
+
+def _offline_html(html: str, depth: int) -> str:
+    """A page ``depth`` folders below the site's root with its scripts, styles and images taken from
+    the site itself, as relative links (which work through the Airflow page and as files alike)."""
+    up = "../" * depth
+
+    def local(tag: re.Match[str]) -> str:
+        text = tag.group(0)
+        found = _ASSET_URL.search(text)
+        if not found:
+            return text
+        url = found.group(1)
+        if url in _ASSETS:
+            target = f"{up}static/vendor/{_ASSETS[url]}"
+        elif _SITE_STATIC.match(url):
+            target = up + _SITE_STATIC.sub("static/", url)
+        else:
+            return text
+        return _CORS_ATTRIBUTES.sub("", text[:found.start(1)] + target + text[found.end(1):])
+
+    html = _UNUSED_SCRIPTS.sub("", html)
+    html = _GX_IMAGE_URL.sub(lambda image: f"{up}static/images/{_GX_IMAGES[image.group('name')]}", html)
+    return _ASSET_TAG.sub(local, html)
 
 
 def _shown(validations: list[tuple[str, int, Any]]) -> list[tuple[str, int, Any]]:
