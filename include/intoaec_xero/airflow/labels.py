@@ -49,7 +49,7 @@ def keep_label_on_retry() -> None:
 
     finalize.keeps_label = True  # type: ignore[attr-defined]
     finalize.wrapped = original  # type: ignore[attr-defined]
-    task_runner._finalize_task_failure = finalize
+    setattr(task_runner, "_finalize_task_failure", finalize)  # noqa: B010 - a module found at run time
 
 
 keep_label_on_retry()
