@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -36,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 if TYPE_CHECKING:
@@ -168,6 +170,47 @@ def upgrade(engine: Engine) -> list[str]:
     if created:
         log.info("Created tables in %s: %s", describe(engine), ", ".join(created))
     return created
+
+
+T = TypeVar("T")
+
+# SQLSTATE classes and codes that say "try the same transaction again": connection exceptions
+# (08…), serialization failure and deadlock (40001, 40P01), and the server shutting down or
+# restarting (57P01-57P03).
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03")
+TRANSIENT_RETRY_DELAYS = (0.5, 2.0, 5.0)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database error that a fresh try of the same transaction may not meet again."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None) or ""
+    if code and code.startswith(_TRANSIENT_SQLSTATES):
+        return True
+    text_ = str(error.orig).lower()
+    return isinstance(error, OperationalError) and any(sign in text_ for sign in (
+        "server closed the connection", "connection refused", "the database system is starting up",
+        "the database system is shutting down", "terminating connection", "database is locked"))
+
+
+def retry_transient(work: Callable[[], T], what: str, *, delays: tuple[float, ...] | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> T:
+    """``work`` (one whole transaction), tried again after a transient database error, a few times."""
+    waits = TRANSIENT_RETRY_DELAYS if delays is None else delays
+    for attempt, delay in enumerate((*waits, None), start=1):
+        try:
+            return work()
+        except DBAPIError as error:
+            if delay is None or not is_transient(error):
+                raise
+            log.warning("%s: the database failed (%s); its transaction was rolled back, trying it again from the "
+                        "start in %g s (try %d of %d).", what, str(error.orig).strip().splitlines()[0][:200],
+                        delay, attempt + 1, len(waits) + 1)
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, or_, select
 from sqlalchemy.engine import RowMapping
 
+from intoaec_xero import state
 from intoaec_xero.backfill import progress
 from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
@@ -79,7 +80,7 @@ class TenantHealth:
 
 
 PROBLEM_STATUSES = ("failed", "rejected", "quarantined")
-UNFINISHED = ("running", "extracting", "extracted")
+UNFINISHED = state.UNFINISHED
 SKIPPED = "skipped"
 SYNC = "sync"  # sync_runs.kind of xero_sync's runs; backfills and quarantine releases are others
 
@@ -233,9 +234,13 @@ class RunSummary:
     rate_limited: int
     quota_day_remaining: int | None
     skipped_streams: int = 0  # not loaded because another stream of the tenant failed
+    unfinished_streams: int = 0  # still running, or left open by a run that never finished
 
     @property
     def status(self) -> str:
+        if self.unfinished_streams:
+            # Never "success" before every stream ended; the next run closes an abandoned one as failed.
+            return "running"
         if self.problem_streams:
             # Nothing loaded when every other stream was skipped for the failure.
             return "failed" if self.problem_streams + self.skipped_streams >= self.streams else "partial"
@@ -255,12 +260,13 @@ def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) 
     since = now - timedelta(days=days)
     problem = case((sync_runs.c.status.in_(PROBLEM_STATUSES), 1), else_=0)
     skipped = case((sync_runs.c.status == SKIPPED, 1), else_=0)
+    unfinished = case((sync_runs.c.status.in_(UNFINISHED), 1), else_=0)
     started = func.min(sync_runs.c.started_at).label("started_at")
     query = (
         select(sync_runs.c.tenant_id, sync_runs.c.run_id, started,
                func.max(sync_runs.c.finished_at).label("finished_at"),
                func.count().label("streams"), func.sum(problem).label("problem_streams"),
-               func.sum(skipped).label("skipped_streams"),
+               func.sum(skipped).label("skipped_streams"), func.sum(unfinished).label("unfinished_streams"),
                func.sum(func.coalesce(sync_runs.c.rows_loaded, 0)).label("rows_loaded"),
                func.sum(func.coalesce(sync_runs.c.api_calls, 0)).label("api_calls"),
                func.sum(func.coalesce(sync_runs.c.rate_limited, 0)).label("rate_limited"),
@@ -278,7 +284,8 @@ def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) 
                 finished_at=ended.isoformat() if ended else None, streams=int(row["streams"]),
                 problem_streams=int(row["problem_streams"] or 0), rows_loaded=int(row["rows_loaded"] or 0),
                 api_calls=int(row["api_calls"] or 0), rate_limited=int(row["rate_limited"] or 0),
-                quota_day_remaining=row["quota_day_remaining"], skipped_streams=int(row["skipped_streams"] or 0)))
+                quota_day_remaining=row["quota_day_remaining"], skipped_streams=int(row["skipped_streams"] or 0),
+                unfinished_streams=int(row["unfinished_streams"] or 0)))
     return history
 
 

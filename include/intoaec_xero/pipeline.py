@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from intoaec_xero import environment, state, trial_balance
 from intoaec_xero.backfill import progress
 from intoaec_xero.client import XeroClient
+from intoaec_xero.db import retry_transient
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError, XeroDailyLimitReached
 from intoaec_xero.extract import StreamExtract, extract_stream
 from intoaec_xero.load import StreamLoad, load_stream
@@ -117,6 +119,10 @@ def extract_tenant(
             extracts.append(earlier[stream.name])
             continue
         started = _now()
+        abandoned = state.close_abandoned(engine, tenant_id, stream.name, run_id, started)
+        if abandoned:
+            log.warning("%s: %s of run(s) %s never finished (killed, or the database went away); closed them as "
+                        "failed", tenant["tenant_name"], stream.name, ", ".join(abandoned))
         state.record_run(engine, run_id=run_id, tenant_id=tenant_id, stream=stream.name,
                          started_at=started, status="extracting")
         if stopped is not None:
@@ -250,7 +256,9 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSumm
             record_results(engine, run_id, tenant_id, verdicts[stream.name])
             continue
         try:
-            loaded = load_checked(engine, raw, run_id, tenant_id, stream, extracted)
+            # One transaction per stream: a dropped connection or a restart mid-way is tried again from its start.
+            loaded = retry_transient(partial(load_checked, engine, raw, run_id, tenant_id, stream, extracted),
+                                     f"{name} ({tenant_id}): {stream.name} load")
         except (BatchRejected, IntoAECXeroError, SQLAlchemyError) as error:
             if not isinstance(error, BatchRejected):
                 message = _load_failed(engine, run_id, tenant_id, name, stream, error, kind)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.engine import Connection
 
 from intoaec_xero.db import upsert
@@ -103,6 +103,31 @@ def _record_run(conn: Connection, row: dict[str, Any]) -> None:
     merged = {**(dict(existing) if existing else {}), **{k: v for k, v in row.items() if v is not None}}
     merged.setdefault("status", "running")
     upsert(conn, sync_runs, [{c.name: merged.get(c.name) for c in sync_runs.columns}])
+
+
+UNFINISHED = ("running", "extracting", "extracted")
+
+
+def close_abandoned(engine: Engine, tenant_id: str, stream: str, run_id: str, now: datetime) -> list[str]:
+    """Close, as failed, this tenant's and stream's sync rows that an earlier run left unfinished.
+
+    A run whose process was killed (or lost its database) mid-stream never writes its end, so
+    its row would read ``extracting`` for ever. xero_sync runs one at a time, so when a new run
+    reaches the stream, any other run's open row for it has been abandoned. Returns their run ids.
+    """
+    with engine.begin() as conn:
+        open_runs = list(conn.execute(select(sync_runs.c.run_id).where(
+            sync_runs.c.tenant_id == tenant_id, sync_runs.c.stream == stream, sync_runs.c.run_id != run_id,
+            sync_runs.c.status.in_(UNFINISHED), or_(sync_runs.c.kind.is_(None), sync_runs.c.kind == "sync"),
+        )).scalars())
+        if open_runs:
+            conn.execute(update(sync_runs).where(
+                sync_runs.c.tenant_id == tenant_id, sync_runs.c.stream == stream,
+                sync_runs.c.run_id.in_(open_runs), sync_runs.c.status.in_(UNFINISHED),
+            ).values(status="failed", finished_at=now,
+                     message=f"abandoned: the run stopped before this stream finished (its process was killed or "
+                             f"lost the database); closed by run {run_id}"))
+    return open_runs
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -39,10 +39,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from intoaec_xero.db import upsert
 from intoaec_xero.environment import RuntimeSettings, current
@@ -61,6 +63,9 @@ STATUS_RECONNECT = "reconnect_needed"
 STATUS_DISCONNECTED = "disconnected"
 # Set to 1 to let a process without a Fernet key store tokens in plaintext: throwaway demos only.
 ALLOW_PLAINTEXT_ENV = "INTOAEC_ALLOW_PLAINTEXT_TOKENS"
+# Waits between tries of saving a rotated token set on a fresh connection after the refresh's own
+# transaction died: a restarting PostgreSQL is back within seconds.
+RESCUE_RETRY_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 # What a grant's status makes every organisation it reaches read (an active grant changes none).
 _TENANT_STATUS = {STATUS_RECONNECT: TenantStatus.RECONNECT_NEEDED, STATUS_DISCONNECTED: TenantStatus.DISCONNECTED}
@@ -243,13 +248,17 @@ class GrantInfo:
 class TokenStore:
     """Token sets per connection key, with a locked refresh."""
 
-    def __init__(self, engine: Engine, connection_key: str, cipher: TokenCipher | None = None):
+    def __init__(self, engine: Engine, connection_key: str, cipher: TokenCipher | None = None,
+                 rescue_dir: Path | None = None):
         self.engine = engine
         self.connection_key = connection_key
         self.cipher = cipher or TokenCipher.from_environment()
+        self._rescue_dir = rescue_dir  # None: <INTOAEC_DATA_DIR>/token-rescue, shared like the raw pages
 
     # -- reads and plain writes ------------------------------------------------------------
     def load(self) -> TokenSet | None:
+        if self.rescue_path().exists():
+            self.recover()
         with self.engine.connect() as conn:
             row = self._row(conn, lock=False)
         # Decoded after the read connection is closed: a plaintext row is rewritten on its own one.
@@ -328,6 +337,10 @@ class TokenStore:
     ) -> tuple[TokenSet, bool]:
         # Before Xero is asked: a rotated refresh token that cannot be stored would be lost.
         self.check_writable()
+        if self.rescue_path().exists():
+            self.recover()
+        new: TokenSet | None = None
+        replaced: str | None = None
         try:
             with self.engine.begin() as conn:
                 row = self._row(conn, lock=True)
@@ -369,7 +382,13 @@ class TokenStore:
                     new.previous_refresh_token = used.refresh_token
                     new.previous_rotated_at = used.previous_rotated_at
                 new.client_id = new.client_id or current.client_id
+                replaced = current.refresh_token
                 self._write(conn, new, STATUS_ACTIVE)
+        except SQLAlchemyError as error:
+            if new is None:  # Xero was not asked, or refused: nothing rotated, nothing to keep
+                raise
+            # Xero rotated; the old refresh token dies 30 minutes from now. Never lose the new one.
+            self._keep_rotated(new, replaced, error)
         except XeroAuthError as error:
             if is_invalid_grant(error):
                 # Outside the rolled-back transaction, so the verdict sticks.
@@ -384,6 +403,89 @@ class TokenStore:
             fingerprint(new.refresh_token),
         )
         return new, True
+
+    # -- a rotation the database could not take -----------------------------------------------
+    def rescue_path(self) -> Path:
+        folder = self._rescue_dir or (current().data_path() / "token-rescue")
+        return folder / f"{hashlib.sha256(self.connection_key.encode()).hexdigest()[:32]}.token"
+
+    def _keep_rotated(self, new: TokenSet, replaced: str | None, error: SQLAlchemyError) -> None:
+        """Keep a rotated set that its transaction could not commit: on disk first, then in the database.
+
+        The file (encrypted like the row, readable by its owner only) is what the next refresh or
+        load of this connection, in any process sharing the data directory, recovers from if the
+        database stays away; it is removed once the database holds the set.
+        """
+        path = self.rescue_path()
+        kept = False
+        try:
+            self._write_rescue(path, new, replaced)
+            kept = True
+        except OSError as problem:
+            log.error("Could not keep the rotated Xero token set of '%s' in %s either: %s", self.connection_key,
+                      path, problem)
+        last: Exception = error
+        for delay in RESCUE_RETRY_DELAYS:
+            time.sleep(delay)
+            try:
+                if kept:
+                    self.recover()
+                else:
+                    self.save(new)
+            except SQLAlchemyError as again:
+                last = again
+                continue
+            log.warning("The database failed while saving the rotated Xero token set of '%s' (%s); it was saved "
+                        "again on a fresh connection.", self.connection_key, type(error).__name__)
+            return
+        log.error("The rotated Xero token set of '%s' (refresh token %s) could not be saved to the IntoAEC "
+                  "database (%s). %s", self.connection_key, fingerprint(new.refresh_token), last,
+                  f"It is kept encrypted in {path}, and the next refresh of this connection saves it: do not delete "
+                  "that file." if kept else "It is lost: this connection will need reconnecting once Xero's "
+                  "30-minute grace for the previous refresh token has passed.")
+
+    def _write_rescue(self, path: Path, tokens: TokenSet, replaced: str | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _announce_secrets(tokens)
+        body = json.dumps({
+            "connection_key": self.connection_key,
+            "encrypted": self.cipher.enabled,
+            "token": base64.b64encode(self.cipher.encrypt(tokens.to_json())).decode(),
+            # The refresh token the set replaces: it is only saved over that one, never over a newer set.
+            "replaces": fingerprint(replaced) if replaced else None,
+        }).encode()
+        staging = path.with_name(path.name + ".new")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+
+    def recover(self) -> bool:
+        """Save a kept rotated set into the database if the stored set is still the one it replaced;
+        then drop the file. Returns whether it was saved. Database errors propagate (the file stays)."""
+        path = self.rescue_path()
+        try:
+            kept = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return False
+        rescued = TokenSet.from_json(self.cipher.decrypt(base64.b64decode(kept["token"]), kept["encrypted"]))
+        _announce_secrets(rescued)
+        with self.engine.begin() as conn:
+            row = self._row(conn, lock=True)
+            stored = self._decode(row, conn) if row is not None else None
+            successor = stored is not None and kept.get("replaces") == fingerprint(stored.refresh_token)
+            if successor:
+                self._write(conn, rescued, STATUS_ACTIVE)
+        path.unlink(missing_ok=True)
+        if successor:
+            log.warning("Saved the rotated Xero token set of '%s' (refresh token %s) kept in %s after the database "
+                        "failed.", self.connection_key, fingerprint(rescued.refresh_token), path)
+        else:
+            log.info("Dropped the kept Xero token set of '%s': the database already holds a newer one.",
+                     self.connection_key)
+        return successor
 
     @staticmethod
     def _previous_in_grace(current: TokenSet, row) -> TokenSet | None:

@@ -114,6 +114,13 @@ def _with_every_kind_of_token(store: TokenStore, access: str) -> None:
     store.save(tokens)
 
 
+@pytest.fixture
+def db_url(tmp_path):
+    """Where the grant is stored does not change where a test may send it: SQLite only here (the
+    store itself is tested on both backends in tests/intoaec_xero/test_tokens.py)."""
+    return f"sqlite:///{tmp_path / 'intoaec.db'}"
+
+
 @pytest.fixture(params=["fresh", "expired"])
 def connected(request, monkeypatch, sandbox, db_url, engine):
     """``xero_default`` connected through the sandbox; its access token fresh (sent as is) or expired (refreshed)."""

@@ -84,6 +84,15 @@ def test_a_fresh_install_skips_the_keep_alive_with_what_to_do(monkeypatch, tmp_p
         _keep_alive()
 
 
+def test_a_xero_connection_without_intoaecs_database_yet_is_skipped_too(monkeypatch, hook_env):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    monkeypatch.delenv("AIRFLOW_CONN_INTOAEC_DB", raising=False)
+    monkeypatch.delenv("INTOAEC_DB_URL", raising=False)
+    with pytest.raises(AirflowSkipException, match="IntoAEC's database is not set up.*'intoaec_db' is missing"):
+        _keep_alive()
+
+
 def test_a_connection_named_on_purpose_that_is_missing_fails(monkeypatch, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 

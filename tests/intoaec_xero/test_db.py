@@ -264,3 +264,51 @@ def test_a_schema_check_logs_only_the_migrations_it_runs(tmp_path, caplog):
     caplog.clear()
     db.upgrade(engine)
     assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
+
+
+def test_a_transaction_whose_connection_is_terminated_is_tried_again_from_its_start(migrated_postgres_url, caplog):
+    from sqlalchemy import text
+
+    engine = db.create_db_engine(migrated_postgres_url)
+    tries = []
+
+    def work() -> int:
+        with engine.begin() as conn:
+            tries.append(conn.execute(text("SELECT pg_backend_pid()")).scalar())
+            if len(tries) == 1:  # the server ends this connection mid-transaction, as a restart would
+                conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            return conn.execute(text("SELECT 42")).scalar()
+
+    assert db.retry_transient(work, "Acme (t1): invoices load", sleep=lambda s: None) == 42
+    assert len(tries) == 2 and tries[0] != tries[1]
+    assert "Acme (t1): invoices load: the database failed" in caplog.text and "try 2 of 4" in caplog.text
+    engine.dispose()
+
+
+def test_only_transient_database_errors_are_tried_again_and_only_a_few_times():
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    class Orig(Exception):
+        def __init__(self, message: str, pgcode: str | None = None):
+            super().__init__(message)
+            self.pgcode = pgcode
+
+    calls = []
+
+    def failing(error):
+        def work():
+            calls.append(1)
+            raise error
+        return work
+
+    restarting = OperationalError("COMMIT", {}, Orig("terminating connection due to administrator command", "57P01"))
+    with pytest.raises(OperationalError):
+        db.retry_transient(failing(restarting), "x", delays=(0, 0), sleep=lambda s: None)
+    assert len(calls) == 3  # the first try and two more
+    calls.clear()
+    duplicate = IntegrityError("INSERT", {}, Orig("duplicate key value", "23505"))
+    with pytest.raises(IntegrityError):
+        db.retry_transient(failing(duplicate), "x", sleep=lambda s: None)
+    assert len(calls) == 1  # a defect: trying again would only repeat it
+    assert db.is_transient(OperationalError("SELECT", {}, Orig("could not serialize access", "40001")))
+    assert not db.is_transient(ValueError("not a database error"))

@@ -253,3 +253,38 @@ def test_a_run_that_stopped_half_way_is_not_a_success(engine):
     [health] = tenant_health(engine, now=NOW)
     assert health.verdict == FAILING
     assert health.reasons == ["invoices: run r2 stopped before it finished (left extracting)"]
+
+
+def test_a_run_with_a_stream_still_open_is_running_never_a_success(engine):
+    from intoaec_xero.health import run_history
+
+    _tenant(engine, "t", "Busy Ltd")
+    _synced(engine, "t", NOW, stream="invoices", run_id="r")
+    state.record_run(engine, run_id="r", tenant_id="t", stream="payments", started_at=NOW, status="extracted")
+    [run] = run_history(engine, now=NOW)["t"]
+    assert (run.status, run.unfinished_streams) == ("running", 1)
+
+
+def test_the_next_run_closes_what_a_killed_run_left_open(engine):
+    from intoaec_xero.health import run_history
+
+    _tenant(engine, "t", "Killed Ltd")
+    state.record_run(engine, run_id="killed", tenant_id="t", stream="invoices", started_at=NOW - timedelta(hours=1),
+                     status="extracting")
+    state.record_run(engine, run_id="killed", tenant_id="t", stream="payments", started_at=NOW - timedelta(hours=1),
+                     status="success", finished_at=NOW - timedelta(minutes=50))
+    state.record_run(engine, run_id="window", tenant_id="t", stream="invoices", started_at=NOW - timedelta(hours=1),
+                     status="extracting", kind="backfill")  # a backfill's own row: not the sync's to close
+
+    assert state.close_abandoned(engine, "t", "invoices", "next", NOW) == ["killed"]
+    assert state.close_abandoned(engine, "t", "invoices", "next", NOW) == []  # closed once
+    [killed] = run_history(engine, now=NOW)["t"]
+    assert (killed.run_id, killed.status, killed.unfinished_streams) == ("killed", "partial", 0)
+    with engine.connect() as conn:
+        from intoaec_xero.schema import sync_runs
+        from sqlalchemy import select
+
+        rows = {(r.run_id, r.stream): (r.status, r.message) for r in conn.execute(select(sync_runs))}
+    assert rows[("killed", "invoices")][0] == "failed" and "closed by run next" in rows[("killed", "invoices")][1]
+    assert rows[("killed", "payments")] == ("success", None)
+    assert rows[("window", "invoices")][0] == "extracting"

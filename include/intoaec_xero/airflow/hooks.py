@@ -212,7 +212,14 @@ class XeroHook(HttpHook):
             if settings.grant_type == "client_credentials":
                 return {"connection": self.xero_conn_id, "refreshed": False,
                         "reason": "custom connections have no refresh token to keep alive"}
-            client = self.get_client()
+            try:
+                client = self.get_client()
+            except ConnectionMissing as error:
+                if self.db_conn_id != DB_CONN_ID:
+                    raise
+                # Set up half-way (the Xero connection added, IntoAEC's database not yet): no grant can exist.
+                raise AirflowSkipException(f"Nothing to keep alive yet: IntoAEC's database is not set up. {error}") \
+                    from None
             if client.store.load() is None:
                 raise AirflowSkipException(
                     f"The Xero connection '{self.xero_conn_id}' has no grant yet, so there is nothing to keep "
