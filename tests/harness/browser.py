@@ -20,7 +20,10 @@ OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
 
 
 @contextmanager
-def chromium(profile: Path, *, offline: bool = False) -> Iterator:
+def chromium(profile: Path, *, offline: bool = False, arguments: tuple[str, ...] = (),
+             console_log: bool = False) -> Iterator:
+    """A headless Chromium session; ``arguments`` add to its command line, ``console_log`` keeps the
+    browser console for ``driver.get_log("browser")``."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver
@@ -31,10 +34,13 @@ def chromium(profile: Path, *, offline: bool = False) -> Iterator:
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                     f"--user-data-dir={profile}", *([OFFLINE] if offline else [])):
+                     f"--user-data-dir={profile}", *([OFFLINE] if offline else []), *arguments):
         options.add_argument(argument)
+    if console_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(WAIT_SECONDS)
+    driver.set_script_timeout(30)
     try:
         yield driver
     finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,23 +253,25 @@ def detail(engine: Engine, tenant_ids: Collection[str], item: str, records: int 
 
 
 def _held(engine: Engine, tenant_ids: Collection[str], record_id: int) -> dict[str, Any]:
-    try:
-        row = quarantine.get_held(engine, record_id)
-    except IntoAECXeroError:
-        row = None
-    if row is None or row["tenant_id"] not in tenant_ids:
-        raise NotFound(f"There is no held record R{record_id} of this connection's organisations.")
-    return row
+    return _owned(quarantine.get_held, engine, tenant_ids, record_id,
+                  f"There is no held record R{record_id} of this connection's organisations.")
 
 
 def _batch(engine: Engine, tenant_ids: Collection[str], batch_id: int) -> dict[str, Any]:
+    return _owned(quarantine.get_batch, engine, tenant_ids, batch_id,
+                  f"There is no quarantined batch #{batch_id} of this connection's organisations.")
+
+
+def _owned(fetch: Callable[[Engine, int], dict[str, Any]], engine: Engine, tenant_ids: Collection[str],
+           item_id: int, missing: str) -> dict[str, Any]:
+    """The item, if it exists and belongs to one of ``tenant_ids``; another connection's is "not found"."""
     try:
-        batch = quarantine.get_batch(engine, batch_id)
+        found: dict[str, Any] | None = fetch(engine, item_id)
     except IntoAECXeroError:
-        batch = None
-    if batch is None or batch["tenant_id"] not in tenant_ids:
-        raise NotFound(f"There is no quarantined batch #{batch_id} of this connection's organisations.")
-    return batch
+        found = None
+    if found is None or found["tenant_id"] not in tenant_ids:
+        raise NotFound(missing)
+    return found
 
 
 def _record_detail(row: dict[str, Any]) -> Detail:

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import os
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,11 +27,10 @@ from intoaec_xero.rawstore import RawStore
 from intoaec_xero.streams import get_stream
 
 from tests.conftest import REPO
+from tests.harness.browser import chromium
 
 from .records import TENANT, account, contact, invoice, keep, page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 GX_TEMPLATES = Path(great_expectations.__file__).parent / "render" / "view" / "templates"
 CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+?)['\"]?\s*\)")
 
@@ -190,27 +188,11 @@ def test_every_internet_asset_of_gx_templates_is_vendored_as_the_very_file_gx_pi
 
 @pytest.fixture
 def offline_browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                     "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
-                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(30)
-    try:
+    # No proxy that answers and no name that resolves: a page opened as a file gets nothing from a network.
+    with chromium(tmp_path / "chromium-profile", arguments=("--proxy-server=127.0.0.1:9",
+                                                            "--host-resolver-rules=MAP * ~NOTFOUND"),
+                  console_log=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_a_page_opened_as_a_file_without_network_is_styled_and_scripted(site, offline_browser):
