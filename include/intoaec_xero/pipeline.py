@@ -441,10 +441,13 @@ def run_sync(
         try:
             manifest = extract_tenant(client, engine, raw, run_id, tenant, streams, full=full)
             loaded = load_tenant(engine, raw, manifest)
-        except (IntoAECXeroError, SQLAlchemyError) as error:
-            message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): sync failed: {error}"
+        except Exception as error:  # noqa: BLE001 - one tenant's failure, whatever it is, never stops the others
+            message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): sync failed: {error or type(error).__name__}"
             summary.failures.append(message)
-            log.error("%s", message)
+            if isinstance(error, IntoAECXeroError | SQLAlchemyError):
+                log.error("%s", message)
+            else:  # a defect: its traceback is what fixes it
+                log.exception("%s", message)
             continue
         summary.tenants.append(loaded)
         summary.failures.extend(loaded["failed"])
