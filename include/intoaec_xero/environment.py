@@ -54,7 +54,8 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
-def _names(value: str) -> tuple[str, ...]:
+def names(value: str) -> tuple[str, ...]:
+    """A comma-separated list of names, blanks dropped (INTOAEC_XERO_CONN_IDS, the Variable alike)."""
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
@@ -115,7 +116,7 @@ class RuntimeSettings:
     # -- Xero connections and tokens
     xero_conn_ids: tuple[str, ...] = setting(
         "INTOAEC_XERO_CONN_IDS", (), "the Xero connections xero_sync syncs, comma separated; else the Variable "
-        "intoaec_xero_conn_ids, else xero_default", _names)
+        "intoaec_xero_conn_ids, else xero_default", names)
     xero_redirect_uri: str | None = setting(
         "INTOAEC_XERO_REDIRECT_URI", None, "the redirect URI registered on the Xero app; else the page uses "
         "[api] base_url + /xero/callback and the CLI " + DEFAULT_REDIRECT_URI)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from intoaec_xero.environment import RuntimeSettings, current, names
 from intoaec_xero.errors import ConfigurationError, ConnectionMissing
 from intoaec_xero.settings import (
     DEFAULT_SCOPES,
@@ -64,6 +66,15 @@ def form_under_test(conn_id: str) -> bool:
     except ImportError:
         return False
     return conn_id in (_preset_connections.get() or {})
+
+
+def configured_conn_ids(read_variable: Callable[[], str | None], settings: RuntimeSettings | None = None) -> list[str]:
+    """The connections ``xero_sync`` reads: INTOAEC_XERO_CONN_IDS, else the Variable (read by the caller's
+    means: a task's and the API server's differ); empty when neither names any."""
+    configured = (settings or current()).xero_conn_ids
+    if configured:
+        return list(configured)
+    return list(names(read_variable() or ""))
 
 
 def same_connection(one: Any, other: Any) -> bool:

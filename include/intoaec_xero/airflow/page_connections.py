@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from intoaec_xero.airflow.connections import CONN_IDS_VARIABLE, XERO_CONN_ID
+from intoaec_xero.airflow.connections import CONN_IDS_VARIABLE, XERO_CONN_ID, configured_conn_ids
 
 CONN_TYPE = "xero"
 ENV_PREFIX = "AIRFLOW_CONN_"
@@ -77,15 +77,9 @@ def environment_xero_ids() -> list[str]:
 
 def configured_ids() -> list[str]:
     """The connections ``xero_sync`` reads (INTOAEC_XERO_CONN_IDS, else the Variable), as the API server sees them."""
-    from intoaec_xero.environment import current
-
-    configured = current().xero_conn_ids
-    if configured:
-        return list(configured)
     from airflow.models.variable import Variable
 
-    value = Variable.get(CONN_IDS_VARIABLE, default_var=None)
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+    return configured_conn_ids(lambda: Variable.get(CONN_IDS_VARIABLE, default_var=None))
 
 
 def choices(current: str, configured: Iterable[str], stored: Iterable[str], from_env: Iterable[str],

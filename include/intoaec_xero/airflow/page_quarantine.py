@@ -12,7 +12,6 @@ users of one connection never see or release another connection's data.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,8 +36,6 @@ BATCH_RECORDS = 20
 # What the redirect after a release says happened; the page reads the rest from the database.
 OUTCOMES = ("released", "held")
 
-_RECORD = re.compile(r"^[Rr](\d{1,9})$")
-_BATCH = re.compile(r"^(\d{1,9})$")
 
 
 class NotFound(IntoAECXeroError):
@@ -185,15 +182,11 @@ def connection_tenants(engine: Engine, connection_key: str) -> set[str]:
 
 
 def parse_item(text: str) -> tuple[str, int]:
-    """("record", 12) for R12, ("batch", 3) for 3; anything else names nothing."""
-    text = text.strip()
-    match = _RECORD.match(text)
-    if match:
-        return "record", int(match.group(1))
-    match = _BATCH.match(text)
-    if match:
-        return "batch", int(match.group(1))
-    raise NotFound(f"{text!r} is neither a held record (R12) nor a quarantined batch (3).")
+    """As ``intoaec-xero quarantine`` reads an item; a name that is no item's is "not found"."""
+    try:
+        return quarantine.parse_item(text)
+    except IntoAECXeroError as refused:
+        raise NotFound(str(refused)) from None
 
 
 def overview(engine: Engine, tenant_ids: Collection[str], limit: int = LIST_LIMIT) -> Overview:

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 
 from intoaec_xero import db
-from intoaec_xero.airflow.connections import CONN_IDS_VARIABLE, DB_CONN_ID, XERO_CONN_ID
+from intoaec_xero.airflow.connections import CONN_IDS_VARIABLE, DB_CONN_ID, XERO_CONN_ID, configured_conn_ids
 from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError
 from intoaec_xero.payloads import Manifest, MappedTenant, TenantRef, TenantSummary
@@ -36,17 +36,16 @@ log = logging.getLogger(__name__)
 def xero_conn_ids(settings: RuntimeSettings | None = None) -> list[str]:
     """The Xero connections to sync: INTOAEC_XERO_CONN_IDS (``settings``, else this process's) or the
     Variable ``intoaec_xero_conn_ids`` (comma separated), else ``xero_default``."""
-    configured = (settings or current()).xero_conn_ids
-    if configured:
-        return list(configured)
+    return configured_conn_ids(_conn_ids_variable, settings) or [XERO_CONN_ID]
+
+
+def _conn_ids_variable() -> str | None:
     try:
         from airflow.sdk import Variable
 
-        value = Variable.get(CONN_IDS_VARIABLE, default=None)
+        return Variable.get(CONN_IDS_VARIABLE, default=None)
     except Exception:  # noqa: BLE001 - no Variable store reachable: use the default
-        value = None
-    ids = [v.strip() for v in (value or XERO_CONN_ID).split(",") if v.strip()]
-    return ids or [XERO_CONN_ID]
+        return None
 
 
 def _engine(db_conn_id: str = DB_CONN_ID):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any
 
@@ -52,19 +51,10 @@ def register(subparsers) -> None:
     quality.set_defaults(func=cmd_quality)
 
 
-_RECORD_ID = re.compile(r"^[Rr]#?(\d+)$")
+def _parse_item(text: str) -> tuple[str, int]:
+    from intoaec_xero.quality.quarantine import parse_item
 
-
-def _parse_id(text: str) -> tuple[str, int]:
-    """("record", 12) for R12, ("batch", 3) for 3 or #3."""
-    from intoaec_xero.errors import IntoAECXeroError
-
-    match = _RECORD_ID.match(text.strip())
-    if match:
-        return "record", int(match.group(1))
-    if text.strip().lstrip("#").isdigit():
-        return "batch", int(text.strip().lstrip("#"))
-    raise IntoAECXeroError(f"{text!r} is neither a held record (R12) nor a batch number (3).")
+    return parse_item(text)
 
 
 def _engine(args):
@@ -119,7 +109,7 @@ def _when(moment) -> str:
 
 
 def cmd_show(args) -> int:
-    kind, number = _parse_id(args.item)
+    kind, number = _parse_item(args.item)
     if kind == "record":
         return _show_record(args, number)
     return _show_batch(args, number)
@@ -198,7 +188,7 @@ def _raw(record: Any, *, full: bool) -> str:
 def cmd_release(args) -> int:
     from intoaec_xero.errors import IntoAECXeroError
 
-    parsed = [_parse_id(item) for item in args.items]
+    parsed = [_parse_item(item) for item in args.items]
     kinds = {kind for kind, _ in parsed}
     if kinds == {"batch"}:
         if len(parsed) != 1 or args.corrected:

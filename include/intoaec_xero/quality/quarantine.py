@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -45,6 +46,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUARANTINED = "quarantined"
+# How people name items: R12 (or R#12) for a held record, 3 (or #3) for a batch; ids fit the table's integers.
+_ITEM = re.compile(r"^(?:(?P<record>[Rr])#?|#?)(?P<id>\d{1,9})$")
+
+
+def parse_item(text: str) -> tuple[str, int]:
+    """("record", 12) for R12, ("batch", 3) for 3; anything else is refused with what to write."""
+    match = _ITEM.match(text.strip())
+    if match is None:
+        raise IntoAECXeroError(f"{text!r} is neither a held record (R12) nor a batch number (3).")
+    return ("record" if match["record"] else "batch"), int(match["id"])
+
+
 HELD = "held"
 RELEASED = "released"
 SUPERSEDED = "superseded"
