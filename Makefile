@@ -74,6 +74,7 @@ bench: install
 # 50 tenants under the real scheduler (CeleryExecutor on the local Redis; ~15 min).
 bench-scale: install
 	$(BIN)/python -m benchmarks.scale_50_tenants --faults --paced 5 --write-docs
+	$(BIN)/python -m benchmarks.worker_loss --write-docs
 
 # mypy's files and settings: [tool.mypy] in pyproject.toml.
 lint: install

@@ -46,6 +46,8 @@ from typing import Any
 
 import requests
 
+from benchmarks.worker_loss import WorkerLoss, compose_worker_timings, worker_recovered
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("INTOAEC_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("INTOAEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -73,6 +75,9 @@ class ScaleConfig:
     tenant_minute_limit: int = 0
     timeout: float = 1200.0
     sample_every: float = 0.5
+    # Kill -9 the Celery worker while loads are inside their transactions, then start a new one
+    # (benchmarks.worker_loss).
+    lose_worker: bool = False
 
 
 @dataclass
@@ -101,9 +106,12 @@ class ScaleResult:
     faults: dict[str, Any] = field(default_factory=dict)
     load_average: dict[str, float] = field(default_factory=dict)
     logs_dir: str = ""
+    worker_loss: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        if self.config.get("lose_worker") and not worker_recovered(self.worker_loss):
+            return False
         return (self.run.get("state") == "success" and not self.differences
                 and not self.stats["rate_limited"] and self.tenants_synced == self.config["tenants"])
 
@@ -157,19 +165,43 @@ def _stop_group(process: subprocess.Popen, grace: float = 30) -> None:
         process.wait(timeout=10)
 
 
+class Components(list):
+    """The running components (a list of their processes), each of which can be killed and started again."""
+
+    def __init__(self, env: dict[str, str], logs: Path):
+        super().__init__()
+        self.env, self.logs = env, logs
+        self.logs_open: list[Any] = []
+
+    def start(self, command: list[str]) -> subprocess.Popen:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        log = open(self.logs / f"{command[0]}.log", "ab")  # noqa: SIM115 - closed with the components
+        self.logs_open.append(log)
+        process = subprocess.Popen([airflow, *command], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=REPO, start_new_session=True)
+        self.append(process)
+        return process
+
+    def kill_and_restart(self, name: str) -> subprocess.Popen:
+        """SIGKILL the component's whole process group (nothing gets to clean up), then start it again."""
+        [process] = [p for p in self if p.args[1] == name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        self.remove(process)
+        return self.start(process.args[1:])
+
+
 @contextmanager
 def airflow_components(env: dict[str, str], logs: Path, commands: list[list[str]]):
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    started: list[tuple[subprocess.Popen, Any]] = []
+    components = Components(env, logs)
     try:
         for command in commands:
-            log = open(logs / f"{command[0]}.log", "wb")  # noqa: SIM115 - closed with the process
-            started.append((subprocess.Popen([airflow, *command], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                             cwd=REPO, start_new_session=True), log))
-        yield [p for p, _ in started]
+            components.start(command)
+        yield components
     finally:
-        for process, log in reversed(started):
+        for process in reversed(components):
             _stop_group(process)
+        for log in components.logs_open:
             log.close()
 
 
@@ -216,6 +248,8 @@ def airflow_env(*, home: Path, metadata_url: str, intoaec_url: str, sandbox_url:
         }),
         AIRFLOW_CONN_INTOAEC_DB=json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": intoaec_url}}),
         INTOAEC_DATA_DIR=str(data_dir),
+        # How fast a lost worker's tasks are failed and retried, as the compose deployment sets it.
+        **(compose_worker_timings() if config.executor == "CeleryExecutor" else {}),
         # The scheduler starts the latest daily run as soon as the DAG is unpaused, and no
         # second run is due while the benchmark lasts.
         XERO_SYNC_SCHEDULE="@daily",
@@ -352,7 +386,14 @@ def run_scale(config: ScaleConfig, workdir: Path | None = None, log=print,
                 + (f", celery worker (concurrency {config.worker_concurrency})"
                    if config.executor == "CeleryExecutor" else "")
                 + f"; pool xero_api = {config.pool_slots} slots; waiting for the scheduled run ...")
-            run = _wait_for_run(metadata_url, processes, logs, config.timeout, log)
+            loss = (WorkerLoss(intoaec_url, lambda: processes.kill_and_restart("celery"), log)
+                    if config.lose_worker else None)
+            try:
+                run = _wait_for_run(metadata_url, processes, logs, config.timeout, log,
+                                    on_tick=loss.tick if loss else None)
+            finally:
+                if loss:
+                    loss.close()
             load_after = os.getloadavg()
             if probe:
                 probe(RunningStack(env=env, api_port=api_port,
@@ -370,6 +411,8 @@ def run_scale(config: ScaleConfig, workdir: Path | None = None, log=print,
         result.differences = differences
         result.tenants_synced = len(synced)
         result.logs_dir = str(logs) if workdir else ""
+        if loss:
+            result.worker_loss = loss.outcome(task_rows)
         # Two cores shared with other work: the load says how much of the machine the run had.
         result.load_average = {"5min_at_start": round(load_before, 1), "5min_at_end": round(load_after[1], 1),
                                "cores": os.cpu_count() or 0}
@@ -395,7 +438,8 @@ def _inject_faults(sandbox, tenants: list[dict[str, str]], config: ScaleConfig) 
     return faults
 
 
-def _wait_for_run(metadata_url: str, processes, logs: Path, timeout: float, log) -> dict[str, Any]:
+def _wait_for_run(metadata_url: str, processes, logs: Path, timeout: float, log,
+                  on_tick: Callable[[], None] | None = None) -> dict[str, Any]:
     from sqlalchemy import create_engine, text
 
     metadata = create_engine(metadata_url)
@@ -403,6 +447,8 @@ def _wait_for_run(metadata_url: str, processes, logs: Path, timeout: float, log)
     last_note = 0.0
     try:
         while time.monotonic() < deadline:
+            if on_tick:
+                on_tick()
             for process in processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"airflow {process.args[1]} exited ({process.returncode}):\n{tail_logs(logs)}")

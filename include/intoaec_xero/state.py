@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.engine import Connection
 
-from intoaec_xero.db import upsert
+from intoaec_xero.db import retry_transient, upsert
 from intoaec_xero.schema import sync_runs, sync_state
 
 
@@ -20,12 +20,19 @@ class StreamState:
     last_full_sync_at: datetime | None = None
 
 
+# Each write below is one short transaction of its own, outside the load's: on a transient database
+# error (a dropped connection, a restart) it is tried again whole, so a run's bookkeeping survives
+# what its load survives. All of them may be repeated: they set values, never add to them.
+
 def read_state(engine: Engine, tenant_id: str, stream: str) -> StreamState:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(sync_state.c.watermark, sync_state.c.journal_offset, sync_state.c.last_full_sync_at)
-            .where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
-        ).first()
+    def read():
+        with engine.connect() as conn:
+            return conn.execute(
+                select(sync_state.c.watermark, sync_state.c.journal_offset, sync_state.c.last_full_sync_at)
+                .where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
+            ).first()
+
+    row = retry_transient(read, f"{stream} sync state of tenant {tenant_id}")
     if row is None:
         return StreamState()
     return StreamState(
@@ -68,6 +75,11 @@ def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetim
 
 def record_error(engine: Engine, tenant_id: str, stream: str, message: str) -> None:
     now = datetime.now(UTC)
+    retry_transient(lambda: _record_error(engine, tenant_id, stream, message, now),
+                    f"{stream} error record of tenant {tenant_id}")
+
+
+def _record_error(engine: Engine, tenant_id: str, stream: str, message: str, now: datetime) -> None:
     with engine.begin() as conn:
         exists = conn.execute(
             select(sync_state.c.stream).where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
@@ -88,8 +100,11 @@ def record_run(engine: Engine | Connection, **row: Any) -> None:
     if isinstance(engine, Connection):
         _record_run(engine, row)
     else:
-        with engine.begin() as conn:
-            _record_run(conn, row)
+        def write() -> None:
+            with engine.begin() as conn:
+                _record_run(conn, row)
+
+        retry_transient(write, f"{row.get('stream')} run record of tenant {row.get('tenant_id')}")
 
 
 def _record_run(conn: Connection, row: dict[str, Any]) -> None:
@@ -115,6 +130,11 @@ def close_abandoned(engine: Engine, tenant_id: str, stream: str, run_id: str, no
     its row would read ``extracting`` for ever. xero_sync runs one at a time, so when a new run
     reaches the stream, any other run's open row for it has been abandoned. Returns their run ids.
     """
+    return retry_transient(lambda: _close_abandoned(engine, tenant_id, stream, run_id, now),
+                           f"{stream} open runs of tenant {tenant_id}")
+
+
+def _close_abandoned(engine: Engine, tenant_id: str, stream: str, run_id: str, now: datetime) -> list[str]:
     with engine.begin() as conn:
         open_runs = list(conn.execute(select(sync_runs.c.run_id).where(
             sync_runs.c.tenant_id == tenant_id, sync_runs.c.stream == stream, sync_runs.c.run_id != run_id,

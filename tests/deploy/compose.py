@@ -31,8 +31,24 @@ class MissingVariable(ValueError):
     pass
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; Docker Compose refuses the file ("mapping key already defined")."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, which may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"mapping key {key!r} already defined",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def raw() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    return yaml.load(COMPOSE_FILE.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def interpolated_names(text: str) -> set[str]:

@@ -424,3 +424,14 @@ def test_the_base_image_is_pinned_by_digest_or_says_plainly_it_is_not():
         assert re.search(r"@sha256:[0-9a-f]{64}$", base), base
     else:
         assert "pinned by tag only" in text and "none is made up here" in text
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused_as_docker_compose_refuses_it():
+    import yaml
+
+    from tests.deploy.compose import _UniqueKeyLoader
+
+    with pytest.raises(yaml.constructor.ConstructorError, match="'B' already defined"):
+        yaml.load("x:\n  A: 1\n  B: ${B:-2}\n  B:\n", Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    merged = yaml.load("base: &b {A: 1}\nx:\n  <<: *b\n  A: 2\n", Loader=_UniqueKeyLoader)  # noqa: S506
+    assert merged["x"] == {"A": 2}  # overriding a merged key is what `<<` is for

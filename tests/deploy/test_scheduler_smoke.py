@@ -8,6 +8,11 @@ OAuth flow, and the scheduler starting ``xero_sync`` by itself. While the compon
 each service's health check from docker-compose.yaml runs against them (with local ports in
 place of the containers' fixed ones), and the UI user signs in with the password set the way
 airflow-init sets it, so those commands are known to work without a Docker engine.
+
+On the way the worker is lost (benchmarks.worker_loss): with docker-compose.yaml's heartbeat
+and retry timings, it is killed with SIGKILL while tenants' loads are inside their
+transactions and a new one starts, as compose restarts it. The run must still succeed, equal
+to the truth, with every try the kill ended retried within 2 minutes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pytest
 import requests
 
 from benchmarks.scale_50_tenants import RunningStack, ScaleConfig, redis_reachable, run_scale, tail_logs
+from benchmarks.worker_loss import RETRY_WITHIN_SECONDS, worker_recovered
 from tests.deploy.compose import ENV_EXAMPLE, read_env_file, resolved
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.scheduler]
@@ -65,9 +71,17 @@ def test_five_tenants_under_the_scheduler_and_the_compose_health_checks(tmp_path
                               json={"username": stack.username, "password": "not-the-password"})
         login.update(right=token.status_code, wrong=wrong.status_code)
 
-    result = run_scale(ScaleConfig(tenants=5, pool_slots=2, worker_concurrency=3, timeout=480),
+    result = run_scale(ScaleConfig(tenants=5, pool_slots=2, worker_concurrency=3, timeout=600, lose_worker=True),
                        workdir=tmp_path, probe=probe)
     logs = tail_logs(tmp_path / "logs")
+
+    loss = result.worker_loss
+    assert loss["killed"] and loss["loads_waiting"], loss  # killed while loads were mid-transaction
+    assert any(t["task"] == "tenant.load" for t in loss["tries_lost"]), loss
+    for lost in loss["tries_lost"]:
+        assert lost["ended_as"] == "failed" and lost["retry_state"] == "success", lost
+        assert lost["retry_started_after_s"] <= RETRY_WITHIN_SECONDS, lost
+    assert worker_recovered(loss)
 
     assert result.run["state"] == "success", logs
     assert result.run["run_type"] == "scheduled"  # the scheduler started it; nobody triggered it

@@ -172,3 +172,69 @@ def migrated_engine(url: str):
         yield engine
     finally:
         engine.dispose()
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this test's own, so it can be restarted without touching anyone else's."""
+
+    def __init__(self, data_dir: str, port: int, bin_dir: str, run_as: list[str]):
+        self.data_dir, self.port, self.bin_dir, self.run_as = data_dir, port, bin_dir, run_as
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+
+    def pg_ctl(self, *args: str, timeout: float = 60) -> None:
+        import subprocess
+
+        done = subprocess.run([*self.run_as, f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-w", *args],
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {done.stdout}{done.stderr}")
+
+    def restart(self) -> None:
+        """What an operator's ``systemctl restart postgresql`` does: every session ends (fast shutdown)."""
+        self.pg_ctl("restart", "-m", "fast", "-l", f"{self.data_dir}/server.log")
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """initdb and start a throwaway cluster on a free port (as the postgres user when run as root)."""
+    import glob
+    import shutil
+    import subprocess
+    import tempfile
+
+    from xero_sandbox.testing import free_port
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which(
+        "initdb") else [])
+    if not bins:
+        raise RuntimeError("PostgreSQL's server binaries (initdb, pg_ctl) are required for this test; "
+                           "install the postgresql package.")
+    bin_dir = os.path.dirname(bins[-1])
+    # Not under pytest's tmp_path: its parents are private to this user, and the server may run as another.
+    tmp_dir = tempfile.mkdtemp(prefix="intoaec-pg-")
+    data_dir = os.path.join(tmp_dir, "pgdata")
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(tmp_dir, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    server = PrivatePostgres(data_dir, free_port(), bin_dir, run_as)
+    started = False
+    try:
+        done = subprocess.run([*run_as, f"{bin_dir}/initdb", "-D", data_dir, "-U", "postgres", "--auth=trust",
+                               "--no-sync", "-E", "UTF8"], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
+        server.pg_ctl("start", "-l", f"{data_dir}/server.log",
+                      "-o", f"-p {server.port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off")
+        started = True
+        yield server
+    finally:
+        if started:
+            try:
+                server.pg_ctl("stop", "-m", "immediate")
+            except RuntimeError:
+                pass
+        shutil.rmtree(tmp_dir, ignore_errors=True)
