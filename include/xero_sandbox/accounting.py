@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import calendar
 import json
 import math
 import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import overload
 
@@ -33,8 +34,15 @@ from .query import QueryError, compile_order, compile_where, sort_records
 
 API_PREFIX = "/api.xro/2.0"
 JOURNALS_PER_CALL = 100
+LINKED_TRANSACTIONS_PER_PAGE = 100  # LinkedTransactions page by `page` only, 100 a page, no pageSize
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+
+# Scope groups (any one suffices): the spec's broad scopes and the 2026 granular ones that split them.
+_INVOICES = {"accounting.transactions", "accounting.transactions.read", "accounting.invoices",
+             "accounting.invoices.read"}
+_PAYMENTS = {"accounting.transactions", "accounting.transactions.read", "accounting.payments",
+             "accounting.payments.read"}
 
 # Canonical resource names, and which scopes let a token read them (any one suffices).
 RESOURCES = {
@@ -51,6 +59,16 @@ RESOURCES = {
     "reports/trialbalance": ("Reports/TrialBalance", {"accounting.reports.read",
                                                       "accounting.reports.trialbalance.read"}),
     "organisation": ("Organisation", {"accounting.settings", "accounting.settings.read"}),
+    "banktransactions": ("BankTransactions", {"accounting.transactions", "accounting.transactions.read",
+                                              "accounting.banktransactions", "accounting.banktransactions.read"}),
+    "manualjournals": ("ManualJournals", {"accounting.transactions", "accounting.transactions.read",
+                                          "accounting.manualjournals", "accounting.manualjournals.read"}),
+    "purchaseorders": ("PurchaseOrders", _INVOICES),
+    "linkedtransactions": ("LinkedTransactions", _INVOICES),
+    "prepayments": ("Prepayments", _PAYMENTS),
+    "overpayments": ("Overpayments", _PAYMENTS),
+    "reports/profitandloss": ("Reports/ProfitAndLoss", {"accounting.reports.read",
+                                                        "accounting.reports.profitandloss.read"}),
 }
 
 
@@ -543,6 +561,342 @@ def build_trial_balance(b: Books, day: int, now_ms: int) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- the cost side
+
+def _unitdp(q) -> int:
+    return _int_param(q, "unitdp", 2) or 2
+
+
+def bank_transactions(sb, b: Books, request: Request, item, headers):
+    unitdp = _unitdp(request.query_params)
+    if item:
+        bt = _by_guid(b, item, ids.BANK_TRANSACTION, b.bank_transactions)
+        return _single(sb, "BankTransactions", ser.bank_transaction(b, bt, unitdp) if bt else None, headers)
+    refs = set(_csv(request.query_params.get("References")))
+    filters = [lambda t: t.reference in refs] if refs else []
+    recs = _select(sb, b, request, "BankTransactions", b.bank_transactions, filters, (tuple(sorted(refs)),))
+    return _paged(sb, b, request, headers, "BankTransactions", recs, lambda r: ser.bank_transaction(b, r, unitdp))
+
+
+def manual_journals(sb, b: Books, request: Request, item, headers):
+    if item:
+        mj = _by_guid(b, item, ids.MANUAL_JOURNAL, b.manual_journals)
+        return _single(sb, "ManualJournals", ser.manual_journal(b, mj) if mj else None, headers)
+    recs = _select(sb, b, request, "ManualJournals", b.manual_journals, [], ())
+    return _paged(sb, b, request, headers, "ManualJournals", recs, lambda r: ser.manual_journal(b, r))
+
+
+def _day_param(q, name: str) -> int | None:
+    raw = q.get(name)
+    if not raw:
+        return None
+    try:
+        return ids.day_of(datetime.strptime(raw[:10], "%Y-%m-%d").date())
+    except ValueError:
+        raise QueryError(f"'{raw}' is not a valid value for {name} (use YYYY-MM-DD)") from None
+
+
+def purchase_orders(sb, b: Books, request: Request, item, headers):
+    q = request.query_params
+    unitdp = _unitdp(q)
+    if item:
+        po = _by_guid(b, item, ids.PURCHASE_ORDER, b.purchase_orders)
+        if po is None:  # Xero also accepts a PurchaseOrderNumber here
+            po = next((p for p in b.purchase_orders if p.number == item), None)
+        return _single(sb, "PurchaseOrders", ser.purchase_order(b, po, unitdp) if po else None, headers)
+    status = (q.get("Status") or "").strip().upper()
+    date_from, date_to = _day_param(q, "DateFrom"), _day_param(q, "DateTo")
+    filters = []
+    if status:
+        filters.append(lambda p: p.status == status)
+    if date_from is not None:
+        filters.append(lambda p: p.date >= date_from)
+    if date_to is not None:
+        filters.append(lambda p: p.date <= date_to)
+    recs = _select(sb, b, request, "PurchaseOrders", b.purchase_orders, filters, (status, date_from, date_to))
+    return _paged(sb, b, request, headers, "PurchaseOrders", recs, lambda r: ser.purchase_order(b, r, unitdp))
+
+
+def _deposits(kind: str):
+    entity = "Prepayments" if kind == "PREPAYMENT" else "Overpayments"
+    id_kind = ids.PREPAYMENT if kind == "PREPAYMENT" else ids.OVERPAYMENT
+
+    def handler(sb, b: Books, request: Request, item, headers):
+        q = request.query_params
+        unitdp = _unitdp(q)
+        table = b.prepayments if kind == "PREPAYMENT" else b.overpayments
+        if item:
+            dep = _by_guid(b, item, id_kind, table)
+            return _single(sb, entity, ser.deposit(b, dep, unitdp) if dep else None, headers)
+        filters = []
+        wanted: set[str] = set()
+        if kind == "PREPAYMENT":
+            wanted = set(_csv(q.get("InvoiceNumbers")))
+            if wanted:
+                filters.append(lambda d: d.number in wanted)
+        else:
+            wanted = set(_csv(q.get("References")))
+            if wanted:
+                filters.append(lambda d: b.bank_transactions[d.bank_txn].reference in wanted)
+        recs = _select(sb, b, request, entity, table, filters, (tuple(sorted(wanted)),))
+        return _paged(sb, b, request, headers, entity, recs, lambda r: ser.deposit(b, r, unitdp))
+    return handler
+
+
+def linked_transactions(sb, b: Books, request: Request, item, headers):
+    """Billable expenses: ``page`` only, 100 a page, no pagination object and no If-Modified-Since
+    (the spec lists neither for this endpoint)."""
+    q = request.query_params
+    if item:
+        lt = _by_guid(b, item, ids.LINKED_TRANSACTION, b.linked_transactions)
+        return _single(sb, "LinkedTransactions", ser.linked_transaction(b, lt) if lt else None, headers)
+
+    def idx_param(name: str, kind: int) -> int | None:
+        raw = (q.get(name) or "").strip().lower()
+        if not raw:
+            return None
+        got = b.index_of(raw, kind)
+        return -2 if got is None else got  # an unknown id matches nothing
+
+    only = idx_param("LinkedTransactionID", ids.LINKED_TRANSACTION)
+    contact = idx_param("ContactID", ids.CONTACT)
+    target = idx_param("TargetTransactionID", ids.INVOICE)
+    source_raw = (q.get("SourceTransactionID") or "").strip().lower()
+    source = None
+    if source_raw:
+        for kind, stype in ((ids.INVOICE, "ACCPAY"), (ids.BANK_TRANSACTION, "SPEND")):
+            got = b.index_of(source_raw, kind)
+            if got is not None:
+                source = (stype, got)
+        source = source or ("", -2)
+    status = (q.get("Status") or "").strip().upper()
+    recs = [lt for lt in b.linked_transactions
+            if (only is None or lt.idx == only) and (contact is None or lt.contact == contact)
+            and (target is None or lt.target == target) and (not status or lt.status == status)
+            and (source is None or (lt.source_type, lt.source) == source)]
+    page = max(1, _int_param(q, "page", 1) or 1)
+    size = min(LINKED_TRANSACTIONS_PER_PAGE, sb.max_page_size or LINKED_TRANSACTIONS_PER_PAGE)
+    chunk = recs[(page - 1) * size: page * size]
+    return json_response(ser.envelope("LinkedTransactions", [ser.linked_transaction(b, lt) for lt in chunk],
+                                      sb.clock.now_ms()), headers=headers)
+
+
+# ----------------------------------------------------------------------------- profit and loss
+
+PL_SECTIONS = [  # (title, account types, sign: +1 debits count positive, -1 credits do)
+    ("Income", ("REVENUE", "SALES"), -1, "Total Income"),
+    ("Less Cost of Sales", ("DIRECTCOSTS",), 1, "Total Cost of Sales"),
+    ("Plus Other Income", ("OTHERINCOME",), -1, "Total Other Income"),
+    ("Less Operating Expenses", ("EXPENSE", "OVERHEADS", "DEPRECIATN"), 1, "Total Operating Expenses"),
+]
+PL_TYPES = {t for _, types, _, _ in PL_SECTIONS for t in types}
+UNASSIGNED = -1
+MAX_ACTIVE_OPTIONS = 100  # Xero's limit of active options in a tracking category
+
+
+def _cents_text(c: int) -> str:
+    sign = "-" if c < 0 else ""
+    c = abs(c)
+    return f"{sign}{c // 100}.{c % 100:02d}"
+
+
+def _long_date(day: int) -> str:
+    d = ids.date_of(day)
+    return f"{d.day} {d.strftime('%B')} {d.year}"
+
+
+def _short_date(day: int) -> str:
+    d = ids.date_of(day)
+    return f"{d.day} {d.strftime('%b')} {d.strftime('%y')}"
+
+
+def _shift_months(day: int, months: int) -> int:
+    """The same day ``months`` earlier; a month end stays a month end."""
+    d = ids.date_of(day)
+    month_end = (d + timedelta(days=1)).day == 1
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m += 1
+    last = calendar.monthrange(y, m)[1]
+    return ids.day_of(date(y, m, last if month_end else min(d.day, last)))
+
+
+def journals_by_date(sb, b: Books) -> tuple[list[int], list[int]]:
+    """(journal dates ascending, their journal indexes): the ledger sliced by date in one bisect."""
+    def build():
+        dates = b.journals.date
+        order = sorted(range(len(dates)), key=dates.__getitem__)
+        return [dates[j] for j in order], order
+    return _cached(sb, b, ("journals-by-date",), build)
+
+
+def pl_figures(sb, b: Books, first: int, last: int, category: int | None) -> dict[tuple[int, int], int]:
+    """Net cents per (account, option of ``category`` or UNASSIGNED) on P&L accounts, journals dated
+    ``first``..``last`` (``category`` None: one bucket, UNASSIGNED)."""
+    js = b.journals
+    dates, order = journals_by_date(sb, b)
+    pl = [a.type in PL_TYPES for a in b.accounts]
+    opt_cat = [o.category for o in b.options]
+    out: dict[tuple[int, int], int] = {}
+    starts, l_acct, l_net, l_t1, l_t2 = js.start, js.l_account, js.l_net, js.l_track, js.l_track2
+    n, total = len(starts), len(l_net)
+    for k in range(bisect.bisect_left(dates, first), bisect.bisect_right(dates, last)):
+        j = order[k]
+        end = starts[j + 1] if j + 1 < n else total
+        for i in range(starts[j], end):
+            a = l_acct[i]
+            if not pl[a]:
+                continue
+            bucket = UNASSIGNED
+            if category is not None:
+                t = l_t1[i]
+                if t >= 0 and opt_cat[t] == category:
+                    bucket = t
+                else:
+                    t = l_t2[i]
+                    if t >= 0 and opt_cat[t] == category:
+                        bucket = t
+            key = (a, bucket)
+            out[key] = out.get(key, 0) + l_net[i]
+    return out
+
+
+def profit_and_loss(sb, b: Books, request: Request, item, headers):
+    q = request.query_params
+    now_day = sb.clock.now_ms() // DAY_MS
+    try:
+        from_day = _day_param(q, "fromDate")
+        to_day = _day_param(q, "toDate")
+    except QueryError as e:
+        return validation_error(str(e), headers)
+    # Xero's defaults: the current month; a missing end is its start's month end and vice versa.
+    month = ids.date_of(from_day if from_day is not None else to_day if to_day is not None else now_day)
+    first = from_day if from_day is not None else ids.day_of(month.replace(day=1))
+    last = to_day if to_day is not None else \
+        ids.day_of(month.replace(day=calendar.monthrange(month.year, month.month)[1]))
+    if first > last:
+        return validation_error("fromDate must be on or before toDate", headers)
+    periods = _int_param(q, "periods", None)
+    timeframe = (q.get("timeframe") or "MONTH").upper()
+    if timeframe not in ("MONTH", "QUARTER", "YEAR"):
+        return validation_error("timeframe must be MONTH, QUARTER or YEAR", headers)
+    if periods is not None and not 1 <= periods <= 12:
+        return validation_error("periods must be between 1 and 12", headers)
+    category = option = None
+    cat_raw = (q.get("trackingCategoryID") or "").strip().lower()
+    opt_raw = (q.get("trackingOptionID") or "").strip().lower()
+    if cat_raw:
+        category = b.index_of(cat_raw, ids.TRACKING_CATEGORY)
+        if category is None or category >= len(b.categories):
+            return validation_error(f"TrackingCategory {cat_raw} could not be found", headers)
+    if opt_raw:
+        option = b.index_of(opt_raw, ids.TRACKING_OPTION)
+        if option is None or option >= len(b.options):
+            return validation_error(f"TrackingOption {opt_raw} could not be found", headers)
+        if category is None:
+            category = b.options[option].category
+        elif b.options[option].category != category:
+            return validation_error("trackingOptionID is not an option of trackingCategoryID", headers)
+    key = ("pl", first, last, periods, timeframe, category, option)
+    report = _cached(sb, b, key, lambda: build_profit_and_loss(sb, b, first, last, periods, timeframe, category,
+                                                               option, now_day))
+    return json_response(ser.envelope("Reports", [report], sb.clock.now_ms()), headers=headers)
+
+
+def build_profit_and_loss(sb, b: Books, first: int, last: int, periods: int | None, timeframe: str,
+                          category: int | None, option: int | None, now_day: int) -> dict:
+    """Xero's Profit and Loss: one column per option of ``category`` plus Unassigned and Total (or the
+    one ``option``); without a category, the period asked and ``periods`` earlier ones of ``timeframe``
+    (most recent first). Income and other income show credits as positive, costs debits."""
+    columns: list[tuple[str, dict[tuple[int, int], int], list[int] | None]] = []  # (label, figures, buckets)
+    if category is not None:
+        figs = pl_figures(sb, b, first, last, category)
+        if option is not None:
+            columns.append((b.options[option].name, figs, [option]))
+        else:
+            used = {bucket for (_, bucket), v in figs.items() if v and bucket != UNASSIGNED}
+            active = [o for o in b.categories[category].options if b.options[o].status == "ACTIVE"]
+            # Xero lists every active option, figures or not; it allows 100 active options a category.
+            # The sandbox's oversized datasets have thousands, so past that only options with figures show.
+            shown = set(active) if len(active) <= MAX_ACTIVE_OPTIONS else set()
+            opts = [o for o in b.categories[category].options if o in shown or o in used]
+            opts.sort(key=lambda o: b.options[o].name.lower())
+            columns += [(b.options[o].name, figs, [o]) for o in opts]
+            columns.append(("Unassigned", figs, [UNASSIGNED]))
+            columns.append(("Total", figs, None))
+    else:
+        step = {"MONTH": 1, "QUARTER": 3, "YEAR": 12}[timeframe]
+        for k in range((periods or 0) + 1):
+            lo, hi = _shift_months(first, k * step), _shift_months(last, k * step)
+            columns.append((_short_date(hi), pl_figures(sb, b, lo, hi, None), None))
+
+    by_account: dict[int, dict[int, int]] = {}  # id(figures) -> account -> all buckets together
+    for _, figs, _ in columns:
+        if id(figs) not in by_account:
+            sums: dict[int, int] = {}
+            for (acct_idx, _), v in figs.items():
+                sums[acct_idx] = sums.get(acct_idx, 0) + v
+            by_account[id(figs)] = sums
+
+    def value(col, acct: int) -> int:
+        _, figs, buckets = col
+        if buckets is None:
+            return by_account[id(figs)].get(acct, 0)
+        return sum(figs.get((acct, bk), 0) for bk in buckets)
+
+    per_account: dict[int, list[int]] = {}
+    for account in b.accounts:
+        if account.type in PL_TYPES:
+            vals = [value(col, account.idx) for col in columns]
+            if any(vals):
+                per_account[account.idx] = vals
+
+    def money_cells(vals, attr=None):
+        return [{"Value": _cents_text(v), **({"Attributes": attr} if attr else {})} for v in vals]
+
+    width = len(columns)
+    rows: list[dict] = [{"RowType": "Header", "Cells": [{"Value": ""}] + [{"Value": c[0]} for c in columns]}]
+    totals: dict[str, list[int]] = {}
+    for title, types, sign, summary in PL_SECTIONS:
+        section_rows = []
+        tot = [0] * width
+        for a in sorted((b.accounts[i] for i in per_account if b.accounts[i].type in types),
+                        key=lambda a: a.code):
+            vals = [sign * v for v in per_account[a.idx]]
+            tot = [x + y for x, y in zip(tot, vals, strict=True)]
+            attr = [{"Value": b.ref_guid(ids.ACCOUNT, a.idx), "Id": "account"}]
+            section_rows.append({"RowType": "Row", "Cells": [{"Value": a.name, "Attributes": attr}]
+                                 + money_cells(vals, attr)})
+        totals[title] = tot
+        if section_rows:
+            section_rows.append({"RowType": "SummaryRow", "Cells": [{"Value": summary}] + money_cells(tot)})
+            rows.append({"RowType": "Section", "Title": title, "Rows": section_rows})
+        if title == "Less Cost of Sales":
+            gross = [x - y for x, y in zip(totals["Income"], tot, strict=True)]
+            rows.append({"RowType": "Section", "Title": "", "Rows": [
+                {"RowType": "Row", "Cells": [{"Value": "Gross Profit"}] + money_cells(gross)}]})
+    net = [g + o - e for g, o, e in zip(
+        [x - y for x, y in zip(totals["Income"], totals["Less Cost of Sales"], strict=True)],
+        totals["Plus Other Income"], totals["Less Operating Expenses"], strict=True)]
+    rows.append({"RowType": "Section", "Title": "", "Rows": [
+        {"RowType": "Row", "Cells": [{"Value": "Net Profit"}] + money_cells(net)}]})
+    titles = ["Profit & Loss", b.name]
+    if option is not None:
+        titles.append(b.options[option].name)
+    elif category is not None:
+        titles.append(f"All {b.categories[category].name}")
+    titles.append(f"{_long_date(first)} to {_long_date(last)}")
+    return {
+        "ReportID": "ProfitAndLoss",
+        "ReportName": "Profit and Loss",
+        "ReportType": "ProfitAndLoss",
+        "ReportTitles": titles,
+        "ReportDate": _long_date(now_day),
+        "UpdatedDateUTC": ms_datetime(sb.clock.now_ms()),
+        "Fields": [],
+        "Rows": rows,
+    }
+
+
 def organisation(sb, b: Books, request: Request, item, headers):
     if item:
         return not_found(headers)
@@ -559,6 +913,14 @@ HANDLERS = {
     "journals": journals,
     "reports/trialbalance": trial_balance,
     "organisation": organisation,
+    "banktransactions": bank_transactions,
+    "manualjournals": manual_journals,
+    "purchaseorders": purchase_orders,
+    "linkedtransactions": linked_transactions,
+    "prepayments": _deposits("PREPAYMENT"),
+    "overpayments": _deposits("OVERPAYMENT"),
+    "reports/profitandloss": profit_and_loss,
 }
 
-__all__ = ["api_entry", "endpoint_label", "HANDLERS", "build_trial_balance", "trial_balance_figures", "ms_date"]
+__all__ = ["api_entry", "endpoint_label", "HANDLERS", "build_trial_balance", "trial_balance_figures", "ms_date",
+           "build_profit_and_loss", "pl_figures"]

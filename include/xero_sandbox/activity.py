@@ -2,7 +2,10 @@
 
 ``POST /_sandbox/activity`` calls :func:`apply_activity` per tenant. Invoice actions create,
 approve, edit, void and delete invoices and bills, raise credit notes and archive contacts;
-payment actions pay open invoices (fully or partly) and delete payments. Every change that
+payment actions pay open invoices (fully or partly) and delete payments. Cost-side actions
+(``COST_STREAMS``, after those, from their own random stream) add and delete spend/receive
+money, post, draft and void manual journals, raise, approve and bill purchase orders, take
+retainers and apply them, apply overpayments, and record and re-bill billable expenses. Every change that
 Xero would journal posts its journal (edits of approved invoices post a reversal plus a new
 journal), and every change bumps ``UpdatedDateUTC`` the way Xero does, except the ones Xero
 is known not to bump (a due date or "sent" flag on a part-paid invoice, a contact's
@@ -13,12 +16,33 @@ from __future__ import annotations
 
 import random
 
-from .generate import FOREIGN, allocate, bill_lines, fee_lines, post_event
+from .costs import (
+    PO_ACCOUNTS,
+    RECEIVE_SOURCES,
+    SPEND_SOURCES,
+    allocate_credit,
+    new_bank_transaction,
+    new_deposit,
+    overpayment_specs,
+    retainer_specs,
+)
+from .generate import EXPORT, FOREIGN, NOTAX, PURCHASE, SALE, allocate, bill_lines, fee_lines, post_event
 from .ids import DAY_MS
-from .model import Books, Contact, CreditNote, Invoice, Payment
+from .model import Books, Contact, CreditNote, Invoice, LinkedTransaction, ManualJournal, Payment, PurchaseOrder
+
+#: The cost-side streams ``/_sandbox/activity`` can touch, each a number of actions.
+COST_STREAMS = ("bank_transactions", "manual_journals", "purchase_orders", "prepayments", "overpayments",
+                "linked_transactions")
 
 
-def apply_activity(b: Books, n_invoices: int, n_payments: int, seed: int, run_no: int, now_ms: int) -> dict:
+def default_costs(n_invoices: int) -> dict[str, int]:
+    """What an activity call that names no cost stream does to each: a fifth of its invoice actions."""
+    n = (n_invoices + 4) // 5
+    return {name: n for name in COST_STREAMS}
+
+
+def apply_activity(b: Books, n_invoices: int, n_payments: int, seed: int, run_no: int, now_ms: int,
+                   costs: dict[str, int] | None = None) -> dict:
     rng = random.Random(f"xero-sandbox:activity:{seed}:{b.no}:{run_no}")
     act = _Activity(b, rng, now_ms)
     for _ in range(n_invoices):
@@ -29,6 +53,13 @@ def apply_activity(b: Books, n_invoices: int, n_payments: int, seed: int, run_no
         act.archive_contact()
     if n_invoices and rng.random() < 0.5:
         act.silent_contact_edit()
+    costs = default_costs(n_invoices) if costs is None else costs
+    if any(costs.values()):
+        # Its own stream: the invoice and payment actions above are what they were before.
+        act.rng = random.Random(f"xero-sandbox:activity-costs:{seed}:{b.no}:{run_no}")
+        for name in COST_STREAMS:
+            for _ in range(costs.get(name, 0)):
+                getattr(act, f"{name}_action")()
     b.version += 1
     return act.summary
 
@@ -147,7 +178,8 @@ class _Activity:
         return True
 
     def void_invoice(self) -> bool:
-        inv = self._pick(lambda i: i.status == "AUTHORISED" and not i.payments and not i.allocations)
+        inv = self._pick(lambda i: i.status == "AUTHORISED" and not i.payments and not i.allocations
+                         and not i.credit_allocs)
         if inv is None:
             return False
         inv.status = "VOIDED"
@@ -169,7 +201,7 @@ class _Activity:
         """Change a line on an approved, unpaid invoice: Xero reverses the old journal and posts anew."""
         b = self.b
         inv = self._pick(lambda i: i.status == "AUTHORISED" and not i.payments and not i.allocations
-                         and i.line_count > 0)
+                         and not i.credit_allocs and i.line_count > 0)
         if inv is None:
             return False
         ln = b.lines
@@ -307,3 +339,215 @@ class _Activity:
         c.is_supplier = not c.is_supplier
         self._count("silent_contact_edits")
 
+
+    # ------------------------------------------------------------------ the cost side
+    def _supplier(self, name: str) -> int:
+        return next(idx for idx, sup in self.b.suppliers if sup[0] == name)
+
+    def _pick_from(self, table: list, pred, tries: int = 200):
+        if not table:
+            return None
+        for _ in range(tries):
+            r = table[self.rng.randrange(len(table))]
+            if pred(r):
+                return r
+        return next((r for r in reversed(table) if pred(r)), None)
+
+    def _post_bank(self, bt) -> None:
+        post_event(self.b, "bt", bt.idx, bt.updated_ms)
+
+    def bank_transactions_action(self) -> None:
+        b, rng = self.b, self.rng
+        r = rng.random()
+        if r < 0.12 and self.delete_bank_transaction():
+            return
+        if r < 0.22 and self.reconcile_bank_transaction():
+            return
+        if r < 0.85:
+            self.new_spend()
+        else:
+            name, code, text, (lo, hi), lat = rng.choice(RECEIVE_SOURCES)
+            specs = [(text.format(m="this month"), 10000, rng.randint(lo, hi) * 100, b.account_by_code[code],
+                      SALE if lat != "NoTax" else NOTAX, -1, -1)]
+            bt = new_bank_transaction(b, "RECEIVE", self._supplier(name), self.today, specs, lat, "", self._ms())
+            bt.reconciled = False
+            self._post_bank(bt)
+            self._count("receive_money_created")
+
+    def new_spend(self):
+        b, rng = self.b, self.rng
+        name, code, text, tracked, (lo, hi) = rng.choice([s for s in SPEND_SOURCES if s[3]])
+        p = self._project()
+        specs = [(text.format(p=p.name), 10000, rng.randint(lo, hi) * 100, b.account_by_code[code], PURCHASE,
+                  p.option, p.discipline)]
+        bt = new_bank_transaction(b, "SPEND", self._supplier(name), self.today, specs, "Inclusive",
+                                  f"Card {rng.randint(1000, 9999)}", self._ms())
+        bt.reconciled = False
+        self._post_bank(bt)
+        self._count("spend_money_created")
+        return bt
+
+    def delete_bank_transaction(self) -> bool:
+        b = self.b
+        linked = {lt.source for lt in b.linked_transactions if lt.source_type == "SPEND"}
+        bt = self._pick_from(b.bank_transactions, lambda t: t.status == "AUTHORISED" and t.journal
+                             and t.type in ("SPEND", "RECEIVE") and t.idx not in linked)
+        if bt is None:
+            return False
+        bt.status = "DELETED"
+        bt.updated_ms = self._ms()
+        post_event(b, "btdel", bt.idx, bt.updated_ms)
+        self._count("bank_transactions_deleted")
+        return True
+
+    def reconcile_bank_transaction(self) -> bool:
+        bt = self._pick_from(self.b.bank_transactions, lambda t: t.status == "AUTHORISED" and not t.reconciled)
+        if bt is None:
+            return False
+        bt.reconciled = True
+        bt.updated_ms = self._ms()
+        self._count("bank_transactions_reconciled")
+        return True
+
+    def manual_journals_action(self) -> None:
+        b, rng = self.b, self.rng
+        r = rng.random()
+        if r < 0.15:
+            mj = self._pick_from(b.manual_journals, lambda m: m.status == "DRAFT")
+            if mj is not None:
+                mj.status = "POSTED"
+                mj.updated_ms = self._ms()
+                post_event(b, "mj", mj.idx, mj.updated_ms)
+                self._count("manual_journals_posted")
+                return
+        if r < 0.3:
+            mj = self._pick_from(b.manual_journals, lambda m: m.status == "POSTED" and m.journal)
+            if mj is not None:
+                mj.status = "VOIDED"
+                mj.updated_ms = self._ms()
+                post_event(b, "mjvoid", mj.idx, mj.updated_ms)
+                self._count("manual_journals_voided")
+                return
+        p1, p2 = self._project(), self._project()
+        amount = rng.randint(200, 5000) * 100
+        sub = b.account_by_code["310"]
+        mj = ManualJournal(len(b.manual_journals), b.s(f"Reallocate cost from {p1.name[:8]} to {p2.name[:8]}"),
+                           self.today)
+        b.set_lines(mj, [(f"Sub-consultant cost — {p2.name}", 10000, amount * 100, sub, NOTAX, p2.option,
+                          p2.discipline),
+                         (f"Sub-consultant cost — {p1.name}", 10000, -amount * 100, sub, NOTAX, p1.option,
+                          p1.discipline)])
+        mj.updated_ms = self._ms()
+        b.manual_journals.append(mj)
+        if r < 0.8:
+            mj.status = "POSTED"
+            post_event(b, "mj", mj.idx, mj.updated_ms)
+            self._count("manual_journals_created")
+        else:
+            self._count("manual_journals_drafted")
+
+    def purchase_orders_action(self) -> None:
+        b, rng = self.b, self.rng
+        r = rng.random()
+        # (below this draw, move an order from one of these statuses to that one), else raise a new order
+        for bound, before, after, what in ((0.2, ("DRAFT", "SUBMITTED"), "AUTHORISED", "approved"),
+                                           (0.4, ("AUTHORISED",), "BILLED", "billed"),
+                                           (0.48, ("DRAFT",), "DELETED", "deleted")):
+            if r < bound:
+                po = self._pick_from(b.purchase_orders, lambda p, before=before: p.status in before)
+                if po is not None:
+                    po.status = after
+                    po.sent = po.sent or after == "AUTHORISED"
+                    po.updated_ms = self._ms()
+                    self._count(f"purchase_orders_{what}")
+                    return
+        sidx, sup = rng.choice([(i, s) for i, s in b.suppliers if s[1] in PO_ACCOUNTS and s[3]])
+        p = self._project()
+        b.po_seq += 1
+        contact = b.contacts[sidx]
+        po = PurchaseOrder(len(b.purchase_orders), f"PO-{b.po_seq:05d}", p.name.split(" · ")[0], sidx, self.today,
+                           self.today + 30, "Exclusive", contact.currency, contact.first or "Accounts")
+        b.set_lines(po, bill_lines(b, rng, sup, p, self.today))
+        po.status = "AUTHORISED" if rng.random() < 0.6 else "DRAFT"
+        po.sent = po.status == "AUTHORISED"
+        po.updated_ms = self._ms()
+        b.purchase_orders.append(po)
+        self._count("purchase_orders_created")
+
+    def _open_invoice(self, contact: int | None = None):
+        b = self.b
+        return self._pick(lambda i: i.type == "ACCREC" and i.status == "AUTHORISED" and i.due_amount > 0
+                          and i.currency == b.base_currency and (contact is None or i.contact == contact))
+
+    def prepayments_action(self) -> None:
+        b, rng = self.b, self.rng
+        if rng.random() < 0.5:
+            dep = self._pick_from(b.prepayments, lambda d: b.deposit_remaining(d) > 0)
+            inv = self._open_invoice(b.bank_transactions[dep.bank_txn].contact) if dep is not None else None
+            if dep is not None and inv is not None:
+                amount = min(b.deposit_remaining(dep), inv.due_amount)
+                allocate_credit(b, "PREPAYMENT", dep, inv, amount, self.today, self._ms())
+                self._count("prepayments_applied")
+                return
+        p = self._project()
+        if b.contacts[p.client].currency != b.base_currency:
+            p = next((q for q in b.projects if b.contacts[q.client].currency == b.base_currency), p)
+        b.prepayment_seq += 1
+        ms = self._ms()
+        amount = max(50000, p.fee * rng.randint(5, 15) // 100 // 10000 * 10000)
+        dep = new_deposit(b, "PREPAYMENT", p.client, self.today, retainer_specs(b, p, amount),
+                          f"RET-{b.prepayment_seq:04d}", ms)
+        b.bank_transactions[dep.bank_txn].reconciled = False
+        self._post_bank(b.bank_transactions[dep.bank_txn])
+        self._count("prepayments_received")
+
+    def overpayments_action(self) -> None:
+        b = self.b
+        inv = self._open_invoice()
+        if inv is None:
+            self.new_sale(approve=True)
+            inv = self._open_invoice()
+            if inv is None:
+                return
+        amount = max(1, inv.due_amount * self.rng.randint(10, 60) // 100)
+        ms = self._ms()
+        dep = new_deposit(b, "OVERPAYMENT", inv.contact, self.today, overpayment_specs(b, amount),
+                          f"Remittance {self.rng.randint(10000, 99999)} — paid twice", ms)
+        self._post_bank(b.bank_transactions[dep.bank_txn])
+        allocate_credit(b, "OVERPAYMENT", dep, inv, amount, self.today, self._ms())
+        self._count("overpayments_applied")
+
+    def linked_transactions_action(self) -> None:
+        b, rng = self.b, self.rng
+        by_option = {p.option: p for p in b.projects}
+        if rng.random() < 0.45:
+            lt = self._pick_from(b.linked_transactions, lambda t: t.status == "APPROVED")
+            if lt is not None:
+                self._rebill(lt, by_option[b.lines.track[lt.source_line]])
+                return
+        bt = self.new_spend()
+        i = bt.line_start
+        p = by_option[b.lines.track[i]]
+        lt = LinkedTransaction(len(b.linked_transactions), "SPEND", bt.idx, i, p.client)
+        lt.updated_ms = self._ms()
+        b.linked_transactions.append(lt)
+        self._count("billable_expenses_recorded")
+
+    def _rebill(self, lt: LinkedTransaction, p) -> None:
+        """Put a billable expense on a new invoice to the client (a reimbursable line, at cost)."""
+        b = self.b
+        ln = b.lines
+        src = lt.source_line
+        foreign = b.contacts[p.client].currency != b.base_currency
+        doc = b.invoices[lt.source] if lt.source_type == "ACCPAY" else b.bank_transactions[lt.source]
+        amount = b.line_net(src, doc.lat)
+        specs = [(f"Recharge at cost: {b.strings[ln.desc[src]][:80]}", 10000, max(0, amount) * 100,
+                  b.account_by_code["205"], EXPORT if foreign else SALE, p.option, p.discipline)]
+        b.invoice_seq += 1
+        inv = self._new_invoice("ACCREC", p.client, specs, p.name.split(" · ")[0], f"INV-{b.invoice_seq:05d}",
+                                "Exclusive")
+        self._approve(inv)
+        lt.target, lt.target_line = inv.idx, inv.line_start
+        lt.status = "BILLED"
+        lt.updated_ms = self._ms()
+        self._count("billable_expenses_billed")

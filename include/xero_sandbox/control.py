@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from .activity import apply_activity
+from .activity import COST_STREAMS, apply_activity
 
 router = APIRouter(prefix="/_sandbox")
 
@@ -173,8 +173,15 @@ async def post_activity(request: Request):
         n_inv = int(body.get("invoices", 0))
         n_pay = int(body.get("payments", 0))
         tenant = body.get("tenant_id")
-        if n_inv < 0 or n_pay < 0:
-            raise ValueError("invoices and payments must be >= 0")
+        unknown = set(body) - {"invoices", "payments", "tenant_id", *COST_STREAMS}
+        if unknown:
+            raise ValueError(f"unknown activity fields: {', '.join(sorted(unknown))}")
+        # Cost-side streams: as many actions as asked; none named, a fifth of the invoice actions each.
+        costs = {name: int(body[name]) for name in COST_STREAMS if name in body} or None
+        if costs is not None:
+            costs = {name: costs.get(name, 0) for name in COST_STREAMS}
+        if n_inv < 0 or n_pay < 0 or any(v < 0 for v in (costs or {}).values()):
+            raise ValueError("activity counts must be >= 0")
     except (ValueError, TypeError) as e:
         return _bad(str(e))
     targets = sb.dataset.tenants
@@ -187,7 +194,7 @@ async def post_activity(request: Request):
     for b in targets:
         sb.activity_runs[b.no] = sb.activity_runs.get(b.no, 0) + 1
         summary[b.tenant_id] = apply_activity(b, n_inv, n_pay, sb.dataset.seed, sb.activity_runs[b.no],
-                                              sb.clock.now_ms())
+                                              sb.clock.now_ms(), costs)
     sb.query_cache.clear()
     return {"ok": True, "now": sb.clock.iso(), "changes": summary}
 

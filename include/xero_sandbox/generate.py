@@ -1,17 +1,20 @@
 """Deterministic books for architecture, engineering and construction firms.
 
 ``build_dataset(name, seed)`` always produces the same organisations, records, ids and journals
-for the same arguments. The books read like an AEC practice's: clients and projects (a tracking
-category "Project" on every fee line), progress claims, timesheet billing, milestones,
-reimbursables, retention held back on construction-phase claims, partial payments, credit
-notes, voided and deleted invoices, archived contacts, supplier bills (sub-consultants,
-printing, software, rent), a few foreign-currency clients, several years of history, and the odd
-values real books contain (long and non-ASCII names, ``+1300`` offsets, a pre-1970 date,
-zero-amount lines, four-decimal unit prices).
+for the same arguments. The books read like an AEC practice's: clients and projects (a project
+tracking category on every fee line, named per organisation by ``project_category_name``),
+progress claims, timesheet billing, milestones, reimbursables, retention held back on
+construction-phase claims, partial payments, credit notes, voided and deleted invoices, archived
+contacts, supplier bills (sub-consultants, printing, software, rent), a few foreign-currency
+clients, several years of history, and the odd values real books contain (long and non-ASCII
+names, ``+1300`` offsets, a pre-1970 date, zero-amount lines, four-decimal unit prices). The cost
+side (spend money, payroll and other manual journals, purchase orders, retainers, overpayments,
+billable expenses) is added by ``costs`` from its own random stream.
 
 Transactions are generated first, then every posting event (approval, payment, void, deletion,
-credit note) is replayed in CreatedDateUTC order through ``Books.post_journal``, so journal
-numbers rise with creation time and every journal is true double entry.
+credit note, bank transaction, manual journal, retainer applied) is replayed in CreatedDateUTC
+order through ``Books.post_journal``, so journal numbers rise with creation time and every
+journal is true double entry.
 """
 
 from __future__ import annotations
@@ -104,6 +107,14 @@ CHART = [
     # Where Xero posts what converting foreign-currency documents to base currency leaves over.
     ("498", "Realised Currency Gains", "EXPENSE", None, "REALISEDCURRENCYGAIN", "ACTIVE"),
     ("860", "Rounding", "CURRLIAB", None, "ROUNDING", "ACTIVE"),
+    # The cost side (see ``costs``): retainers held, payroll, depreciation. Appended, so the
+    # accounts above keep their ids.
+    ("835", "Client Retainers Held", "CURRLIAB", None, "", "ACTIVE"),
+    ("814", "Wages Payable — Payroll", "CURRLIAB", None, "", "ACTIVE"),
+    ("315", "Direct Labour — Project Staff Salaries", "DIRECTCOSTS", None, "", "ACTIVE"),
+    ("477", "Wages & Salaries — Administration", "EXPENSE", None, "", "ACTIVE"),
+    ("416", "Depreciation", "DEPRECIATN", None, "", "ACTIVE"),
+    ("721", "Less Accumulated Depreciation on Computer Equipment", "FIXED", None, "", "ACTIVE"),
 ]
 
 DISCIPLINES = [("Architecture", "200"), ("Structural", "201"), ("Building Services", "202"),
@@ -187,6 +198,21 @@ FIRM_B = ["Architects Ltd", "Engineering Ltd", "Design Build Ltd", "Consulting E
           "Builders Ltd"]
 
 
+# What each organisation calls its project tracking category, by its place in the dataset (the first
+# organisation of every dataset says "Job", the second "Projects", the rest "Project"). Firms name it
+# as they like, so a sync must find projects by configuration, not by the word "Project". This is
+# the one place the names are decided.
+PROJECT_CATEGORY_NAMES = ("Job", "Projects")
+DEFAULT_PROJECT_CATEGORY_NAME = "Project"
+
+
+def project_category_name(tenant_no: int) -> str:
+    """The project tracking category's name in organisation ``tenant_no`` (0-based, /connections order)."""
+    if tenant_no < len(PROJECT_CATEGORY_NAMES):
+        return PROJECT_CATEGORY_NAMES[tenant_no]
+    return DEFAULT_PROJECT_CATEGORY_NAME
+
+
 @dataclass(frozen=True)
 class TenantSpec:
     sales: int
@@ -234,7 +260,10 @@ def build_dataset(name: str, seed: int, tenants: int | None = None) -> Dataset:
     books = []
     for no, spec in enumerate(specs):
         rng = random.Random(f"xero-sandbox:{name}:{seed}:tenant:{no}")
-        books.append(_Generator(space, no, spec, rng).run())
+        # The cost side draws from its own stream, so adding it left every fee invoice, bill,
+        # payment, credit note and contact exactly as it was.
+        cost_rng = random.Random(f"xero-sandbox:{name}:{seed}:tenant:{no}:costs")
+        books.append(_Generator(space, no, spec, rng, cost_rng).run())
     return Dataset(name=name, seed=seed, idspace=space, tenants=books)
 
 
@@ -256,8 +285,10 @@ class _Project:
 
 
 class _Generator:
-    def __init__(self, space: ids.IdSpace, no: int, spec: TenantSpec, rng: random.Random) -> None:
+    def __init__(self, space: ids.IdSpace, no: int, spec: TenantSpec, rng: random.Random,
+                 cost_rng: random.Random | None = None) -> None:
         self.rng, self.spec, self.no = rng, spec, no
+        self.cost_rng = cost_rng or random.Random(f"xero-sandbox:costs:{no}")
         if no < len(FIRMS):
             name, country = FIRMS[no]
         else:
@@ -286,6 +317,10 @@ class _Generator:
         self._suppliers()
         self._sales()
         self._bills()
+        from .costs import CostGenerator  # costs builds on this module's line helpers
+
+        CostGenerator(self.b, self.cost_rng, self.start_day, self.projects, self.suppliers, self.events,
+                      self.spec.bills, self.tz).run()
         self._post_events()
         self._finish_contacts()
         self.b.projects = self.projects
@@ -314,6 +349,8 @@ class _Generator:
         b.bank_account = b.account_by_code["090"]
         b.fx_gain_account = b.account_by_code["498"]
         b.rounding_account = b.account_by_code["860"]
+        b.retainer_account = b.account_by_code["835"]
+        b.wages_payable_account = b.account_by_code["814"]
 
     def _new_contact(self, name, first="", last="", created_ms=0, currency="") -> int:
         b, rng = self.b, self.rng
@@ -331,7 +368,7 @@ class _Generator:
 
     def _tracking_and_clients(self) -> None:
         b, rng, spec = self.b, self.rng, self.spec
-        proj_cat = TrackingCategory(0, "Project")
+        proj_cat = TrackingCategory(0, project_category_name(self.no))
         disc_cat = TrackingCategory(1, "Discipline")
         legacy = TrackingCategory(2, "Office (legacy)", status="ARCHIVED")
         b.categories = [proj_cat, disc_cat, legacy]
@@ -455,14 +492,7 @@ class _Generator:
             self._lifecycle(inv, None)
 
     def _project_at(self, day: int) -> _Project:
-        """A project running on ``day`` (a few random draws; any project if none hits)."""
-        rng = self.rng
-        p = rng.choice(self.projects)
-        for _ in range(12):
-            if p.start <= day <= p.end:
-                return p
-            p = rng.choice(self.projects)
-        return p
+        return project_at(self.rng, self.projects, day)
 
     # ------------------------------------------------------------------ lifecycles
     def _stamp(self, day: int, lo_h: int = 1, hi_h: int = 40) -> int:
@@ -604,6 +634,16 @@ class _Generator:
                 c.status = "ARCHIVED"
 
 
+def project_at(rng: random.Random, projects: list[_Project], day: int) -> _Project:
+    """A project running on ``day`` (a few random draws; any project if none hits)."""
+    p = rng.choice(projects)
+    for _ in range(12):
+        if p.start <= day <= p.end:
+            return p
+        p = rng.choice(projects)
+    return p
+
+
 def fee_lines(b: Books, rng: random.Random, p: _Project, foreign: bool) -> list[tuple]:
     """Line specs for one fee invoice on project ``p``: what an AEC practice bills."""
     tr = EXPORT if foreign else SALE
@@ -691,6 +731,10 @@ def allocate(b: Books, cn: CreditNote, inv: Invoice, amount: int, day: int) -> N
         cn.fully_paid_day = day
 
 
+BANK_SOURCE_TYPES = {"SPEND": "CASHPAID", "RECEIVE": "CASHREC", "RECEIVE-PREPAYMENT": "ARPREPAYMENT",
+                     "RECEIVE-OVERPAYMENT": "AROVERPAYMENT"}
+
+
 def post_event(b: Books, kind: str, idx: int, ms: int) -> None:
     """Post the journal one business event causes (shared by generation and activity)."""
     # A plan-gated organisation still keeps a ledger; the API just won't show it.
@@ -722,5 +766,31 @@ def post_event(b: Books, kind: str, idx: int, ms: int) -> None:
         cn.journal = b.post_journal(cn.date, ms, cn.type, idx, b.document_journal_lines(cn, control, sign))
     elif kind == "cnvoid":
         b.reverse_journal(b.credit_notes[idx].journal, ms)
+    elif kind == "bt":
+        bt = b.bank_transactions[idx]
+        st = BANK_SOURCE_TYPES[bt.type]
+        sign = -1 if bt.type == "SPEND" else 1
+        src = bt.idx if st in ("CASHREC", "CASHPAID") else bt.link
+        bt.journal = b.post_journal(bt.date, ms, st, src, b.document_journal_lines(bt, bt.account, sign))
+    elif kind == "btdel":
+        b.reverse_journal(b.bank_transactions[idx].journal, ms)
+    elif kind == "mj":
+        mj = b.manual_journals[idx]
+        ln = b.lines
+        lines = [(ln.account[i], ln.amount[i], 0, ln.track[i], ln.track2[i], ln.desc[i], ln.taxrate[i])
+                 for i in range(mj.line_start, mj.line_start + mj.line_count)]
+        mj.journal = b.post_journal(mj.date, ms, "MANJOURNAL", idx, lines)
+    elif kind == "mjvoid":
+        b.reverse_journal(b.manual_journals[idx].journal, ms)
+    elif kind == "alloc":
+        # A retainer applied to an invoice leaves Client Retainers Held for Accounts Receivable.
+        a = b.credit_allocations[idx]
+        dep = b.prepayments[a.source]
+        ln = b.lines
+        i0 = b.bank_transactions[dep.bank_txn].line_start
+        desc = b.s("")
+        a.journal = b.post_journal(a.date, ms, "ARPREPAYMENT", dep.idx, [
+            (b.retainer_account, a.amount, 0, ln.track[i0], ln.track2[i0], desc, -1),
+            (b.ar_account, -a.amount, 0, -1, -1, desc, -1)])
     else:  # pragma: no cover - programming error
         raise ValueError(kind)

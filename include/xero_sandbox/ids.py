@@ -20,6 +20,9 @@ _M2_INV = pow(_M2, -1, 1 << 128)
 # Record kinds (part of the id, so two kinds never collide).
 TENANT, CONTACT, INVOICE, LINE, PAYMENT, CREDIT_NOTE, ACCOUNT, TRACKING_CATEGORY = range(1, 9)
 TRACKING_OPTION, JOURNAL, JOURNAL_LINE, ALLOCATION, CONNECTION, AUTH_EVENT, USER = range(9, 16)
+# The cost side of the books and client deposits.
+BANK_TRANSACTION, MANUAL_JOURNAL, PURCHASE_ORDER, PREPAYMENT, OVERPAYMENT = range(16, 21)
+LINKED_TRANSACTION, CREDIT_ALLOCATION = range(21, 23)
 
 
 def _mix(x: int) -> int:

@@ -25,6 +25,8 @@ from . import ids
 SOURCE_TYPES = (
     "ACCREC", "ACCPAY", "ACCRECCREDIT", "ACCPAYCREDIT", "ACCRECPAYMENT", "ACCPAYPAYMENT",
     "ARCREDITPAYMENT", "APCREDITPAYMENT", "MANJOURNAL",
+    # spend / receive money, a client's retainer (prepayment) and overpayment
+    "CASHREC", "CASHPAID", "ARPREPAYMENT", "AROVERPAYMENT",
 )
 ST = {name: i for i, name in enumerate(SOURCE_TYPES)}
 PAYMENT_SOURCE_TYPES = frozenset({ST["ACCRECPAYMENT"], ST["ACCPAYPAYMENT"], ST["ARCREDITPAYMENT"],
@@ -112,7 +114,7 @@ class Invoice:
     __slots__ = ("idx", "type", "number", "reference", "contact", "date", "due", "status", "lat",
                  "currency", "rate", "line_start", "line_count", "sub_total", "total_tax", "total",
                  "paid", "credited", "payments", "allocations", "updated_ms", "sent", "fully_paid_day",
-                 "has_attachments", "tz", "journal")
+                 "has_attachments", "tz", "journal", "credit_allocs")
 
     def __init__(self, idx, type_, number, reference, contact, date, due, lat, currency, rate):
         self.idx, self.type, self.number, self.reference = idx, type_, number, reference
@@ -128,6 +130,8 @@ class Invoice:
         self.has_attachments = False
         self.tz = "+0000"
         self.journal = 0  # number of the journal currently representing it (0: none)
+        # prepayments and overpayments applied to it (CreditAllocation indexes); a tuple until one is
+        self.credit_allocs: list[int] | tuple = ()
 
     @property
     def due_amount(self) -> int:
@@ -173,6 +177,104 @@ class Allocation:
 
     def __init__(self, idx, credit_note, invoice, amount, date):
         self.idx, self.credit_note, self.invoice, self.amount, self.date = idx, credit_note, invoice, amount, date
+
+
+class BankTransaction:
+    """Spend or receive money; also the bank side of a prepayment or overpayment (``link``).
+
+    ``type``: SPEND, RECEIVE, RECEIVE-PREPAYMENT or RECEIVE-OVERPAYMENT. Lines live in
+    ``Books.lines`` like an invoice's; money is base currency (the firm's bank accounts are).
+    """
+
+    __slots__ = ("idx", "type", "contact", "date", "status", "lat", "currency", "rate", "reference",
+                 "account", "line_start", "line_count", "sub_total", "total_tax", "total", "reconciled",
+                 "updated_ms", "tz", "journal", "link", "has_attachments")
+
+    def __init__(self, idx, type_, contact, date, lat, currency, reference, account):
+        self.idx, self.type, self.contact, self.date, self.lat = idx, type_, contact, date, lat
+        self.currency, self.rate, self.reference, self.account = currency, RATE_ONE, reference, account
+        self.status = "AUTHORISED"
+        self.line_start = self.line_count = self.sub_total = self.total_tax = self.total = 0
+        self.reconciled = True
+        self.updated_ms = 0
+        self.tz = "+0000"
+        self.journal = 0
+        self.link = -1  # Prepayment/Overpayment index for the RECEIVE-PREPAYMENT/-OVERPAYMENT types
+        self.has_attachments = False
+
+
+class ManualJournal:
+    """A manual journal: signed lines (positive debit) in ``Books.lines``, NoTax, balanced."""
+
+    __slots__ = ("idx", "narration", "date", "status", "lat", "line_start", "line_count", "sub_total",
+                 "total_tax", "total", "updated_ms", "journal", "cash_basis")
+
+    def __init__(self, idx, narration, date):
+        self.idx, self.narration, self.date = idx, narration, date
+        self.status, self.lat = "DRAFT", "NoTax"
+        self.line_start = self.line_count = self.sub_total = self.total_tax = self.total = 0
+        self.updated_ms = 0
+        self.journal = 0
+        self.cash_basis = False
+
+
+class PurchaseOrder:
+    """A purchase order to a sub-consultant or supplier: committed cost, never journaled."""
+
+    __slots__ = ("idx", "number", "reference", "contact", "date", "delivery", "status", "lat", "currency",
+                 "rate", "line_start", "line_count", "sub_total", "total_tax", "total", "updated_ms", "sent",
+                 "attention")
+
+    def __init__(self, idx, number, reference, contact, date, delivery, lat, currency, attention):
+        self.idx, self.number, self.reference, self.contact = idx, number, reference, contact
+        self.date, self.delivery, self.lat, self.currency = date, delivery, lat, currency
+        self.rate, self.status, self.attention = RATE_ONE, "DRAFT", attention
+        self.line_start = self.line_count = self.sub_total = self.total_tax = self.total = 0
+        self.updated_ms = 0
+        self.sent = False
+
+
+class Prepayment:
+    """A client's retainer (``kind`` PREPAYMENT) or overpayment (OVERPAYMENT), received into the bank.
+
+    Its lines and totals are those of the bank transaction ``bank_txn``; allocations to invoices
+    are ``CreditAllocation`` indexes.
+    """
+
+    __slots__ = ("idx", "kind", "bank_txn", "number", "allocations", "allocated", "updated_ms", "tz")
+
+    def __init__(self, idx, kind, bank_txn, number=""):
+        self.idx, self.kind, self.bank_txn, self.number = idx, kind, bank_txn, number
+        self.allocations: list[int] = []
+        self.allocated = 0
+        self.updated_ms = 0
+        self.tz = "+0000"
+
+
+class CreditAllocation:
+    """A prepayment or overpayment (``kind``) applied to an invoice."""
+
+    __slots__ = ("idx", "kind", "source", "invoice", "amount", "date", "journal")
+
+    def __init__(self, idx, kind, source, invoice, amount, date):
+        self.idx, self.kind, self.source, self.invoice = idx, kind, source, invoice
+        self.amount, self.date = amount, date
+        self.journal = 0
+
+
+class LinkedTransaction:
+    """A billable expense: a bill or spend-money line (``source_line``: its line index) to re-bill
+    to a customer, and once billed the sales invoice line it went onto (``target``/``target_line``)."""
+
+    __slots__ = ("idx", "source_type", "source", "source_line", "contact", "target", "target_line", "status",
+                 "updated_ms")
+
+    def __init__(self, idx, source_type, source, source_line, contact):
+        self.idx, self.source_type, self.source, self.source_line = idx, source_type, source, source_line
+        self.contact = contact
+        self.target = self.target_line = -1
+        self.status = "APPROVED"
+        self.updated_ms = 0
 
 
 @dataclass(frozen=True)
@@ -272,6 +374,13 @@ class Books:
     credit_notes: list[CreditNote] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
     allocations: list[Allocation] = field(default_factory=list)
+    bank_transactions: list[BankTransaction] = field(default_factory=list)
+    manual_journals: list[ManualJournal] = field(default_factory=list)
+    purchase_orders: list[PurchaseOrder] = field(default_factory=list)
+    prepayments: list[Prepayment] = field(default_factory=list)
+    overpayments: list[Prepayment] = field(default_factory=list)
+    credit_allocations: list[CreditAllocation] = field(default_factory=list)
+    linked_transactions: list[LinkedTransaction] = field(default_factory=list)
     lines: LineStore = field(default_factory=LineStore)
     journals: JournalStore = field(default_factory=JournalStore)
     strings: list[str] = field(default_factory=list)
@@ -288,11 +397,15 @@ class Books:
     bank_account: int = -1
     fx_gain_account: int = -1
     rounding_account: int = -1
+    retainer_account: int = -1       # where client retainers (prepayments) wait until applied
+    wages_payable_account: int = -1
     cleared_paid: dict[int, int] = field(default_factory=dict)  # invoice idx -> payments posted, its currency
     project_category: int = -1
     discipline_category: int = -1
     invoice_seq: int = 0
     credit_seq: int = 0
+    po_seq: int = 0
+    prepayment_seq: int = 0
     projects: list = field(default_factory=list)   # generator's projects, for activity
     suppliers: list = field(default_factory=list)  # (contact idx, supplier spec)
 
@@ -441,6 +554,7 @@ class Books:
             "credit_notes": {"count": len(self.credit_notes),
                              "total": dec2(sum(c.total for c in self.credit_notes))},
         }
+        t.update(self.cost_truth())
         if self.journals_enabled:
             by_code: dict[str, int] = {}
             for acct, cents in self.net_by_account.items():
@@ -452,6 +566,82 @@ class Books:
                 "net_by_account_code": {c: dec2(v) for c, v in sorted(by_code.items())},
             }
         return t
+
+
+    def cost_truth(self) -> dict:
+        """Truth of the cost side, deposits and project P&L (see STATUS.md for each key)."""
+        ln_amount = self.lines.amount
+
+        def lines_of(docs) -> dict:
+            count = total = 0
+            for d in docs:
+                count += d.line_count
+                total += sum(ln_amount[d.line_start:d.line_start + d.line_count])
+            return {"count": count, "line_amount": dec2(total)}
+
+        def docs_of(docs) -> dict:
+            return {"count": len(docs), "total": dec2(sum(self.doc_total(d) for d in docs))}
+
+        def allocs(kind: str) -> dict:
+            got = [a.amount for a in self.credit_allocations if a.kind == kind]
+            return {"count": len(got), "amount": dec2(sum(got))}
+
+        revenue, cost = self.project_pnl()
+        return {
+            "credit_note_lines": lines_of(self.credit_notes),
+            "bank_transactions": docs_of(self.bank_transactions),
+            "bank_transaction_lines": lines_of(self.bank_transactions),
+            "manual_journals": {"count": len(self.manual_journals)},
+            "manual_journal_lines": {"count": sum(m.line_count for m in self.manual_journals)},
+            "purchase_orders": docs_of(self.purchase_orders),
+            "purchase_order_lines": lines_of(self.purchase_orders),
+            "prepayments": docs_of(self.prepayments),
+            "prepayment_allocations": allocs("PREPAYMENT"),
+            "overpayments": docs_of(self.overpayments),
+            "overpayment_allocations": allocs("OVERPAYMENT"),
+            "linked_transactions": {"count": len(self.linked_transactions)},
+            "project_pnl": {
+                "revenue": {name: dec2(v) for name, v in sorted(revenue.items()) if v},
+                "cost": {name: dec2(v) for name, v in sorted(cost.items()) if v},
+            },
+        }
+
+    def doc_total(self, d) -> int:
+        return self.bank_transactions[d.bank_txn].total if isinstance(d, Prepayment) else d.total
+
+    def deposit_remaining(self, p: Prepayment) -> int:
+        return self.bank_transactions[p.bank_txn].total - p.allocated
+
+    def project_pnl(self, first_day: int | None = None, last_day: int | None = None
+                    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Revenue and cost (base cents) per project option from the ledger, as the Profit and
+        Loss report by the project category shows them: revenue = credits to revenue-class
+        accounts, cost = debits to expense-class accounts, on lines tracked to the option."""
+        js = self.journals
+        cls = [ACCOUNT_CLASS[a.type] for a in self.accounts]
+        proj = {o.idx for o in self.options if o.category == self.project_category}
+        revenue: dict[int, int] = {}
+        cost: dict[int, int] = {}
+        n = len(js.date)
+        total_lines = len(js.l_net)
+        for j in range(n):
+            d = js.date[j]
+            if (first_day is not None and d < first_day) or (last_day is not None and d > last_day):
+                continue
+            end = js.start[j + 1] if j + 1 < n else total_lines
+            for i in range(js.start[j], end):
+                opt = js.l_track[i]
+                if opt < 0 or opt not in proj:
+                    opt = js.l_track2[i]
+                    if opt < 0 or opt not in proj:
+                        continue
+                c = cls[js.l_account[i]]
+                if c == "REVENUE":
+                    revenue[opt] = revenue.get(opt, 0) - js.l_net[i]
+                elif c == "EXPENSE":
+                    cost[opt] = cost.get(opt, 0) + js.l_net[i]
+        names = self.options
+        return ({names[o].name: v for o, v in revenue.items()}, {names[o].name: v for o, v in cost.items()})
 
 
 @dataclass

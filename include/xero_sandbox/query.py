@@ -18,7 +18,20 @@ from typing import Any
 
 from . import ids
 from .ids import DAY_MS
-from .model import ACCOUNT_CLASS, Account, Books, Contact, CreditNote, Invoice, Payment, TrackingCategory
+from .model import (
+    ACCOUNT_CLASS,
+    Account,
+    BankTransaction,
+    Books,
+    Contact,
+    CreditNote,
+    Invoice,
+    ManualJournal,
+    Payment,
+    Prepayment,
+    PurchaseOrder,
+    TrackingCategory,
+)
 
 
 class QueryError(ValueError):
@@ -123,7 +136,72 @@ _TRACKING_CATEGORY_FIELDS: dict[str, Callable[[Books, TrackingCategory], object]
     "trackingcategoryid": lambda b, r: b.guid(ids.TRACKING_CATEGORY, r.idx),
 }
 
+_BANK_TRANSACTION_FIELDS: dict[str, Callable[[Books, BankTransaction], object]] = {
+    "type": lambda b, r: r.type,
+    "status": lambda b, r: r.status,
+    "date": lambda b, r: _dt_day(r.date),
+    "reference": lambda b, r: r.reference,
+    "contact.contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
+    "contact.name": lambda b, r: b.contacts[r.contact].name,
+    "bankaccount.accountid": lambda b, r: b.guid(ids.ACCOUNT, r.account),
+    "bankaccount.code": lambda b, r: b.accounts[r.account].code,
+    "total": lambda b, r: _money(r.total),
+    "subtotal": lambda b, r: _money(r.sub_total),
+    "isreconciled": lambda b, r: r.reconciled,
+    "currencycode": lambda b, r: r.currency,
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "banktransactionid": lambda b, r: b.guid(ids.BANK_TRANSACTION, r.idx),
+}
+
+_MANUAL_JOURNAL_FIELDS: dict[str, Callable[[Books, ManualJournal], object]] = {
+    "status": lambda b, r: r.status,
+    "date": lambda b, r: _dt_day(r.date),
+    "narration": lambda b, r: b.strings[r.narration],
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "manualjournalid": lambda b, r: b.guid(ids.MANUAL_JOURNAL, r.idx),
+}
+
+_PURCHASE_ORDER_FIELDS: dict[str, Callable[[Books, PurchaseOrder], object]] = {
+    "status": lambda b, r: r.status,
+    "date": lambda b, r: _dt_day(r.date),
+    "deliverydate": lambda b, r: _dt_day(r.delivery),
+    "purchaseordernumber": lambda b, r: r.number,
+    "reference": lambda b, r: r.reference,
+    "contact.contactid": lambda b, r: b.guid(ids.CONTACT, r.contact),
+    "contact.name": lambda b, r: b.contacts[r.contact].name,
+    "total": lambda b, r: _money(r.total),
+    "subtotal": lambda b, r: _money(r.sub_total),
+    "currencycode": lambda b, r: r.currency,
+    "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+    "purchaseorderid": lambda b, r: b.guid(ids.PURCHASE_ORDER, r.idx),
+}
+
+
+def _deposit_fields(kind: int, id_name: str) -> dict[str, Callable[[Books, Prepayment], object]]:
+    def bt(b: Books, r: Prepayment) -> BankTransaction:
+        return b.bank_transactions[r.bank_txn]
+    return {
+        "type": lambda b, r: bt(b, r).type,
+        "status": lambda b, r: "PAID" if b.deposit_remaining(r) == 0 else "AUTHORISED",
+        "date": lambda b, r: _dt_day(bt(b, r).date),
+        "reference": lambda b, r: bt(b, r).reference,
+        "contact.contactid": lambda b, r: b.guid(ids.CONTACT, bt(b, r).contact),
+        "contact.name": lambda b, r: b.contacts[bt(b, r).contact].name,
+        "total": lambda b, r: _money(bt(b, r).total),
+        "remainingcredit": lambda b, r: _money(b.deposit_remaining(r)),
+        "currencycode": lambda b, r: bt(b, r).currency,
+        "updateddateutc": lambda b, r: _dt_ms(r.updated_ms),
+        "invoicenumber": lambda b, r: r.number,
+        id_name: lambda b, r: b.guid(kind, r.idx),
+    }
+
+
 FIELDS: dict[str, Mapping[str, Accessor]] = {
+    "BankTransactions": _BANK_TRANSACTION_FIELDS,
+    "ManualJournals": _MANUAL_JOURNAL_FIELDS,
+    "PurchaseOrders": _PURCHASE_ORDER_FIELDS,
+    "Prepayments": _deposit_fields(ids.PREPAYMENT, "prepaymentid"),
+    "Overpayments": _deposit_fields(ids.OVERPAYMENT, "overpaymentid"),
     "Invoices": _INVOICE_FIELDS,
     "Contacts": _CONTACT_FIELDS,
     "Payments": _PAYMENT_FIELDS,

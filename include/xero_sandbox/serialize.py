@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 
 try:
     import orjson
@@ -20,7 +21,21 @@ except ImportError:  # pragma: no cover - a pinned dependency
 
 from . import ids
 from .ids import ms_date, ms_datetime, ms_plain
-from .model import ACCOUNT_CLASS, RATE_ONE, SOURCE_TYPES, Books, CreditNote, Invoice, Payment, to_base
+from .model import (
+    ACCOUNT_CLASS,
+    RATE_ONE,
+    SOURCE_TYPES,
+    BankTransaction,
+    Books,
+    CreditNote,
+    Invoice,
+    LinkedTransaction,
+    ManualJournal,
+    Payment,
+    Prepayment,
+    PurchaseOrder,
+    to_base,
+)
 
 PROVIDER_NAME = "IntoAEC Xero Sandbox"
 
@@ -270,8 +285,9 @@ def invoice(b: Books, inv: Invoice, unitdp: int = 2, summary: bool = False) -> d
         "Reference": inv.reference,
         "Payments": [_payment_ref(b, p) for p in live_payments],
         "CreditNotes": [_allocation_cn_ref(b, a) for a in inv.allocations],
-        "Prepayments": [],
-        "Overpayments": [],
+        "Prepayments": [_deposit_ref(b, a) for a in inv.credit_allocs if b.credit_allocations[a].kind == "PREPAYMENT"],
+        "Overpayments": [_deposit_ref(b, a) for a in inv.credit_allocs
+                         if b.credit_allocations[a].kind == "OVERPAYMENT"],
         "AmountDue": inv.due_amount / 100,
         "AmountPaid": inv.paid / 100,
         "AmountCredited": inv.credited / 100,
@@ -318,6 +334,34 @@ def _allocation_cn_ref(b: Books, a_idx: int) -> dict:
     }
 
 
+def _deposit_ref(b: Books, a_idx: int) -> dict:
+    """A prepayment or overpayment as an invoice lists it: what was applied, when."""
+    a = b.credit_allocations[a_idx]
+    kind = "Prepayment" if a.kind == "PREPAYMENT" else "Overpayment"
+    table = b.prepayments if a.kind == "PREPAYMENT" else b.overpayments
+    dep = table[a.source]
+    guid = b.guid(_DEPOSIT_KIND[a.kind], dep.idx)
+    return {f"{kind}ID": guid, "ID": guid, "Date": ms_date(a.date), "AppliedAmount": a.amount / 100,
+            "Total": b.doc_total(dep) / 100, "Allocations": [], "Payments": [], "LineItems": []}
+
+
+_DEPOSIT_KIND = {"PREPAYMENT": ids.PREPAYMENT, "OVERPAYMENT": ids.OVERPAYMENT}
+
+
+def _invoice_stub(b: Books, inv: Invoice) -> dict:
+    return {
+        "InvoiceID": b.guid(ids.INVOICE, inv.idx),
+        "InvoiceNumber": inv.number,
+        "Payments": [],
+        "CreditNotes": [],
+        "Prepayments": [],
+        "Overpayments": [],
+        "HasErrors": False,
+        "IsDiscounted": False,
+        "LineItems": [],
+    }
+
+
 def payment(b: Books, p: Payment) -> dict:
     inv = b.invoices[p.invoice]
     acct = b.accounts[p.account]
@@ -361,17 +405,7 @@ def credit_note(b: Books, cn: CreditNote, unitdp: int = 2) -> dict:
             "AllocationID": b.guid(ids.ALLOCATION, a.idx),
             "Amount": a.amount / 100,
             "Date": ms_date(a.date),
-            "Invoice": {
-                "InvoiceID": b.guid(ids.INVOICE, inv.idx),
-                "InvoiceNumber": inv.number,
-                "Payments": [],
-                "CreditNotes": [],
-                "Prepayments": [],
-                "Overpayments": [],
-                "HasErrors": False,
-                "IsDiscounted": False,
-                "LineItems": [],
-            },
+            "Invoice": _invoice_stub(b, inv),
             "IsDeleted": False,
         })
     d = {
@@ -400,6 +434,169 @@ def credit_note(b: Books, cn: CreditNote, unitdp: int = 2) -> dict:
     }
     if cn.fully_paid_day is not None:
         d["FullyPaidOnDate"] = ms_date(cn.fully_paid_day)
+    return d
+
+
+# ----------------------------------------------------------------------------- cost side
+
+def _utc_string(ms: int) -> str:
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bank_account_ref(b: Books, acct_idx: int) -> dict:
+    a = b.accounts[acct_idx]
+    return {"AccountID": b.ref_guid(ids.ACCOUNT, a.idx), "Code": a.code, "Name": a.name}
+
+
+def bank_transaction(b: Books, bt: BankTransaction, unitdp: int = 2) -> dict:
+    d = {
+        "BankTransactionID": b.guid(ids.BANK_TRANSACTION, bt.idx),
+        "BankAccount": bank_account_ref(b, bt.account),
+        "Type": bt.type,
+        "Reference": bt.reference,
+        "IsReconciled": bt.reconciled,
+        "HasAttachments": bt.has_attachments,
+        "Contact": contact_ref(b, bt.contact),
+        "DateString": _date_string(bt.date),
+        "Date": ms_date(bt.date),
+        "Status": bt.status,
+        "LineAmountTypes": bt.lat,
+        "LineItems": line_items(b, bt, unitdp),
+        "SubTotal": bt.sub_total / 100,
+        "TotalTax": bt.total_tax / 100,
+        "Total": bt.total / 100,
+        "UpdatedDateUTC": ms_datetime(bt.updated_ms, bt.tz),
+        "CurrencyCode": bt.currency,
+    }
+    if bt.type == "RECEIVE-PREPAYMENT":
+        d["PrepaymentID"] = b.guid(ids.PREPAYMENT, bt.link)
+    elif bt.type == "RECEIVE-OVERPAYMENT":
+        d["OverpaymentID"] = b.guid(ids.OVERPAYMENT, bt.link)
+    return d
+
+
+def manual_journal(b: Books, mj: ManualJournal) -> dict:
+    ln = b.lines
+    strings, accounts, taxes = b.strings, b.accounts, b.tax_rates
+    lines = []
+    for i in range(mj.line_start, mj.line_start + mj.line_count):
+        acct = accounts[ln.account[i]]
+        tracking = []
+        if ln.track[i] >= 0:
+            tracking.append(line_tracking(b, ln.track[i]))
+        if ln.track2[i] >= 0:
+            tracking.append(line_tracking(b, ln.track2[i]))
+        lines.append({
+            "LineAmount": ln.amount[i] / 100,
+            "AccountCode": acct.code,
+            "AccountID": b.ref_guid(ids.ACCOUNT, acct.idx),
+            "Description": strings[ln.desc[i]],
+            "TaxType": taxes[ln.taxrate[i]].code,
+            "Tracking": tracking,
+            "TaxAmount": ln.tax[i] / 100,
+            "IsBlank": False,
+        })
+    return {
+        "Date": ms_date(mj.date),
+        "Status": mj.status,
+        "LineAmountTypes": mj.lat,
+        "UpdatedDateUTC": ms_datetime(mj.updated_ms),
+        "ManualJournalID": b.guid(ids.MANUAL_JOURNAL, mj.idx),
+        "Narration": strings[mj.narration],
+        "JournalLines": lines,
+        "ShowOnCashBasisReports": mj.cash_basis,
+        "HasAttachments": False,
+    }
+
+
+def purchase_order(b: Books, po: PurchaseOrder, unitdp: int = 2) -> dict:
+    c = b.contacts[po.contact]
+    return {
+        "PurchaseOrderID": b.guid(ids.PURCHASE_ORDER, po.idx),
+        "PurchaseOrderNumber": po.number,
+        "DateString": _date_string(po.date),
+        "Date": ms_date(po.date),
+        "DeliveryDateString": _date_string(po.delivery),
+        "DeliveryDate": ms_date(po.delivery),
+        "DeliveryAddress": f"{b.name}, {c.city}",
+        "AttentionTo": po.attention,
+        "Telephone": f"{c.phone[0]} {c.phone[1]}",
+        "DeliveryInstructions": "",
+        "HasErrors": False,
+        "IsDiscounted": False,
+        "Reference": po.reference,
+        "Type": "PURCHASEORDER",
+        "CurrencyRate": po.rate / RATE_ONE,
+        "CurrencyCode": po.currency,
+        "Contact": contact_ref(b, po.contact),
+        "Status": po.status,
+        "LineAmountTypes": po.lat,
+        "LineItems": line_items(b, po, unitdp),
+        "SubTotal": po.sub_total / 100,
+        "TotalTax": po.total_tax / 100,
+        "Total": po.total / 100,
+        "UpdatedDateUTC": ms_datetime(po.updated_ms),
+        "HasAttachments": False,
+        "SentToContact": po.sent,
+    }
+
+
+def deposit(b: Books, dep: Prepayment, unitdp: int = 2) -> dict:
+    """A prepayment or an overpayment, with its allocations to invoices."""
+    bt = b.bank_transactions[dep.bank_txn]
+    kind = "Prepayment" if dep.kind == "PREPAYMENT" else "Overpayment"
+    guid = b.guid(_DEPOSIT_KIND[dep.kind], dep.idx)
+    remaining = bt.total - dep.allocated
+    allocs = []
+    for a_idx in dep.allocations:
+        a = b.credit_allocations[a_idx]
+        allocs.append({
+            "AllocationID": b.guid(ids.CREDIT_ALLOCATION, a.idx),
+            "Amount": a.amount / 100,
+            "Date": ms_date(a.date),
+            "Invoice": _invoice_stub(b, b.invoices[a.invoice]),
+            "IsDeleted": False,
+        })
+    d: dict[str, object] = {f"{kind}ID": guid, "ID": guid, "Type": bt.type, "Reference": bt.reference}
+    if dep.kind == "PREPAYMENT":
+        d["InvoiceNumber"] = dep.number
+    d.update({
+        "RemainingCredit": remaining / 100,
+        "Allocations": allocs,
+        "Payments": [],
+        "HasAttachments": False,
+        "Contact": contact_ref(b, bt.contact),
+        "DateString": _date_string(bt.date),
+        "Date": ms_date(bt.date),
+        "Status": "PAID" if remaining == 0 else "AUTHORISED",
+        "LineAmountTypes": bt.lat,
+        "LineItems": line_items(b, bt, unitdp),
+        "SubTotal": bt.sub_total / 100,
+        "TotalTax": bt.total_tax / 100,
+        "Total": bt.total / 100,
+        "UpdatedDateUTC": ms_datetime(dep.updated_ms, dep.tz),
+        "UpdatedDateUTCString": _utc_string(dep.updated_ms),
+        "CurrencyCode": bt.currency,
+    })
+    return d
+
+
+def linked_transaction(b: Books, lt: LinkedTransaction) -> dict:
+    if lt.source_type == "ACCPAY":
+        source = b.guid(ids.INVOICE, lt.source)
+    else:
+        source = b.guid(ids.BANK_TRANSACTION, lt.source)
+    d = {
+        "LinkedTransactionID": b.guid(ids.LINKED_TRANSACTION, lt.idx),
+        "SourceTransactionID": source,
+        "SourceLineItemID": b.guid(ids.LINE, b.lines.uid[lt.source_line]),
+        "ContactID": b.ref_guid(ids.CONTACT, lt.contact),
+    }
+    if lt.target >= 0:
+        d["TargetTransactionID"] = b.guid(ids.INVOICE, lt.target)
+        d["TargetLineItemID"] = b.guid(ids.LINE, b.lines.uid[lt.target_line])
+    d.update({"Status": lt.status, "Type": "BILLABLEEXPENSE", "UpdatedDateUTC": ms_datetime(lt.updated_ms),
+              "SourceTransactionTypeCode": lt.source_type})
     return d
 
 
@@ -462,6 +659,14 @@ def _journal_reference(b: Books, st: str, src: int) -> str:
         return b.credit_notes[src].reference
     if st in ("ACCRECPAYMENT", "ACCPAYPAYMENT"):
         return b.payments[src].reference
+    if st in ("CASHREC", "CASHPAID"):
+        return b.bank_transactions[src].reference
+    if st == "ARPREPAYMENT":
+        return b.bank_transactions[b.prepayments[src].bank_txn].reference
+    if st == "AROVERPAYMENT":
+        return b.bank_transactions[b.overpayments[src].bank_txn].reference
+    if st == "MANJOURNAL":
+        return b.strings[b.manual_journals[src].narration]
     return ""
 
 
@@ -470,4 +675,12 @@ def _source_guid(b: Books, st: str, src: int) -> str:
         return b.guid(ids.INVOICE, src)
     if st in ("ACCRECCREDIT", "ACCPAYCREDIT"):
         return b.guid(ids.CREDIT_NOTE, src)
+    if st in ("CASHREC", "CASHPAID"):
+        return b.guid(ids.BANK_TRANSACTION, src)
+    if st == "ARPREPAYMENT":
+        return b.guid(ids.PREPAYMENT, src)
+    if st == "AROVERPAYMENT":
+        return b.guid(ids.OVERPAYMENT, src)
+    if st == "MANJOURNAL":
+        return b.guid(ids.MANUAL_JOURNAL, src)
     return b.guid(ids.PAYMENT, src)

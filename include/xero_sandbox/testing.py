@@ -74,8 +74,11 @@ class SandboxHandle:
     def clock(self) -> dict:
         return self._ok(requests.get(self._url("/_sandbox/clock"), timeout=10))
 
-    def activity(self, invoices: int = 0, payments: int = 0, tenant_id: str | None = None) -> dict:
-        body: dict[str, int | str] = {"invoices": invoices, "payments": payments}
+    def activity(self, invoices: int = 0, payments: int = 0, tenant_id: str | None = None, **costs: int) -> dict:
+        """Change the books; ``costs``: cost-side streams (bank_transactions=N, manual_journals=N,
+        purchase_orders=N, prepayments=N, overpayments=N, linked_transactions=N). None named: each
+        gets a fifth of ``invoices``."""
+        body: dict[str, int | str] = {"invoices": invoices, "payments": payments, **costs}
         if tenant_id:
             body["tenant_id"] = tenant_id
         return self._ok(requests.post(self._url("/_sandbox/activity"), json=body, timeout=120))

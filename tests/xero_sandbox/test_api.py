@@ -41,7 +41,7 @@ def test_invoice_shape_lines_tracking_and_dates(api):
     assert {"ACCREC", "ACCPAY"} <= {i["Type"] for i in invs}
     lines = [ln for i in invs for ln in i["LineItems"]]
     assert lines and all(ln["LineItemID"] for ln in lines)
-    tracked = [t for ln in lines for t in ln["Tracking"] if t["Name"] == "Project"]
+    tracked = [t for ln in lines for t in ln["Tracking"] if t["Name"] == "Job"]  # the first firm says "Job"
     assert tracked and all(t["Option"] for t in tracked)
     assert any(ln["LineAmount"] == 0 for ln in lines)                 # zero-amount lines
     assert any(ln["LineAmount"] < 0 for ln in lines)                  # retention held back

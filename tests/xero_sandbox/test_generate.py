@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from xero_sandbox.accounting import trial_balance_figures
-from xero_sandbox.activity import apply_activity
+from xero_sandbox.activity import COST_STREAMS, apply_activity
+from xero_sandbox.costs import CostGenerator
 from xero_sandbox.generate import build_dataset
 from xero_sandbox.ids import IdSpace
 
@@ -82,7 +83,9 @@ def test_activity_keeps_books_balanced_and_changes_truth():
 def _left_on_control(b) -> dict[tuple[str, int], int]:
     """Each settled document's balance left on its control account (base cents), from the journals.
 
-    An invoice counts with its payments and with the credit notes spent wholly on it.
+    An invoice counts with its payments and with the credit notes spent wholly on it; a retainer
+    or overpayment applied to it takes its amount off Accounts Receivable (the retainer's
+    allocation journal, or the overpayment's receipt, which is applied whole to one invoice).
     """
     from xero_sandbox.model import ST
 
@@ -106,6 +109,7 @@ def _left_on_control(b) -> dict[tuple[str, int], int]:
         balance = per_source.get((ST[doc], inv.idx), 0)
         balance += sum(per_source.get((ST[pay], p), 0) for p in inv.payments)
         balance += sum(per_source.get((ST[credit], n), 0) for n in notes)
+        balance -= sum(b.credit_allocations[a].amount for a in inv.credit_allocs)
         left[(inv.currency, inv.idx)] = balance
     return left
 
@@ -124,3 +128,38 @@ def test_settled_documents_leave_nothing_on_the_control_accounts_in_any_currency
         _balanced(b)
     posted_to = {b.accounts[a].code for b in books.tenants for a in set(b.journals.l_account)}
     assert {"498", "860"} <= posted_to  # Realised Currency Gains and Rounding both took a leftover
+
+
+def test_the_cost_side_leaves_the_fee_side_as_it_was(monkeypatch):
+    """Spend money, payroll, purchase orders, deposits and billable expenses draw from their own random
+    stream: the invoices, bills, payments, credit notes and contacts are what they were without them."""
+    with_costs = build_dataset("small", 1).truth()["tenants"]
+    monkeypatch.setattr(CostGenerator, "run", lambda self: None)
+    without = build_dataset("small", 1).truth()["tenants"]
+    assert set(with_costs) == set(without)
+    for t, truth in with_costs.items():
+        for key in ("clients", "invoices", "invoice_lines", "payments", "credit_notes"):
+            assert truth[key] == without[t][key], key
+        assert truth["journals"]["count"] > without[t]["journals"]["count"]
+        assert without[t]["bank_transactions"]["count"] == 0
+
+
+def test_cost_activity_keeps_books_balanced_and_deposits_consistent():
+    ds = build_dataset("small", 1)
+    for b in ds.tenants:
+        now = b.journals.created[-1] + 86_400_000
+        apply_activity(b, 0, 0, 1, 1, now, {name: 15 for name in COST_STREAMS})
+        apply_activity(b, 5, 5, 1, 2, now + 3_600_000)
+        _balanced(b)
+        for dep in b.prepayments + b.overpayments:
+            applied = sum(b.credit_allocations[a].amount for a in dep.allocations)
+            assert applied == dep.allocated and 0 <= b.deposit_remaining(dep)
+        for inv in b.invoices:
+            assert inv.due_amount >= 0 or inv.status in ("VOIDED", "DELETED")
+            credit = sum(b.allocations[a].amount for a in inv.allocations) + \
+                sum(b.credit_allocations[a].amount for a in inv.credit_allocs)
+            assert credit == inv.credited
+        for mj in b.manual_journals:
+            assert sum(b.lines.amount[mj.line_start:mj.line_start + mj.line_count]) == 0
+        # every overpayment is applied whole, so Accounts Receivable holds only what invoices owe
+        assert all(b.deposit_remaining(o) == 0 for o in b.overpayments)

@@ -46,7 +46,8 @@ def test_sdk_reads_every_stream(small):
         assert len(invoices) == t["invoices"]["count"]
         assert str(sum(i.total for i in invoices)) == t["invoices"]["total"]
         assert sum(len(i.line_items) for i in invoices) == t["invoice_lines"]["count"]
-        assert any(tr.name == "Project" for i in invoices for ln in i.line_items for tr in ln.tracking)
+        assert any(tr.name in ("Project", "Projects", "Job") for i in invoices for ln in i.line_items
+                   for tr in ln.tracking)
         payments = acc.get_payments(tid, page=1, page_size=1000).payments
         assert len(payments) == t["payments"]["count"]
         notes = acc.get_credit_notes(tid, page=1, page_size=1000).credit_notes
@@ -69,6 +70,38 @@ def test_sdk_reads_every_stream(small):
         assert one.invoice_number == invoices[0].invoice_number
         assert acc.get_contact(tid, contacts[0].contact_id).contacts[0].name == contacts[0].name
         assert acc.get_journal(tid, journals[0].journal_id).journals[0].journal_number == 1
+
+
+def test_sdk_reads_the_cost_side(small):
+    """BankTransactions, ManualJournals, PurchaseOrders, Prepayments, Overpayments, LinkedTransactions and
+    the P&L by project deserialise with the SDK's strict models (enums included)."""
+    client, _ = _client(small, small.connect())
+    acc = AccountingApi(client, base_url=f"{small.base_url}/api.xro/2.0")
+    truth = small.truth()["tenants"]
+    for tid, t in truth.items():
+        bank = acc.get_bank_transactions(tid, page=1, page_size=1000, unitdp=4).bank_transactions
+        assert len(bank) == t["bank_transactions"]["count"]
+        assert str(sum(b.total for b in bank)) == t["bank_transactions"]["total"]
+        assert {getattr(b.type, "value", b.type) for b in bank} >= {"SPEND", "RECEIVE-PREPAYMENT",
+                                                                    "RECEIVE-OVERPAYMENT"}
+        assert {getattr(lt.status, "value", lt.status) for lt in
+                acc.get_linked_transactions(tid, page=1).linked_transactions} >= {"BILLED", "APPROVED"}
+        manual = acc.get_manual_journals(tid, page=1, page_size=1000).manual_journals
+        assert sum(len(m.journal_lines) for m in manual) == t["manual_journal_lines"]["count"]
+        orders = acc.get_purchase_orders(tid, page=1, page_size=1000).purchase_orders
+        assert len(orders) == t["purchase_orders"]["count"]
+        pre = acc.get_prepayments(tid, page=1, page_size=1000).prepayments
+        assert sum(len(p.allocations) for p in pre) == t["prepayment_allocations"]["count"]
+        over = acc.get_overpayments(tid, page=1, page_size=1000).overpayments
+        assert len(over) == t["overpayments"]["count"]
+        links = acc.get_linked_transactions(tid, page=1).linked_transactions
+        assert len(links) == t["linked_transactions"]["count"]  # fewer than 100 in small
+        cats = acc.get_tracking_categories(tid).tracking_categories
+        project = next(c for c in cats if c.name in ("Project", "Projects", "Job", "Jobs"))
+        report = acc.get_report_profit_and_loss(tid, from_date="2024-01-01", to_date="2024-12-31",
+                                                tracking_category_id=str(project.tracking_category_id)).reports[0]
+        header = [c.value for c in report.rows[0].cells]
+        assert header[-2:] == ["Unassigned", "Total"] and len(header) > 3
 
 
 def test_sdk_refreshes_through_the_sandbox(fresh, monkeypatch):

@@ -39,7 +39,11 @@ PROBLEM = {
         "Instance": {"type": "string"},
     },
 }
-PAGED = ("Contacts", "Invoices", "Payments", "CreditNotes")
+PAGED = ("Contacts", "Invoices", "Payments", "CreditNotes", "BankTransactions", "ManualJournals", "PurchaseOrders",
+         "Prepayments", "Overpayments")
+IDS = {"Contacts": "ContactID", "Invoices": "InvoiceID", "Payments": "PaymentID", "CreditNotes": "CreditNoteID",
+       "BankTransactions": "BankTransactionID", "ManualJournals": "ManualJournalID",
+       "PurchaseOrders": "PurchaseOrderID", "Prepayments": "PrepaymentID", "Overpayments": "OverpaymentID"}
 
 
 class Validator:
@@ -108,9 +112,9 @@ def _walk_tenant(api, v: Validator, tenant: str, max_pages: int | None, page_siz
     _get(api, v, "TrackingCategories", tenant)
     _get(api, v, "Reports/TrialBalance", tenant)
     _get(api, v, "Reports/TrialBalance", tenant, {"date": "2024-03-31"})
-    ids = {"Contacts": "ContactID", "Invoices": "InvoiceID", "Payments": "PaymentID", "CreditNotes": "CreditNoteID"}
     for entity, first in firsts.items():
-        _get(api, v, f"{entity}/{first[ids[entity]]}", tenant)
+        _get(api, v, f"{entity}/{first[IDS[entity]]}", tenant)
+    _walk_cost_side(api, v, tenant, cats, max_pages)
     acct = api.get("Accounts", tenant).json()["Accounts"][0]
     _get(api, v, f"Accounts/{acct['AccountID']}", tenant)
     _get(api, v, f"TrackingCategories/{cats[0]['TrackingCategoryID']}", tenant)
@@ -130,6 +134,35 @@ def _walk_tenant(api, v: Validator, tenant: str, max_pages: int | None, page_siz
         assert _get(api, v, "Journals", tenant).status_code == 401
 
 
+def _walk_cost_side(api, v: Validator, tenant: str, cats: list[dict], max_pages: int | None) -> None:
+    """The cost side's extra query forms, LinkedTransactions' own paging, and every P&L layout."""
+    _get(api, v, "BankTransactions", tenant, {"page": 1, "unitdp": 4})
+    _get(api, v, "BankTransactions", tenant, {"page": 1, "where": 'Type=="SPEND"', "order": "Date DESC"})
+    _get(api, v, "ManualJournals", tenant, {"page": 1}, headers={"If-Modified-Since": "2025-01-01T00:00:00"})
+    _get(api, v, "PurchaseOrders", tenant, {"page": 1, "Status": "AUTHORISED", "DateFrom": "2023-01-01"})
+    _get(api, v, "Prepayments", tenant, {"page": 1, "unitdp": 4})
+    _get(api, v, "Overpayments", tenant, {"page": 1, "where": 'Status=="PAID"'})
+    page = 1
+    while max_pages is None or page <= max_pages:
+        links = _get(api, v, "LinkedTransactions", tenant, {"page": page}).json()["LinkedTransactions"]
+        if not links:
+            break
+        if page == 1:
+            _get(api, v, f"LinkedTransactions/{links[0]['LinkedTransactionID']}", tenant)
+            _get(api, v, "LinkedTransactions", tenant, {"ContactID": links[0]["ContactID"], "Status": "BILLED"})
+        page += 1
+    _get(api, v, "Reports/ProfitAndLoss", tenant)
+    _get(api, v, "Reports/ProfitAndLoss", tenant, {"fromDate": "2024-01-01", "toDate": "2024-12-31"})
+    _get(api, v, "Reports/ProfitAndLoss", tenant, {"fromDate": "2024-06-01", "toDate": "2024-06-30", "periods": 3,
+                                                   "timeframe": "MONTH"})
+    for cat in cats:
+        args = {"fromDate": "2024-01-01", "toDate": "2024-03-31", "trackingCategoryID": cat["TrackingCategoryID"]}
+        _get(api, v, "Reports/ProfitAndLoss", tenant, args)
+        if cat["Options"]:
+            _get(api, v, "Reports/ProfitAndLoss", tenant,
+                 {**args, "trackingOptionID": cat["Options"][0]["TrackingOptionID"]})
+
+
 def test_small_every_endpoint_every_page(api, validator):
     v = validator
     conns = requests.get(api.sb.base_url + "/connections", headers=api.auth(), timeout=30)
@@ -142,6 +175,14 @@ def test_small_every_endpoint_every_page(api, validator):
     assert _get(api, v, "Invoices", "11111111-1111-1111-1111-111111111111", {"page": 1}).status_code == 403
     assert _get(api, v, "Invoices", t, {"page": 1, "where": "Bogus>>1"}).status_code == 400
     assert _get(api, v, "Reports/TrialBalance", t, {"date": "31/12/2024"}).status_code == 400
+    assert _get(api, v, "Reports/ProfitAndLoss", t, {"periods": 40}).status_code == 400
+    assert _get(api, v, "BankTransactions", t, {"page": 1, "where": "Bogus==1"}).status_code == 400
+    assert _get(api, v, "ManualJournals/00000000-0000-0000-0000-000000000000", t).status_code == 404
+    narrow = api.__class__(api.sb, api.sb.connect(scope="offline_access accounting.invoices.read"))
+    for path in ("BankTransactions", "ManualJournals", "Prepayments", "Reports/ProfitAndLoss"):
+        r = narrow.get(path, t, params={"page": 1})
+        assert r.status_code == 401
+        v.response(path, {"page": 1}, r)
     assert _get(api, v, "Invoices/00000000-0000-0000-0000-000000000000", t).status_code == 404
     r = api.session.get(api.sb.base_url + "/api.xro/2.0/Invoices", headers={"Authorization": "Bearer x"})
     assert r.status_code == 401

@@ -7,7 +7,13 @@ from decimal import Decimal
 
 from xero_sandbox.testing import running_sandbox
 
-TRUTH_KEYS = {"clients", "invoices", "invoice_lines", "payments", "credit_notes", "journals", "journal_lines"}
+TRUTH_KEYS = {"clients", "invoices", "invoice_lines", "payments", "credit_notes", "journals", "journal_lines",
+              "credit_note_lines", "bank_transactions", "bank_transaction_lines", "manual_journals",
+              "manual_journal_lines", "purchase_orders", "purchase_order_lines", "prepayments",
+              "prepayment_allocations", "overpayments", "overpayment_allocations", "linked_transactions",
+              "project_pnl"}
+#: What AEC firms call their project tracking category.
+PROJECT_CATEGORY_NAMES = {"Project", "Projects", "Job", "Jobs"}
 
 
 def _d(x) -> Decimal:
@@ -18,17 +24,101 @@ def _sum(values) -> str:
     return str(sum((_d(v) for v in values), Decimal("0.00")))
 
 
+def _docs(items) -> dict:
+    return {"count": len(items), "total": _sum(i["Total"] for i in items)}
+
+
+def _lines(items, key: str = "LineItems") -> dict:
+    lines = [ln for i in items for ln in i[key]]
+    return {"count": len(lines), "line_amount": _sum(ln["LineAmount"] for ln in lines)}
+
+
+def _allocations(items) -> dict:
+    allocs = [a for i in items for a in i["Allocations"]]
+    return {"count": len(allocs), "amount": _sum(a["Amount"] for a in allocs)}
+
+
+def all_linked_transactions(api, tenant: str) -> list[dict]:
+    out, page = [], 1
+    while True:
+        r = api.get("LinkedTransactions", tenant, params={"page": page})
+        assert r.status_code == 200, r.text[:300]
+        items = r.json()["LinkedTransactions"]
+        if not items:
+            return out
+        out += items
+        page += 1
+
+
+def project_category(api, tenant: str) -> dict:
+    cats = api.get("TrackingCategories", tenant, params={"includeArchived": "true"}).json()["TrackingCategories"]
+    return next(c for c in cats if c["Name"] in PROJECT_CATEGORY_NAMES)
+
+
+def pnl_columns(report: dict) -> dict[str, dict[str, dict[str, Decimal]]]:
+    """{column: {"revenue"|"cost": {account name: amount}}} from a Profit and Loss report."""
+    header = [c["Value"] for c in report["Rows"][0]["Cells"]][1:]
+    out: dict = {h: {"revenue": {}, "cost": {}} for h in header}
+    for section in report["Rows"][1:]:
+        side = {"Income": "revenue", "Plus Other Income": "revenue", "Less Cost of Sales": "cost",
+                "Less Operating Expenses": "cost"}.get(section["Title"])
+        if side is None:
+            continue
+        for row in section["Rows"]:
+            if row["RowType"] != "Row":
+                continue
+            for h, cell in zip(header, row["Cells"][1:], strict=True):
+                out[h][side][row["Cells"][0]["Value"]] = Decimal(cell["Value"])
+    return out
+
+
+def project_pnl(api, tenant: str, from_date: str = "1900-01-01", to_date: str = "2100-12-31") -> dict:
+    """Revenue and cost per project option, from Xero's P&L by the project tracking category."""
+    cat = project_category(api, tenant)
+    r = api.get("Reports/ProfitAndLoss", tenant, params={"fromDate": from_date, "toDate": to_date,
+                                                         "trackingCategoryID": cat["TrackingCategoryID"]})
+    assert r.status_code == 200, r.text[:300]
+    cols = pnl_columns(r.json()["Reports"][0])
+    out: dict = {"revenue": {}, "cost": {}}
+    for name, sides in cols.items():
+        if name in ("Unassigned", "Total"):
+            continue
+        for side in ("revenue", "cost"):
+            value = sum(sides[side].values(), Decimal("0.00"))
+            if value:
+                out[side][name] = str(value.quantize(Decimal("0.01")))
+    return {side: dict(sorted(v.items())) for side, v in out.items()}
+
+
 def full_sync(api, tenant: str, journals: bool = True) -> dict:
     contacts = api.all_pages("Contacts", tenant, params={"includeArchived": "true"})
     invoices = api.all_pages("Invoices", tenant)
     payments = api.all_pages("Payments", tenant)
     credit_notes = api.all_pages("CreditNotes", tenant)
+    bank = api.all_pages("BankTransactions", tenant)
+    manual = api.all_pages("ManualJournals", tenant)
+    orders = api.all_pages("PurchaseOrders", tenant)
+    prepayments = api.all_pages("Prepayments", tenant)
+    overpayments = api.all_pages("Overpayments", tenant)
     out = {
         "clients": {"count": len(contacts)},
         "invoices": {"count": len(invoices), "total": _sum(i["Total"] for i in invoices)},
         "invoice_lines": {"count": sum(len(i["LineItems"]) for i in invoices)},
         "payments": {"count": len(payments), "amount": _sum(p["Amount"] for p in payments)},
         "credit_notes": {"count": len(credit_notes), "total": _sum(c["Total"] for c in credit_notes)},
+        "credit_note_lines": _lines(credit_notes),
+        "bank_transactions": _docs(bank),
+        "bank_transaction_lines": _lines(bank),
+        "manual_journals": {"count": len(manual)},
+        "manual_journal_lines": {"count": sum(len(m["JournalLines"]) for m in manual)},
+        "purchase_orders": _docs(orders),
+        "purchase_order_lines": _lines(orders),
+        "prepayments": _docs(prepayments),
+        "prepayment_allocations": _allocations(prepayments),
+        "overpayments": _docs(overpayments),
+        "overpayment_allocations": _allocations(overpayments),
+        "linked_transactions": {"count": len(all_linked_transactions(api, tenant))},
+        "project_pnl": project_pnl(api, tenant),
     }
     if journals:
         js = api.all_journals(tenant)
@@ -48,6 +138,10 @@ def test_truth_shape(small):
     assert len(truth["tenants"]) == 2
     for t in truth["tenants"].values():
         assert set(t) == TRUTH_KEYS
+        for key, entry in t.items():  # flat counts and sums, except the project P&L and net by account
+            if key not in ("project_pnl", "journal_lines"):
+                assert all(isinstance(v, int) if k == "count" else isinstance(v, str) for k, v in entry.items()), key
+        assert t["project_pnl"]["revenue"] and t["project_pnl"]["cost"]
         assert isinstance(t["invoices"]["total"], str) and t["invoices"]["total"].count(".") == 1
         assert len(t["invoices"]["total"].split(".")[1]) == 2
         assert sum(Decimal(v) for v in t["journal_lines"]["net_by_account_code"].values()) == 0
