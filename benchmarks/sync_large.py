@@ -59,7 +59,7 @@ def sync_tenant(tenant):
     raw = RawStore(raw_root)
     manifest = extract_tenant(client, engine, raw, "bench", tenant, selected_streams())
     load_started = datetime.fromisoformat(manifest["streams"][-1]["finished_at"])
-    load_tenant(engine, raw, manifest)
+    loaded = load_tenant(engine, raw, manifest)
     with engine.connect() as conn:
         runs = {r.stream: r for r in conn.execute(
             select(sync_runs.c.stream, sync_runs.c.finished_at, sync_runs.c.rows_loaded)
@@ -83,6 +83,12 @@ def sync_tenant(tenant):
         streams[name] = {"records": n, "rows": (run.rows_loaded if run else 0) or 0, "calls": item["api_calls"],
                          "seconds": extract_seconds + load_seconds,
                          "minimum_calls": (max(1, -(-n // per_call)) if paged else 1) if not item["unavailable"] else 1}
+    projects = loaded.get("projects") or {}
+    pnl = manifest.get("project_pnl") or {}
+    streams["project tables"] = {"records": 0, "calls": 1 if "from" in pnl else 0, "minimum_calls": 1,
+                                 "rows": sum(projects.get(k, 0) for k in ("projects", "project_months",
+                                                                        "aging_contacts")),
+                                 "seconds": projects.get("seconds", 0.0)}
     engine.dispose()
     return {"streams": streams, "tenant": tenant["tenant_name"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -207,6 +213,16 @@ def main() -> None:
     write_report(args, pg_runs, sqlite_run)
 
 
+def _project_share(result: dict) -> str:
+    """What building the project tables adds to the sync, in task-seconds (target: at most 10%)."""
+    streams = result["streams"]
+    project = streams.get("project tables", {}).get("seconds", 0.0)
+    rest = sum(s["seconds"] for name, s in streams.items() if name != "project tables")
+    share = 100 * project / rest if rest else 0.0
+    return (f"- project tables (project_financials, project_summary, ar_aging): {project:.1f} s over "
+            f"{rest:.1f} s of streams, **+{share:.1f}%** (target: at most +10%)")
+
+
 def write_report(args, pg_runs: list[dict], sqlite_run: dict) -> None:
     median = sorted(pg_runs, key=lambda r: r["ratio"])[len(pg_runs) // 2]
     results = {"PostgreSQL": median, "SQLite": sqlite_run}
@@ -226,6 +242,7 @@ def write_report(args, pg_runs: list[dict], sqlite_run: dict) -> None:
                   "process of its own, as `xero_sync`'s mapped tasks)",
                   f"- peak memory of a tenant's process: **{result['peak_rss_mb']:.0f} MB**",
                   f"- API calls: {calls:,} (minimum Xero allows: {minimum:,})",
+                  _project_share(result),
                   "- equal to the sandbox's truth: " + ("yes" if not result["differences"] else
                                                         "NO: " + "; ".join(result["differences"][:5])),
                   "", "| stream | records | rows loaded | seconds (all tenants) | rows/s | API calls | minimum |",

@@ -25,6 +25,7 @@ from intoaec_xero import collector
 from intoaec_xero.client import Response, XeroClient
 from intoaec_xero.errors import XeroAccessDenied, XeroBadResponse
 from intoaec_xero.parsing import format_if_modified_since, parse_count, parse_datetime
+from intoaec_xero.projects import ProjectConfig
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.state import StreamState
 from intoaec_xero.streams import Paging, Stream
@@ -74,14 +75,24 @@ def extract_stream(
     where: str | None = None,
     start_offset: int | None = None,
     max_pages: int | None = None,
+    tenant_name: str | None = None,
 ) -> StreamExtract:
     """Fetch every page the stream needs this run and keep them in the raw store.
 
     ``where`` narrows paged streams (a backfill's date window). ``start_offset`` and
     ``max_pages`` let a caller walk Journals in small steps from its own checkpoint, so a
     walk through years of ledger can stop at any page and resume there.
+
+    A 401 ``AuthorizationUnsuccessful`` that a grant without the stream's scope explains (or, for
+    Journals, the organisation's plan) is not a failure: the stream comes back ``unavailable`` with
+    a sentence naming the tenant (``tenant_name``) and what to do, and the other streams carry on.
     """
     result = StreamExtract(stream=stream.name, full=full or state.watermark is None)
+    if stream.project_lines:
+        # The load runs without the connection (another task, a replay): what it needs of it travels here.
+        projects = ProjectConfig.from_settings(getattr(client, "settings", None))
+        if projects:
+            result.extra["projects"] = projects.to_extra()
     mark = _Watermark(stream, tenant_id, result)
     raw.reset(run_id, tenant_id, stream.name)
     since = None
@@ -97,17 +108,57 @@ def extract_stream(
             else:
                 _walk_pages(client, stream, tenant_id, raw, run_id, result, mark, since, where, max_pages)
     except XeroAccessDenied as error:
-        if not stream.plan_gated or error.status != 401:
+        if error.status != 401:
             raise
-        result.unavailable = (
-            f"Xero does not give this organisation's plan access to {stream.path} "
-            "(401 AuthorizationUnsuccessful); the ledger is not synced for it."
-        )
+        if needs_consent(client, stream):
+            result.unavailable = consent_sentence(stream, tenant_id, tenant_name)
+            result.extra["needs_consent"] = stream.scope
+        elif stream.plan_gated:
+            result.unavailable = (
+                f"Xero does not give this organisation's plan access to {stream.path} "
+                "(401 AuthorizationUnsuccessful); the ledger is not synced for it."
+            )
+        else:
+            raise
         raw.reset(run_id, tenant_id, stream.name)
         result.pages = result.records = 0
     finally:
         result.api_calls = client.stats.calls - calls_before
     return result
+
+
+def granted_scopes(client: Any) -> frozenset[str] | None:
+    """The scopes of the client's grant as Xero issued them; None when they are not known."""
+    try:
+        scopes = client.current_tokens().scope
+    except Exception:  # noqa: BLE001 - a client without a token store (a test double): not known
+        return None
+    return frozenset(scopes) if scopes else None
+
+
+def needs_consent(client: Any, stream: Stream) -> bool:
+    """Whether a 401 AuthorizationUnsuccessful on the stream means its scope was never granted.
+
+    Granular scopes are never added to an existing grant: a scope the sync asks for since the
+    organisation consented is missing until it consents again. A grant whose scopes are known and
+    cover the stream was refused for another reason (Journals: the plan), so that is not this case;
+    a grant whose scopes are not known is taken as missing the scope, except on a plan-gated stream.
+    """
+    if not stream.scope:
+        return False
+    granted = granted_scopes(client)
+    if granted is None:
+        return not stream.plan_gated
+    return not granted & stream.granting_scopes
+
+
+def consent_sentence(stream: Stream, tenant_id: str, tenant_name: str | None = None) -> str:
+    """What the data team reads in sync_runs / sync_state when a stream's scope is missing."""
+    who = f"{tenant_name} ({tenant_id})" if tenant_name else f"The organisation {tenant_id}"
+    return (f"{who} needs re-consent for {stream.title}: the Xero connection's grant does not include the "
+            f"{stream.scope} scope, so Xero refused {stream.label} (401 AuthorizationUnsuccessful) and "
+            f"{stream.title} are not synced for it. Reconnect Xero for this organisation (the Xero page's "
+            "Reconnect, or `intoaec-xero connect`) and approve the new access; the other streams still sync.")
 
 
 def _records(stream: Stream, payload: Any) -> list[dict[str, Any]]:

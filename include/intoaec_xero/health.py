@@ -66,6 +66,8 @@ class TenantHealth:
     quota_day_remaining: int | None = None
     quality_verdict: str | None = None
     journals: str = "unknown"
+    # Streams Xero refused because the grant lacks their scope ("bank transactions"): a Reconnect fixes them.
+    needs_consent: list[str] = field(default_factory=list)
     # The history backfill: {"journals": the walk (status, percent, eta, …) or None,
     # "windows": {stream: windows loaded}}; None when none has run.
     backfill: dict[str, Any] | None = None
@@ -163,6 +165,10 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                 last_error=st.get("last_error"), quality_verdict=run.get("quality_verdict"),
                 last_run_id=run.get("run_id"), rows_inserted=run.get("rows_inserted"),
                 rows_updated=run.get("rows_updated")))
+            if run.get("status") == "unavailable" and "needs re-consent" in (
+                    run.get("message") or st.get("last_error") or ""):
+                health.needs_consent.append(name.replace("_", " "))
+                continue
             if run.get("status") == "unavailable" and name == "journals":
                 health.journals = "not on this Xero plan"
                 continue
@@ -308,7 +314,16 @@ def format_table(healths: list[TenantHealth]) -> str:
     for h in healths:
         for reason in h.reasons:
             lines.append(f"  {h.tenant_name}: {reason}")
+        if h.needs_consent:
+            lines.append(f"  {h.tenant_name}: {reconsent_note(h.needs_consent)}")
     return "\n".join(lines)
+
+
+def reconsent_note(streams: list[str]) -> str:
+    """What the data team reads for a grant that lacks a stream's scope, and what fixes it."""
+    return (f"needs re-consent for {', '.join(streams)}: the grant predates the scope Xero requires for "
+            f"{'them' if len(streams) > 1 else 'it'}; Reconnect Xero for this organisation (the Xero page's "
+            "Reconnect, or `intoaec-xero connect`) and the next sync loads it; every other stream syncs meanwhile")
 
 
 def backfill_label(backfill: dict[str, Any] | None) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, delete
 from sqlalchemy.engine import Connection
 
-from intoaec_xero import collector, state
+from intoaec_xero import collector, projects, state
 from intoaec_xero.db import UpsertChanges, upsert
 from intoaec_xero.extract import StreamExtract
 from intoaec_xero.quality import quarantine
@@ -59,7 +59,14 @@ def chunk_rows(stream: Stream) -> int:
 # from an edited invoice must disappear).
 CHILD_OF = {
     "invoice_lines": ("invoice_id", "invoices"),
+    "credit_note_lines": ("credit_note_id", "credit_notes"),
     "tracking_options": ("tracking_category_id", "tracking_categories"),
+    "bank_transaction_lines": ("bank_transaction_id", "bank_transactions"),
+    "manual_journal_lines": ("manual_journal_id", "manual_journals"),
+    "purchase_order_lines": ("purchase_order_id", "purchase_orders"),
+    # An allocation undone at Xero is no longer listed: its deposit's allocations are replaced whole.
+    "overpayment_allocations": ("overpayment_id", "overpayments"),
+    "prepayment_allocations": ("prepayment_id", "prepayments"),
 }
 
 
@@ -107,7 +114,8 @@ def load_stream(
         validator = StreamValidator(conn, tenant_id, stream, expected_pages=extracted.pages or None,
                                     expected_records=extracted.records, accept=accept)
         batch = _Batch(conn, writer, validator, stream, tenant_id, result, counts,
-                       reconcile=bool(extracted.extra.get("reconcile")))
+                       reconcile=bool(extracted.extra.get("reconcile")),
+                       dimension=projects.for_stream(conn, run_id, tenant_id, stream, extracted.extra))
         limit = chunk_rows(stream)
         for page_number, body in kept_pages(raw, run_id, tenant_id, stream.name):
             records = validator.read_page(page_number, body)
@@ -166,7 +174,8 @@ def load_records(
     kept: dict[tuple[int, int], Any] = {}
     with _Writer(conn) as writer, collector.paused():
         validator = StreamValidator(conn, tenant_id, stream, accept=accept)
-        batch = _Batch(conn, writer, validator, stream, tenant_id, result, counts, reconcile=False)
+        batch = _Batch(conn, writer, validator, stream, tenant_id, result, counts, reconcile=False,
+                       dimension=projects.for_stream(conn, run_id, tenant_id, stream, None))
         for label, page, position, record in records:
             validator.records += 1
             kept[(page, position)] = record
@@ -191,7 +200,8 @@ class _Batch:
     """
 
     def __init__(self, conn, writer: _Writer, validator: StreamValidator, stream: Stream, tenant_id: str,
-                 result: StreamLoad, counts: dict[str, int], *, reconcile: bool):
+                 result: StreamLoad, counts: dict[str, int], *, reconcile: bool,
+                 dimension: projects.ProjectDimension | None = None):
         self.conn, self.writer, self.validator = conn, writer, validator
         self.stream, self.tenant_id, self.result, self.counts, self.reconcile = stream, tenant_id, result, counts, \
             reconcile
@@ -201,10 +211,11 @@ class _Batch:
         # Keys earlier runs hold back: loading a record of one of them supersedes the held version.
         self.open_held = quarantine.open_keys(conn, tenant_id, stream.name)
         self.superseding: set[str] = set()
+        self.dimension = dimension  # the tenant's project dimension, resolved once for the stream
 
     def add(self, label: str, page: int, position: int, record: Any) -> None:
         try:
-            record_rows = transform_record(self.stream.name, self.tenant_id, record)
+            record_rows = transform_record(self.stream.name, self.tenant_id, record, self.dimension)
         except Exception as error:  # noqa: BLE001 - hostile input is a finding, never a crash
             self._drop(label)
             reason = self.validator.unreadable(label, error)

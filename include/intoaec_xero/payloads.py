@@ -54,6 +54,7 @@ class Manifest(TypedDict):
     connection_key: NotRequired[str]
     quota: NotRequired[dict[str, Any]]
     window: NotRequired[str]  # a backfill window's label, e.g. 2024-03
+    project_pnl: NotRequired[dict[str, Any]]  # where Xero's P&L by project is kept, or why it was not fetched
 
 
 class StreamOutcome(TypedDict, total=False):
@@ -76,3 +77,5 @@ class TenantSummary(TypedDict):
     failed: list[str]
     retriable: bool
     quality: NotRequired[dict[str, str]]
+    # The project tables' rebuild: status, and the counts or the reason.
+    projects: NotRequired[dict[str, Any]]

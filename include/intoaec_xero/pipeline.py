@@ -132,7 +132,8 @@ def extract_tenant(
         try:
             stream_state = state.read_state(engine, tenant_id, stream.name)
             reconcile = full or _reconcile_due(stream, stream_state, started)
-            result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=reconcile)
+            result = extract_stream(client, stream, tenant_id, stream_state, raw, run_id, full=reconcile,
+                                    tenant_name=tenant["tenant_name"])
             result.extra["reconcile"] = bool(reconcile and stream_state.watermark)
             trial_balance.fetch_with_journals(client, engine, raw, run_id, tenant_id, stream, result)
         except Exception as error:  # noqa: BLE001 - one stream's failure never hides the others'
@@ -157,12 +158,39 @@ def extract_tenant(
                          quota_day_remaining=quota.get("day_remaining"),
                          quota_minute_remaining=quota.get("minute_remaining"),
                          message=result.unavailable)
+        if result.extra.get("needs_consent"):  # a person has to act: say it where last errors are read
+            state.record_error(engine, tenant_id, stream.name, result.unavailable or "")
         extracts.append(result.to_dict())
     manifest: Manifest = {"run_id": run_id, "tenant_id": tenant_id, "tenant_name": tenant["tenant_name"],
                 "connection_key": raw.connection_key, "streams": extracts, "failed": failed,
                 "quota": client.stats.quota.get(tenant_id, {})}
+    if stopped is None:
+        manifest["project_pnl"] = (kept.get("project_pnl") if kept else None) or _fetch_project_pnl(
+            client, engine, raw, run_id, tenant_id, extracts)
     raw.write_manifest(run_id, tenant_id, manifest)
     return manifest
+
+
+# The streams whose documents move a project's revenue or costs.
+PNL_STREAMS = ("invoices", "credit_notes", "bank_transactions", "manual_journals")
+
+
+def _fetch_project_pnl(client: XeroClient, engine: Engine, raw: RawStore, run_id: str, tenant_id: str,
+                       extracts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Xero's P&L by project for the check after the load: one call, and only when a document changed."""
+    from intoaec_xero.projects import ProjectConfig
+    from intoaec_xero.quality import project_pnl
+
+    changed = [e for e in extracts if e["stream"] in PNL_STREAMS and (e.get("records") or e.get("full"))]
+    if not changed:
+        return {"skipped": "no document that moves a project's revenue or costs changed since the last run"}
+    config = next((ProjectConfig.from_extra(e["extra"]["projects"]) for e in extracts
+                   if (e.get("extra") or {}).get("projects")), ProjectConfig())
+    try:
+        return project_pnl.fetch(client, engine, raw, run_id, tenant_id, config)
+    except Exception as error:  # noqa: BLE001 - the documents are extracted; the check will say it could not run
+        log.exception("Tenant %s: Xero's Profit and Loss by project could not be fetched", tenant_id)
+        return {"skipped": f"the Profit and Loss report could not be fetched: {error}"}
 
 
 def _stream_failed(engine: Engine, run_id: str, tenant: TenantRef, stream_name: str, error: Exception, *,
@@ -306,10 +334,14 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSumm
                  ", ".join(f"{n} {t}" for t, n in loaded.rows.items()) or "no rows", stream.targets[0],
                  loaded.inserted, loaded.updated)
 
+    if kind == "sync":
+        summary["projects"] = _rebuild_projects(engine, name, tenant_id, outcomes)
+        if summary["projects"]["status"] == "failed":
+            summary["failed"].append(f"{name} ({tenant_id}): {summary['projects']['reason']}")
     ledger = check_ledger(engine, raw, manifest, outcomes)
     table_streams = {t: s.name for s in STREAMS.values() for t in s.targets}
     for check in ledger:
-        stream_name = table_streams[check.table]
+        stream_name = table_streams.get(check.table)
         if stream_name in verdicts:
             verdicts[stream_name].append(check)
         if check.failed_error:
@@ -330,6 +362,21 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSumm
         log.info("%s: data quality %s; Data Docs: %s", name,
                  ", ".join(f"{s} {v}" for s, v in summary["quality"].items()), docs.describe(index))
     return summary
+
+
+def _rebuild_projects(engine: Engine, name: str, tenant_id: str, outcomes: dict[str, str]) -> dict[str, Any]:
+    """IntoAEC's project tables from what the tenant's documents now are; a failure is reported, never hidden."""
+    from intoaec_xero import project_finance
+
+    if not any(status == "success" for status in outcomes.values()):
+        return {"status": "skipped", "reason": "no stream was loaded in this run"}
+    try:
+        counts = retry_transient(partial(project_finance.rebuild, engine, tenant_id),
+                                 f"{name} ({tenant_id}): project tables")
+    except Exception as error:  # noqa: BLE001 - the streams are loaded; the tables keep their last build
+        log.exception("%s (%s): the project tables could not be rebuilt; they keep their last build", name, tenant_id)
+        return {"status": "failed", "reason": f"the project tables could not be rebuilt: {error}"}
+    return {"status": "success", **counts}
 
 
 def load_checked(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, stream: Stream,

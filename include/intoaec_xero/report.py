@@ -17,8 +17,20 @@ TRUTH_FIGURES = {
     "invoice_lines": None,
     "payments": "amount",
     "credit_notes": "total",
+    "credit_note_lines": "line_amount",
     "journals": None,
     "journal_lines": None,
+    "bank_transactions": "total",
+    "bank_transaction_lines": "line_amount",
+    "manual_journals": None,
+    "manual_journal_lines": None,
+    "purchase_orders": "total",
+    "purchase_order_lines": "line_amount",
+    "prepayments": "total",
+    "prepayment_allocations": "amount",
+    "overpayments": "total",
+    "overpayment_allocations": "amount",
+    "linked_transactions": None,
 }
 
 

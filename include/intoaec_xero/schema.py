@@ -97,6 +97,9 @@ invoices = Table(
     Index("ix_invoices_contact", "tenant_id", "contact_id"),
 )
 
+PROJECT_DOC = "The line's project: its option of the tenant's project tracking category (see intoaec_xero.projects)"
+TRACKING_DOC = "Every tracking category/option on the line: [{category, option, tracking_category_id}]"
+
 invoice_lines = Table(
     "invoice_lines",
     metadata,
@@ -112,8 +115,8 @@ invoice_lines = Table(
     Column("tax_amount", money()),
     Column("line_amount", money()),
     Column("discount_rate", Numeric(9, 4)),
-    Column("project", String(255), doc="Option of the 'Project' tracking category"),
-    Column("tracking", JSON, doc="Every tracking category/option on the line"),
+    Column("project", String(255), doc=PROJECT_DOC),
+    Column("tracking", JSON, doc=TRACKING_DOC),
     Index("ix_invoice_lines_invoice", "tenant_id", "invoice_id"),
 )
 
@@ -150,7 +153,30 @@ credit_notes = Table(
     Column("total", money()),
     Column("remaining_credit", money()),
     Column("allocations", JSON, doc="[{invoice_id, amount, date}] as Xero lists them"),
+    Column("reference", String(500)),
+    Column("line_amount_types", String(16)),
+    Column("currency_rate", Numeric(18, 10)),
     Column("updated_at", utc()),
+)
+
+credit_note_lines = Table(
+    "credit_note_lines",
+    metadata,
+    *_key("tenant_id", "line_item_id"),
+    Column("credit_note_id", String(64), nullable=False),
+    Column("line_number", Integer),
+    Column("description", Text),
+    Column("quantity", amount4()),
+    Column("unit_amount", amount4()),
+    Column("item_code", String(100)),
+    Column("account_code", String(50)),
+    Column("tax_type", String(50)),
+    Column("tax_amount", money()),
+    Column("line_amount", money()),
+    Column("discount_rate", Numeric(9, 4)),
+    Column("project", String(255), doc=PROJECT_DOC),
+    Column("tracking", JSON, doc=TRACKING_DOC),
+    Index("ix_credit_note_lines_credit_note", "tenant_id", "credit_note_id"),
 )
 
 accounts = Table(
@@ -210,8 +236,201 @@ journal_lines = Table(
     Column("gross_amount", money()),
     Column("tax_amount", money()),
     Column("tax_type", String(50)),
+    Column("project", String(255), doc=PROJECT_DOC),
+    Column("tracking", JSON, doc=TRACKING_DOC),
     Index("ix_journal_lines_journal", "tenant_id", "journal_id"),
     Index("ix_journal_lines_account", "tenant_id", "account_code"),
+)
+
+# -- the cost side: spend/receive money, manual journals, committed costs, deposits, billable expenses
+
+def _document_lines(table: str, parent_key: str) -> Table:
+    """A document's ``LineItems`` (the shape of invoice_lines), numbered from 1 in Xero's order."""
+    return Table(
+        table,
+        metadata,
+        *_key("tenant_id", "line_item_id"),
+        Column(parent_key, String(64), nullable=False),
+        Column("line_number", Integer),
+        Column("description", Text),
+        Column("quantity", amount4()),
+        Column("unit_amount", amount4()),
+        Column("item_code", String(100)),
+        Column("account_code", String(50)),
+        Column("tax_type", String(50)),
+        Column("tax_amount", money()),
+        Column("line_amount", money()),
+        Column("discount_rate", Numeric(9, 4)),
+        Column("project", String(255), doc=PROJECT_DOC),
+        Column("tracking", JSON, doc=TRACKING_DOC),
+        Index(f"ix_{table}_{parent_key.removesuffix('_id')}", "tenant_id", parent_key),
+    )
+
+
+bank_transactions = Table(
+    "bank_transactions",
+    metadata,
+    *_key("tenant_id", "bank_transaction_id"),
+    Column("type", String(32), doc="SPEND, RECEIVE, their -PREPAYMENT / -OVERPAYMENT / -TRANSFER kinds"),
+    Column("contact_id", String(64)),
+    Column("bank_account_id", String(64)),
+    Column("bank_account_code", String(50)),
+    Column("status", String(32)),
+    Column("line_amount_types", String(16)),
+    Column("date", Date),
+    Column("reference", String(500)),
+    Column("currency_code", String(3)),
+    Column("currency_rate", Numeric(18, 10)),
+    Column("sub_total", money()),
+    Column("total_tax", money()),
+    Column("total", money()),
+    Column("is_reconciled", Boolean),
+    Column("prepayment_id", String(64), doc="The prepayment a RECEIVE/SPEND-PREPAYMENT created"),
+    Column("overpayment_id", String(64), doc="The overpayment a RECEIVE/SPEND-OVERPAYMENT created"),
+    Column("updated_at", utc()),
+    Index("ix_bank_transactions_contact", "tenant_id", "contact_id"),
+)
+
+bank_transaction_lines = _document_lines("bank_transaction_lines", "bank_transaction_id")
+
+manual_journals = Table(
+    "manual_journals",
+    metadata,
+    *_key("tenant_id", "manual_journal_id"),
+    Column("narration", Text),
+    Column("date", Date),
+    Column("status", String(32)),
+    Column("line_amount_types", String(16)),
+    Column("show_on_cash_basis_reports", Boolean),
+    Column("updated_at", utc()),
+)
+
+manual_journal_lines = Table(
+    "manual_journal_lines",
+    metadata,
+    # Xero gives manual journal lines no id: the key is the journal's id and the line's place in it,
+    # stable because a journal's lines are replaced whole whenever it is read again.
+    *_key("tenant_id", "manual_journal_line_id"),
+    Column("manual_journal_id", String(64), nullable=False),
+    Column("line_number", Integer, nullable=False),
+    Column("description", Text),
+    Column("account_id", String(64)),
+    Column("account_code", String(50)),
+    Column("tax_type", String(50)),
+    Column("tax_amount", money()),
+    Column("line_amount", money(), doc="Debit positive, credit negative"),
+    Column("is_blank", Boolean),
+    Column("project", String(255), doc=PROJECT_DOC),
+    Column("tracking", JSON, doc=TRACKING_DOC),
+    Index("ix_manual_journal_lines_manual_journal", "tenant_id", "manual_journal_id"),
+)
+
+purchase_orders = Table(
+    "purchase_orders",
+    metadata,
+    *_key("tenant_id", "purchase_order_id"),
+    Column("purchase_order_number", String(255)),
+    Column("reference", String(500)),
+    Column("contact_id", String(64)),
+    Column("status", String(32)),
+    Column("line_amount_types", String(16)),
+    Column("date", Date),
+    Column("delivery_date", Date),
+    Column("expected_arrival_date", Date),
+    Column("currency_code", String(3)),
+    Column("currency_rate", Numeric(18, 10)),
+    Column("sub_total", money()),
+    Column("total_tax", money()),
+    Column("total", money()),
+    Column("sent_to_contact", Boolean),
+    Column("updated_at", utc()),
+    Index("ix_purchase_orders_contact", "tenant_id", "contact_id"),
+)
+
+purchase_order_lines = _document_lines("purchase_order_lines", "purchase_order_id")
+
+
+def _deposits(table: str, key: str, *extra: Column) -> Table:
+    """Prepayments and overpayments: money received (or paid) ahead, left as credit until allocated."""
+    return Table(
+        table,
+        metadata,
+        *_key("tenant_id", key),
+        Column("type", String(32)),
+        Column("contact_id", String(64)),
+        Column("status", String(32)),
+        Column("line_amount_types", String(16)),
+        Column("date", Date),
+        Column("reference", String(500)),
+        *extra,
+        Column("currency_code", String(3)),
+        Column("currency_rate", Numeric(18, 10)),
+        Column("sub_total", money()),
+        Column("total_tax", money()),
+        Column("total", money()),
+        Column("remaining_credit", money()),
+        Column("applied_amount", money()),
+        Column("updated_at", utc()),
+        Index(f"ix_{table}_contact", "tenant_id", "contact_id"),
+    )
+
+
+ALLOCATION_ID_DOC = "Xero's AllocationID; without one, the deposit's id and the allocation's place in its list"
+
+
+def _allocations(table: str, parent_key: str) -> Table:
+    """A deposit's allocations to invoices, replaced whole with their deposit."""
+    return Table(
+        table,
+        metadata,
+        *_key("tenant_id"),
+        Column("allocation_id", String(64), primary_key=True, doc=ALLOCATION_ID_DOC),
+        Column(parent_key, String(64), nullable=False),
+        Column("invoice_id", String(64)),
+        Column("amount", money()),
+        Column("date", Date),
+        Column("is_deleted", Boolean),
+        Index(f"ix_{table}_{parent_key.removesuffix('_id')}", "tenant_id", parent_key),
+        Index(f"ix_{table}_invoice", "tenant_id", "invoice_id"),
+    )
+
+
+overpayments = _deposits("overpayments", "overpayment_id")
+overpayment_allocations = _allocations("overpayment_allocations", "overpayment_id")
+prepayments = _deposits("prepayments", "prepayment_id", Column("invoice_number", String(255)))
+prepayment_allocations = _allocations("prepayment_allocations", "prepayment_id")
+
+linked_transactions = Table(
+    "linked_transactions",
+    metadata,
+    *_key("tenant_id", "linked_transaction_id"),
+    Column("type", String(32), doc="BILLABLEEXPENSE"),
+    Column("status", String(32)),
+    Column("source_transaction_id", String(64), doc="The bill (ACCPAY) or spend money (SPEND) the cost is on"),
+    Column("source_line_item_id", String(64)),
+    Column("source_transaction_type_code", String(16)),
+    Column("contact_id", String(64), doc="The customer the cost is billable to"),
+    Column("target_transaction_id", String(64), doc="The sales invoice it was billed on, once billed"),
+    Column("target_line_item_id", String(64)),
+    Column("updated_at", utc()),
+    Index("ix_linked_transactions_source", "tenant_id", "source_transaction_id"),
+)
+
+
+# Edited by the data team, never by the sync: which tracking category (or Reference pattern) is a
+# tenant's project, over the Xero connection's project_* extras (see intoaec_xero.projects).
+project_dimension_overrides = Table(
+    "project_dimension_overrides",
+    metadata,
+    *_key("tenant_id"),
+    Column("tracking_category", String(255),
+           doc="The project tracking category, by name or TrackingCategoryID; NULL: the connection's setting; "
+               "'': none (the Reference pattern alone)"),
+    Column("reference_pattern", String(500),
+           doc="A regex searched in a document's Reference, first group = the project; NULL: the connection's; "
+               "'': none"),
+    Column("updated_at", utc()),
+    Column("note", Text, doc="Who set it and why"),
 )
 
 sync_state = Table(
@@ -343,9 +562,88 @@ TARGET_TABLES = (
     "invoice_lines",
     "payments",
     "credit_notes",
+    "credit_note_lines",
     "accounts",
     "tracking_categories",
     "tracking_options",
     "journals",
     "journal_lines",
+    "bank_transactions",
+    "bank_transaction_lines",
+    "manual_journals",
+    "manual_journal_lines",
+    "purchase_orders",
+    "purchase_order_lines",
+    "overpayments",
+    "overpayment_allocations",
+    "prepayments",
+    "prepayment_allocations",
+    "linked_transactions",
 )
+
+
+# -- IntoAEC's project tables: rebuilt per tenant after each load (intoaec_xero.project_finance), never synced.
+PROJECT_MONEY_DOCS = {
+    "invoiced": "Sales invoice lines on revenue accounts",
+    "credited": "Sales credit note lines on revenue accounts",
+    "other_income": "Revenue from anything else: receive money, manual journals, bills coded to revenue",
+    "revenue": "invoiced - credited + other_income: the project's income in Xero's Profit and Loss",
+    "received": "Payments and applied deposits on the project's sales invoices, shared by line amounts",
+    "outstanding": "Still owed on the project's authorised sales invoices, shared by line amounts",
+    "costs_bills": "Bill lines (less supplier credits) on expense accounts",
+    "costs_spend_money": "Spend money lines (less receive money) on expense accounts",
+    "costs_manual_journals": "Posted manual journal debits (less credits) on expense accounts",
+    "costs_other": "Expense-account lines of sales documents",
+    "costs": "Every cost above: the project's expenses in Xero's Profit and Loss",
+    "gross_margin": "revenue - costs",
+    "committed": "Approved purchase orders not yet billed",
+    "unbilled_expenses": "Billable expenses approved and not yet invoiced to the client",
+    "deposits_held": "Client retainers (prepayments) not yet applied, on the projects of their lines",
+}
+
+
+def _project_money() -> list[Column]:
+    return [Column(name, money(), nullable=False, default=0, doc=doc) for name, doc in PROJECT_MONEY_DOCS.items()]
+
+
+project_financials = Table(
+    "project_financials",
+    metadata,
+    *_key("tenant_id", "project"),
+    Column("month", Date, primary_key=True, doc="First day of the month of the documents' dates"),
+    *_project_money(),
+    Column("updated_at", utc()),
+)
+
+project_summary = Table(
+    "project_summary",
+    metadata,
+    *_key("tenant_id", "project"),
+    Column("client_id", String(64), doc="The contact the project's revenue is mostly invoiced to"),
+    Column("client_name", String(500)),
+    Column("first_activity", Date),
+    Column("last_activity", Date),
+    *_project_money(),
+    Column("updated_at", utc()),
+)
+
+AGING_DOCS = {
+    "current": "Not yet due",
+    "days_1_30": "1 to 30 days past due",
+    "days_31_60": "31 to 60 days past due",
+    "days_61_90": "61 to 90 days past due",
+    "days_over_90": "More than 90 days past due",
+    "total": "All of the above: what the contact owes, less its open credit notes",
+}
+
+ar_aging = Table(
+    "ar_aging",
+    metadata,
+    *_key("tenant_id", "contact_id"),
+    Column("as_of", Date, primary_key=True),
+    Column("contact_name", String(500)),
+    *[Column(name, money(), nullable=False, default=0, doc=doc) for name, doc in AGING_DOCS.items()],
+    Column("updated_at", utc()),
+)
+
+PROJECT_TABLES = ("project_financials", "project_summary", "ar_aging")

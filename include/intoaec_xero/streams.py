@@ -13,7 +13,7 @@ from typing import Any
 
 
 class Paging(str, Enum):  # noqa: UP042 - keeps str() of members as it is
-    PAGE = "page"  # page + pageSize, with a pagination object
+    PAGE = "page"  # page (+ pageSize where the endpoint takes it), with a pagination object where Xero sends one
     OFFSET = "offset"  # Journals: offset = last JournalNumber, 100 per call
     NONE = "none"  # one call returns everything
 
@@ -33,10 +33,32 @@ class Stream:
     params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     offset_field: str | None = None
     plan_gated: bool = False
+    # Lines carry tracking, so they get a project (see intoaec_xero.projects): the load resolves the
+    # tenant's project dimension once, and the extract passes the connection's project settings along.
+    project_lines: bool = False
+    # The granular read scope Xero asks of apps created since March 2026 for this endpoint. A grant
+    # without it (or a broad scope covering it) is refused with 401 AuthorizationUnsuccessful: the
+    # stream is then skipped, saying the organisation needs re-consent, and the others still sync.
+    scope: str = ""
+    # Whether the endpoint takes pageSize. LinkedTransactions does not: Xero serves 100 a page.
+    sized_pages: bool = True
 
     @property
     def label(self) -> str:
         return f"GET {self.path}"
+
+    @property
+    def title(self) -> str:
+        """The stream in words, for messages: "bank transactions"."""
+        return self.name.replace("_", " ")
+
+    @property
+    def granting_scopes(self) -> frozenset[str]:
+        """Every scope that lets a grant read this endpoint: the granular read scope, its read-write
+        twin, and the broad scopes (apps created before March 2026) it was split from."""
+        if not self.scope:
+            return frozenset()
+        return frozenset({self.scope, self.scope.removesuffix(".read"), *BROAD_SCOPES.get(self.scope, ())})
 
     def request_params(self, *, page: int | None = None, offset: int | None = None,
                        if_modified_since: str | None = None, where: str | None = None) -> dict[str, Any]:
@@ -50,7 +72,8 @@ class Stream:
             params["where"] = where
         if self.paging is Paging.PAGE:
             params["page"] = page or 1
-            params["page_size"] = self.page_size
+            if self.sized_pages:
+                params["page_size"] = self.page_size
         elif self.paging is Paging.OFFSET:
             params["offset"] = offset or 0
         if if_modified_since and self.supports_if_modified_since:
@@ -60,6 +83,30 @@ class Stream:
 
 def _params(**values: Any) -> MappingProxyType:
     return MappingProxyType(values)
+
+
+# Documents with unit amounts ask for them with 4 decimals; without unitdp=4 Xero rounds them to 2.
+# Only where the endpoint takes it (Xero's spec and xero-python): PurchaseOrders and ManualJournals
+# do not, and a PurchaseOrder's unit amounts then come rounded to 2 places (its line amounts are exact).
+UNIT_DECIMALS = 4
+
+# The granular read scopes (Xero's names since March 2026; see /work/shared/xero-notes.md §1, §6).
+INVOICES_READ = "accounting.invoices.read"  # Invoices, CreditNotes, PurchaseOrders, LinkedTransactions, …
+PAYMENTS_READ = "accounting.payments.read"  # Payments, Overpayments, Prepayments, BatchPayments
+BANK_TRANSACTIONS_READ = "accounting.banktransactions.read"  # BankTransactions, BankTransfers
+MANUAL_JOURNALS_READ = "accounting.manualjournals.read"
+CONTACTS_READ = "accounting.contacts.read"
+SETTINGS_READ = "accounting.settings.read"  # Accounts, TrackingCategories
+JOURNALS_READ = "accounting.journals.read"
+
+# The broad scopes each granular one was split from: a grant of an older app holds these instead.
+_TRANSACTIONS = ("accounting.transactions", "accounting.transactions.read")
+BROAD_SCOPES: dict[str, tuple[str, ...]] = {
+    INVOICES_READ: _TRANSACTIONS,
+    PAYMENTS_READ: _TRANSACTIONS,
+    BANK_TRANSACTIONS_READ: _TRANSACTIONS,
+    MANUAL_JOURNALS_READ: _TRANSACTIONS,
+}
 
 
 CONTACTS = Stream(
@@ -72,6 +119,7 @@ CONTACTS = Stream(
     targets=("clients",),
     # Archived contacts are only listed on request; they are kept with their status.
     params=_params(include_archived="true"),
+    scope=CONTACTS_READ,
 )
 
 INVOICES = Stream(
@@ -82,7 +130,9 @@ INVOICES = Stream(
     primary_key="InvoiceID",
     paging=Paging.PAGE,
     targets=("invoices", "invoice_lines"),
-    params=_params(include_archived="true"),
+    params=_params(include_archived="true", unitdp=UNIT_DECIMALS),
+    project_lines=True,
+    scope=INVOICES_READ,
 )
 
 PAYMENTS = Stream(
@@ -93,6 +143,7 @@ PAYMENTS = Stream(
     primary_key="PaymentID",
     paging=Paging.PAGE,
     targets=("payments",),
+    scope=PAYMENTS_READ,
 )
 
 CREDIT_NOTES = Stream(
@@ -102,7 +153,10 @@ CREDIT_NOTES = Stream(
     records_key="CreditNotes",
     primary_key="CreditNoteID",
     paging=Paging.PAGE,
-    targets=("credit_notes",),
+    targets=("credit_notes", "credit_note_lines"),
+    params=_params(unitdp=UNIT_DECIMALS),
+    project_lines=True,
+    scope=INVOICES_READ,
 )
 
 ACCOUNTS = Stream(
@@ -113,6 +167,7 @@ ACCOUNTS = Stream(
     primary_key="AccountID",
     paging=Paging.NONE,
     targets=("accounts",),
+    scope=SETTINGS_READ,
 )
 
 TRACKING_CATEGORIES = Stream(
@@ -127,6 +182,7 @@ TRACKING_CATEGORIES = Stream(
     cursor=None,
     supports_if_modified_since=False,
     params=_params(include_archived="true"),
+    scope=SETTINGS_READ,
 )
 
 JOURNALS = Stream(
@@ -143,10 +199,97 @@ JOURNALS = Stream(
     page_size=100,
     offset_field="JournalNumber",
     plan_gated=True,
+    project_lines=True,
+    scope=JOURNALS_READ,
+)
+
+
+# The cost side: spend/receive money, manual journals, committed costs (purchase orders), retainers
+# and deposits (prepayments, overpayments, with their allocations to invoices) and billable expenses.
+
+BANK_TRANSACTIONS = Stream(
+    name="bank_transactions",
+    path="/BankTransactions",
+    sdk_method="get_bank_transactions",
+    records_key="BankTransactions",
+    primary_key="BankTransactionID",
+    paging=Paging.PAGE,
+    targets=("bank_transactions", "bank_transaction_lines"),
+    params=_params(unitdp=UNIT_DECIMALS),
+    project_lines=True,
+    scope=BANK_TRANSACTIONS_READ,
+)
+
+MANUAL_JOURNALS = Stream(
+    name="manual_journals",
+    path="/ManualJournals",
+    sdk_method="get_manual_journals",
+    records_key="ManualJournals",
+    primary_key="ManualJournalID",
+    paging=Paging.PAGE,
+    targets=("manual_journals", "manual_journal_lines"),
+    project_lines=True,
+    scope=MANUAL_JOURNALS_READ,
+)
+
+PURCHASE_ORDERS = Stream(
+    name="purchase_orders",
+    path="/PurchaseOrders",
+    sdk_method="get_purchase_orders",
+    records_key="PurchaseOrders",
+    primary_key="PurchaseOrderID",
+    paging=Paging.PAGE,
+    targets=("purchase_orders", "purchase_order_lines"),
+    project_lines=True,
+    scope=INVOICES_READ,
+)
+
+OVERPAYMENTS = Stream(
+    name="overpayments",
+    path="/Overpayments",
+    sdk_method="get_overpayments",
+    records_key="Overpayments",
+    primary_key="OverpaymentID",
+    paging=Paging.PAGE,
+    # Their line items are the receive-money transaction's (bank_transaction_lines): not kept twice.
+    targets=("overpayments", "overpayment_allocations"),
+    params=_params(unitdp=UNIT_DECIMALS),
+    scope=PAYMENTS_READ,
+)
+
+PREPAYMENTS = Stream(
+    name="prepayments",
+    path="/Prepayments",
+    sdk_method="get_prepayments",
+    records_key="Prepayments",
+    primary_key="PrepaymentID",
+    paging=Paging.PAGE,
+    targets=("prepayments", "prepayment_allocations"),
+    params=_params(unitdp=UNIT_DECIMALS),
+    scope=PAYMENTS_READ,
+)
+
+LINKED_TRANSACTIONS = Stream(
+    name="linked_transactions",
+    path="/LinkedTransactions",
+    sdk_method="get_linked_transactions",
+    records_key="LinkedTransactions",
+    primary_key="LinkedTransactionID",
+    paging=Paging.PAGE,
+    targets=("linked_transactions",),
+    # Neither If-Modified-Since nor pageSize on this endpoint (Xero's spec): 100 a page, read whole
+    # every run; the upsert writes only the rows that changed.
+    cursor=None,
+    supports_if_modified_since=False,
+    page_size=100,
+    sized_pages=False,
+    scope=INVOICES_READ,
 )
 
 STREAMS: dict[str, Stream] = {
-    s.name: s for s in (ACCOUNTS, TRACKING_CATEGORIES, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS)
+    s.name: s for s in (ACCOUNTS, TRACKING_CATEGORIES, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS,
+                        BANK_TRANSACTIONS, MANUAL_JOURNALS, PURCHASE_ORDERS, OVERPAYMENTS, PREPAYMENTS,
+                        LINKED_TRANSACTIONS)
 }
 
 

@@ -10,12 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from intoaec_xero.parsing import parse_date, parse_datetime, parse_money
+from intoaec_xero.projects import DEFAULT_DIMENSION, ProjectDimension
 
 Rows = dict[str, list[dict[str, Any]]]
-Transform = Callable[[str, dict[str, Any]], Rows]
-
-# Projects are a tracking category in AEC firms' Xero files; this is its usual name.
-PROJECT_CATEGORY = "project"
+# (tenant_id, record) -> rows; transforms of documents with lines also take ``projects=``.
+Transform = Callable[..., Rows]
 
 
 class RecordError(ValueError):
@@ -58,14 +57,54 @@ def contacts(tenant_id: str, record: dict[str, Any]) -> Rows:
     }
 
 
-def _project(tracking: list[dict[str, Any]] | None) -> str | None:
-    for item in tracking or ():
-        if str(item.get("Name", "")).strip().lower() == PROJECT_CATEGORY:
-            return item.get("Option")
-    return None
+def line_tracking(tracking: Any, reference: Any, projects: ProjectDimension) -> dict[str, Any]:
+    """A line's ``project`` and ``tracking`` columns, the same for every table with lines.
+
+    ``tracking`` is the line's list as Xero sends it (``Tracking`` on document lines,
+    ``TrackingCategories`` on journal lines); ``reference`` the document's Reference, which the
+    tenant's Reference pattern may read the project from.
+    """
+    if not tracking and projects.pattern is None:  # most journal lines: nothing to read
+        return {"project": None, "tracking": []}
+    items = tracking or []
+    return {
+        "project": projects.project(items, reference),
+        "tracking": [
+            {"category": t.get("Name"), "option": t.get("Option"), "tracking_category_id": t.get("TrackingCategoryID")}
+            for t in items
+        ],
+    }
 
 
-def invoices(tenant_id: str, record: dict[str, Any]) -> Rows:
+def document_lines(tenant_id: str, parent_key: str, parent_id: str, record: dict[str, Any],
+                   projects: ProjectDimension) -> list[dict[str, Any]]:
+    """The rows of a document's ``LineItems`` (invoices, credit notes; the same shape on bank
+    transactions and purchase orders), numbered from 1 in Xero's order."""
+    reference = record.get("Reference")
+    lines = []
+    for number, line in enumerate(record.get("LineItems") or (), start=1):
+        lines.append(
+            {
+                "tenant_id": tenant_id,
+                "line_item_id": _required(line, "LineItemID"),
+                parent_key: parent_id,
+                "line_number": number,
+                "description": line.get("Description"),
+                "quantity": parse_money(line.get("Quantity")),
+                "unit_amount": parse_money(line.get("UnitAmount")),
+                "item_code": line.get("ItemCode"),
+                "account_code": line.get("AccountCode"),
+                "tax_type": line.get("TaxType"),
+                "tax_amount": parse_money(line.get("TaxAmount")),
+                "line_amount": parse_money(line.get("LineAmount")),
+                "discount_rate": parse_money(line.get("DiscountRate")),
+                **line_tracking(line.get("Tracking"), reference, projects),
+            }
+        )
+    return lines
+
+
+def invoices(tenant_id: str, record: dict[str, Any], projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
     invoice_id = _required(record, "InvoiceID")
     contact = record.get("Contact") or {}
     invoice = {
@@ -90,32 +129,7 @@ def invoices(tenant_id: str, record: dict[str, Any]) -> Rows:
         "fully_paid_on_date": parse_date(record.get("FullyPaidOnDate")),
         "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
     }
-    lines = []
-    for number, line in enumerate(record.get("LineItems") or (), start=1):
-        tracking = line.get("Tracking") or []
-        lines.append(
-            {
-                "tenant_id": tenant_id,
-                "line_item_id": _required(line, "LineItemID"),
-                "invoice_id": invoice_id,
-                "line_number": number,
-                "description": line.get("Description"),
-                "quantity": parse_money(line.get("Quantity")),
-                "unit_amount": parse_money(line.get("UnitAmount")),
-                "item_code": line.get("ItemCode"),
-                "account_code": line.get("AccountCode"),
-                "tax_type": line.get("TaxType"),
-                "tax_amount": parse_money(line.get("TaxAmount")),
-                "line_amount": parse_money(line.get("LineAmount")),
-                "discount_rate": parse_money(line.get("DiscountRate")),
-                "project": _project(tracking),
-                "tracking": [
-                    {"category": t.get("Name"), "option": t.get("Option"),
-                     "tracking_category_id": t.get("TrackingCategoryID")}
-                    for t in tracking
-                ],
-            }
-        )
+    lines = document_lines(tenant_id, "invoice_id", invoice_id, record, projects)
     return {"invoices": [invoice], "invoice_lines": lines}
 
 
@@ -144,7 +158,8 @@ def payments(tenant_id: str, record: dict[str, Any]) -> Rows:
     }
 
 
-def credit_notes(tenant_id: str, record: dict[str, Any]) -> Rows:
+def credit_notes(tenant_id: str, record: dict[str, Any], projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
+    credit_note_id = _required(record, "CreditNoteID")
     contact = record.get("Contact") or {}
     allocations = [
         {
@@ -158,7 +173,7 @@ def credit_notes(tenant_id: str, record: dict[str, Any]) -> Rows:
         "credit_notes": [
             {
                 "tenant_id": tenant_id,
-                "credit_note_id": _required(record, "CreditNoteID"),
+                "credit_note_id": credit_note_id,
                 "credit_note_number": record.get("CreditNoteNumber"),
                 "type": record.get("Type"),
                 "contact_id": contact.get("ContactID"),
@@ -170,9 +185,13 @@ def credit_notes(tenant_id: str, record: dict[str, Any]) -> Rows:
                 "total": parse_money(record.get("Total")),
                 "remaining_credit": parse_money(record.get("RemainingCredit")),
                 "allocations": allocations,
+                "reference": record.get("Reference") or None,
+                "line_amount_types": record.get("LineAmountTypes"),
+                "currency_rate": parse_money(record.get("CurrencyRate")),
                 "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
             }
-        ]
+        ],
+        "credit_note_lines": document_lines(tenant_id, "credit_note_id", credit_note_id, record, projects),
     }
 
 
@@ -210,11 +229,12 @@ def tracking_categories(tenant_id: str, record: dict[str, Any]) -> Rows:
     }
 
 
-def journals(tenant_id: str, record: dict[str, Any]) -> Rows:
+def journals(tenant_id: str, record: dict[str, Any], projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
     journal_id = _required(record, "JournalID")
     number = _required(record, "JournalNumber")
     if isinstance(number, bool) or not str(number).lstrip("-").isdigit():
         raise RecordError(f"JournalNumber is not a whole number: {number!r}")
+    reference = record.get("Reference")
     return {
         "journals": [
             {
@@ -241,9 +261,194 @@ def journals(tenant_id: str, record: dict[str, Any]) -> Rows:
                 "gross_amount": parse_money(line.get("GrossAmount")),
                 "tax_amount": parse_money(line.get("TaxAmount")),
                 "tax_type": line.get("TaxType"),
+                **line_tracking(line.get("TrackingCategories"), reference, projects),
             }
             for line in record.get("JournalLines") or ()
         ],
+    }
+
+
+def bank_transactions(tenant_id: str, record: dict[str, Any],
+                      projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
+    transaction_id = _required(record, "BankTransactionID")
+    contact = record.get("Contact") or {}
+    account = record.get("BankAccount") or {}
+    return {
+        "bank_transactions": [
+            {
+                "tenant_id": tenant_id,
+                "bank_transaction_id": transaction_id,
+                "type": record.get("Type"),
+                "contact_id": contact.get("ContactID"),
+                "bank_account_id": account.get("AccountID"),
+                "bank_account_code": account.get("Code"),
+                "status": record.get("Status"),
+                "line_amount_types": record.get("LineAmountTypes"),
+                "date": parse_date(record.get("Date")),
+                "reference": record.get("Reference") or None,
+                "currency_code": record.get("CurrencyCode"),
+                "currency_rate": parse_money(record.get("CurrencyRate")),
+                "sub_total": parse_money(record.get("SubTotal")),
+                "total_tax": parse_money(record.get("TotalTax")),
+                "total": parse_money(record.get("Total")),
+                "is_reconciled": _bool(record.get("IsReconciled")),
+                "prepayment_id": record.get("PrepaymentID"),
+                "overpayment_id": record.get("OverpaymentID"),
+                "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
+            }
+        ],
+        "bank_transaction_lines": document_lines(tenant_id, "bank_transaction_id", transaction_id, record, projects),
+    }
+
+
+def manual_journals(tenant_id: str, record: dict[str, Any],
+                    projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
+    journal_id = _required(record, "ManualJournalID")
+    # The narration is the Reference of the journal Xero posts for it: a project pattern reads it there too.
+    narration = record.get("Narration")
+    lines = []
+    for number, line in enumerate(record.get("JournalLines") or (), start=1):
+        if not isinstance(line, dict):
+            raise RecordError(f"journal line {number} is not an object")
+        lines.append(
+            {
+                "tenant_id": tenant_id,
+                "manual_journal_line_id": f"{journal_id}/{number}",
+                "manual_journal_id": journal_id,
+                "line_number": number,
+                "description": line.get("Description") or None,
+                "account_id": line.get("AccountID"),
+                "account_code": line.get("AccountCode"),
+                "tax_type": line.get("TaxType"),
+                "tax_amount": parse_money(line.get("TaxAmount")),
+                "line_amount": parse_money(line.get("LineAmount")),
+                "is_blank": _bool(line.get("IsBlank")),
+                **line_tracking(line.get("Tracking"), narration, projects),
+            }
+        )
+    return {
+        "manual_journals": [
+            {
+                "tenant_id": tenant_id,
+                "manual_journal_id": journal_id,
+                "narration": narration,
+                "date": parse_date(record.get("Date")),
+                "status": record.get("Status"),
+                "line_amount_types": record.get("LineAmountTypes"),
+                "show_on_cash_basis_reports": _bool(record.get("ShowOnCashBasisReports")),
+                "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
+            }
+        ],
+        "manual_journal_lines": lines,
+    }
+
+
+def purchase_orders(tenant_id: str, record: dict[str, Any],
+                    projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
+    order_id = _required(record, "PurchaseOrderID")
+    contact = record.get("Contact") or {}
+    return {
+        "purchase_orders": [
+            {
+                "tenant_id": tenant_id,
+                "purchase_order_id": order_id,
+                "purchase_order_number": record.get("PurchaseOrderNumber"),
+                "reference": record.get("Reference") or None,
+                "contact_id": contact.get("ContactID"),
+                "status": record.get("Status"),
+                "line_amount_types": record.get("LineAmountTypes"),
+                "date": parse_date(record.get("Date")),
+                "delivery_date": parse_date(record.get("DeliveryDate")),
+                "expected_arrival_date": parse_date(record.get("ExpectedArrivalDate")),
+                "currency_code": record.get("CurrencyCode"),
+                "currency_rate": parse_money(record.get("CurrencyRate")),
+                "sub_total": parse_money(record.get("SubTotal")),
+                "total_tax": parse_money(record.get("TotalTax")),
+                "total": parse_money(record.get("Total")),
+                "sent_to_contact": _bool(record.get("SentToContact")),
+                "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
+            }
+        ],
+        "purchase_order_lines": document_lines(tenant_id, "purchase_order_id", order_id, record, projects),
+    }
+
+
+def _deposit(tenant_id: str, record: dict[str, Any], kind: str) -> Rows:
+    """A prepayment or an overpayment (``kind``) and its allocations to invoices.
+
+    Its line items are the receive (or spend) money transaction's, already in bank_transaction_lines.
+    An allocation without Xero's AllocationID is keyed by the deposit's id and its place in the list,
+    stable because a deposit's allocations are replaced whole whenever it is read again.
+    """
+    key = f"{kind}_id"
+    deposit_id = _required(record, f"{kind.capitalize()}ID")
+    contact = record.get("Contact") or {}
+    allocations = []
+    for number, allocation in enumerate(record.get("Allocations") or (), start=1):
+        if not isinstance(allocation, dict):
+            raise RecordError(f"allocation {number} is not an object")
+        allocation_id = allocation.get("AllocationID")
+        if allocation_id is not None and not isinstance(allocation_id, str):
+            raise RecordError(f"AllocationID is not text: {allocation_id!r}")
+        allocations.append(
+            {
+                "tenant_id": tenant_id,
+                "allocation_id": allocation_id or f"{deposit_id}/{number}",
+                key: deposit_id,
+                "invoice_id": (allocation.get("Invoice") or {}).get("InvoiceID"),
+                "amount": parse_money(allocation.get("Amount")),
+                "date": parse_date(allocation.get("Date")),
+                "is_deleted": _bool(allocation.get("IsDeleted")),
+            }
+        )
+    deposit = {
+        "tenant_id": tenant_id,
+        key: deposit_id,
+        "type": record.get("Type"),
+        "contact_id": contact.get("ContactID"),
+        "status": record.get("Status"),
+        "line_amount_types": record.get("LineAmountTypes"),
+        "date": parse_date(record.get("Date")),
+        "reference": record.get("Reference") or None,
+        "currency_code": record.get("CurrencyCode"),
+        "currency_rate": parse_money(record.get("CurrencyRate")),
+        "sub_total": parse_money(record.get("SubTotal")),
+        "total_tax": parse_money(record.get("TotalTax")),
+        "total": parse_money(record.get("Total")),
+        "remaining_credit": parse_money(record.get("RemainingCredit")),
+        "applied_amount": parse_money(record.get("AppliedAmount")),
+        "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
+    }
+    if kind == "prepayment":
+        deposit["invoice_number"] = record.get("InvoiceNumber")
+    return {f"{kind}s": [deposit], f"{kind}_allocations": allocations}
+
+
+def overpayments(tenant_id: str, record: dict[str, Any]) -> Rows:
+    return _deposit(tenant_id, record, "overpayment")
+
+
+def prepayments(tenant_id: str, record: dict[str, Any]) -> Rows:
+    return _deposit(tenant_id, record, "prepayment")
+
+
+def linked_transactions(tenant_id: str, record: dict[str, Any]) -> Rows:
+    return {
+        "linked_transactions": [
+            {
+                "tenant_id": tenant_id,
+                "linked_transaction_id": _required(record, "LinkedTransactionID"),
+                "type": record.get("Type"),
+                "status": record.get("Status"),
+                "source_transaction_id": record.get("SourceTransactionID"),
+                "source_line_item_id": record.get("SourceLineItemID"),
+                "source_transaction_type_code": record.get("SourceTransactionTypeCode"),
+                "contact_id": record.get("ContactID"),
+                "target_transaction_id": record.get("TargetTransactionID"),
+                "target_line_item_id": record.get("TargetLineItemID"),
+                "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
+            }
+        ]
     }
 
 
@@ -255,11 +460,23 @@ TRANSFORMS: dict[str, Transform] = {
     "accounts": accounts,
     "tracking_categories": tracking_categories,
     "journals": journals,
+    "bank_transactions": bank_transactions,
+    "manual_journals": manual_journals,
+    "purchase_orders": purchase_orders,
+    "overpayments": overpayments,
+    "prepayments": prepayments,
+    "linked_transactions": linked_transactions,
 }
 
 
-def transform_record(stream_name: str, tenant_id: str, record: dict[str, Any]) -> Rows:
+def transform_record(stream_name: str, tenant_id: str, record: dict[str, Any],
+                     projects: ProjectDimension | None = None) -> Rows:
+    """Rows of one record. ``projects`` is the tenant's project dimension, for streams whose lines have a
+    project (the load resolves it once per stream, see :mod:`intoaec_xero.projects`); without it
+    lines take the default category names."""
     try:
+        if projects is not None:
+            return TRANSFORMS[stream_name](tenant_id, record, projects=projects)
         return TRANSFORMS[stream_name](tenant_id, record)
     except (ValueError, TypeError, AttributeError) as error:
         raise RecordError(f"{stream_name} record cannot be read: {error}") from error

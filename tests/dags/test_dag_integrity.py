@@ -61,7 +61,11 @@ def test_xero_sync_shape(dagbag):
 
 def test_xero_sync_publishes_each_table_as_an_asset_and_alerts_on_failure(dagbag):
     dag = dagbag.dags["xero_sync"]
+    from intoaec_xero.schema import PROJECT_TABLES
+    from intoaec_xero.streams import STREAMS
+
     uris = {outlet.uri for outlet in dag.task_dict["tenant.load"].outlets}
-    assert {"intoaec://intoaec_db/invoices", "intoaec://intoaec_db/journal_lines"} <= uris
+    tables = {t for stream in STREAMS.values() for t in stream.targets} | set(PROJECT_TABLES)
+    assert uris == {f"intoaec://intoaec_db/{table}" for table in tables}
     assert dag.task_dict["tenant.extract"].on_failure_callback
     assert "check_freshness" in dag.task_dict

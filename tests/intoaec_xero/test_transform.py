@@ -169,3 +169,174 @@ def test_text_is_kept_exactly_as_sent_even_where_a_database_would_refuse_it():
     """Transform does not clean text: the checks decide (record by record) what may not be stored."""
     rows = transform_record("contacts", "t", {"ContactID": "c-1", "Name": "Harbour\x00Works \ud800"})
     assert rows["clients"][0]["name"] == "Harbour\x00Works \ud800"
+
+
+def test_credit_note_lines_are_exploded_like_invoice_lines():
+    record = {"CreditNoteID": "cn-1", "Type": "ACCPAYCREDIT", "Status": "AUTHORISED", "Reference": "Job 22016",
+              "SubTotal": Decimal("100.12"), "TotalTax": Decimal("15.02"), "Total": Decimal("115.14"),
+              "LineItems": [
+                  {"LineItemID": "cnl-1", "Description": "Plotting credit", "Quantity": Decimal("3.5000"),
+                   "UnitAmount": Decimal("28.6057"), "ItemCode": "PLOT", "AccountCode": "320", "TaxType": "INPUT2",
+                   "TaxAmount": Decimal("15.02"), "LineAmount": Decimal("100.12"), "DiscountRate": None,
+                   "Tracking": [{"Name": "Projects", "Option": "P-22016 St Clair", "TrackingCategoryID": "tc-p",
+                                 "TrackingOptionID": "to-1"},
+                                {"Name": "Discipline", "Option": "Interiors", "TrackingCategoryID": "tc-d"}]},
+                  {"LineItemID": "cnl-2", "Description": "Note line", "LineAmount": 0, "Tracking": []},
+              ]}
+    rows = transform_record("credit_notes", "t", record)
+    assert rows["credit_notes"][0]["credit_note_id"] == "cn-1"
+    first, second = rows["credit_note_lines"]
+    assert first == {
+        "tenant_id": "t", "line_item_id": "cnl-1", "credit_note_id": "cn-1", "line_number": 1,
+        "description": "Plotting credit", "quantity": Decimal("3.5000"), "unit_amount": Decimal("28.6057"),
+        "item_code": "PLOT", "account_code": "320", "tax_type": "INPUT2", "tax_amount": Decimal("15.02"),
+        "line_amount": Decimal("100.12"), "discount_rate": None, "project": "P-22016 St Clair",
+        "tracking": [{"category": "Projects", "option": "P-22016 St Clair", "tracking_category_id": "tc-p"},
+                     {"category": "Discipline", "option": "Interiors", "tracking_category_id": "tc-d"}],
+    }
+    assert second["line_number"] == 2 and second["project"] is None and second["tracking"] == []
+    invoice_line = transform_record("invoices", "t", _invoice())["invoice_lines"][0]
+    assert list(first) == [k.replace("invoice_id", "credit_note_id") for k in invoice_line]  # the same columns
+
+
+def test_a_credit_note_line_without_its_id_is_named():
+    record = {"CreditNoteID": "cn-1", "LineItems": [{"Description": "no id"}]}
+    with pytest.raises(RecordError, match="missing LineItemID"):
+        transform_record("credit_notes", "t", record)
+
+
+def test_journal_lines_keep_their_tracking_and_project():
+    record = example("get_journals_200.json")["Journals"][0]
+    rows = transform_record("journals", "t", record)["journal_lines"]
+    assert rows and all(r["tracking"] == [] and r["project"] is None for r in rows)
+    record["JournalLines"][0]["TrackingCategories"] = [
+        {"Name": "Job", "Option": "J-0042", "TrackingCategoryID": "tc-j", "TrackingOptionID": "to-j"}]
+    first = transform_record("journals", "t", record)["journal_lines"][0]
+    assert first["project"] == "J-0042"
+    assert first["tracking"] == [{"category": "Job", "option": "J-0042", "tracking_category_id": "tc-j"}]
+
+
+# -- the cost side: records shaped as the spec's GET examples ---------------------------------------------------
+
+def _bank_transaction(**overrides):
+    record = {
+        "BankTransactionID": "bt-1", "Type": "SPEND", "IsReconciled": "true", "Reference": "Job 22016 courier",
+        "BankAccount": {"AccountID": "acc-bank", "Code": "090", "Name": "Business Cheque"},
+        "Contact": {"ContactID": "c-9", "Name": "Courier Co"}, "Date": "/Date(1476316800000+0000)/",
+        "Status": "AUTHORISED", "LineAmountTypes": "Inclusive", "CurrencyCode": "NZD",
+        "SubTotal": Decimal("43.48"), "TotalTax": Decimal("6.52"), "Total": Decimal("50.00"),
+        "UpdatedDateUTC": "/Date(1476389616437+0000)/",
+        "LineItems": [{"LineItemID": "btl-1", "Description": "Courier", "Quantity": Decimal("1.0000"),
+                       "UnitAmount": Decimal("50.0000"), "AccountCode": "429", "TaxType": "INPUT2",
+                       "TaxAmount": Decimal("6.52"), "LineAmount": Decimal("50.00"),
+                       "Tracking": [{"Name": "Project", "Option": "P-22016", "TrackingCategoryID": "tc-p"}]}],
+    }
+    record.update(overrides)
+    return record
+
+
+def test_bank_transactions_and_their_lines():
+    rows = transform_record("bank_transactions", "t", _bank_transaction(PrepaymentID="pp-1"))
+    assert rows["bank_transactions"] == [{
+        "tenant_id": "t", "bank_transaction_id": "bt-1", "type": "SPEND", "contact_id": "c-9",
+        "bank_account_id": "acc-bank", "bank_account_code": "090", "status": "AUTHORISED",
+        "line_amount_types": "Inclusive", "date": date(2016, 10, 13), "reference": "Job 22016 courier",
+        "currency_code": "NZD", "currency_rate": None, "sub_total": Decimal("43.48"), "total_tax": Decimal("6.52"),
+        "total": Decimal("50.00"), "is_reconciled": True, "prepayment_id": "pp-1", "overpayment_id": None,
+        "updated_at": datetime(2016, 10, 13, 20, 13, 36, 437000, tzinfo=UTC)}]
+    [line] = rows["bank_transaction_lines"]
+    invoice_line = transform_record("invoices", "t", _invoice())["invoice_lines"][0]
+    assert list(line) == [k.replace("invoice_id", "bank_transaction_id") for k in invoice_line]  # the same columns
+    assert (line["bank_transaction_id"], line["line_number"], line["unit_amount"], line["project"]) == (
+        "bt-1", 1, Decimal("50.0000"), "P-22016")
+
+
+def test_manual_journal_lines_are_keyed_by_their_journal_and_place():
+    record = {"ManualJournalID": "mj-1", "Narration": "Reallocate P-22016 to P-22017", "Status": "POSTED",
+              "Date": "/Date(1553126400000+0000)/", "LineAmountTypes": "NoTax", "ShowOnCashBasisReports": True,
+              "UpdatedDateUTC": "/Date(1552357188083+0000)/",
+              "JournalLines": [
+                  {"LineAmount": Decimal("120.00"), "AccountCode": "429", "AccountID": "acc-429",
+                   "Description": "to P-22017", "TaxType": "NONE", "TaxAmount": Decimal("0.00"), "IsBlank": False,
+                   "Tracking": [{"Name": "Project", "Option": "P-22017", "TrackingCategoryID": "tc-p"}]},
+                  {"LineAmount": Decimal("-120.00"), "AccountCode": "429", "Description": "", "Tracking": []}]}
+    rows = transform_record("manual_journals", "t", record)
+    assert rows["manual_journals"][0] == {
+        "tenant_id": "t", "manual_journal_id": "mj-1", "narration": "Reallocate P-22016 to P-22017",
+        "date": date(2019, 3, 21), "status": "POSTED", "line_amount_types": "NoTax",
+        "show_on_cash_basis_reports": True, "updated_at": datetime(2019, 3, 12, 2, 19, 48, 83000, tzinfo=UTC)}
+    first, second = rows["manual_journal_lines"]
+    assert (first["manual_journal_line_id"], first["line_number"], first["line_amount"], first["project"]) == (
+        "mj-1/1", 1, Decimal("120.00"), "P-22017")
+    assert (second["manual_journal_line_id"], second["line_amount"], second["description"], second["project"]) == (
+        "mj-1/2", Decimal("-120.00"), None, None)
+    assert first["tracking"] == [{"category": "Project", "option": "P-22017", "tracking_category_id": "tc-p"}]
+
+
+def test_purchase_orders_carry_their_delivery_date_and_lines():
+    record = {"PurchaseOrderID": "po-1", "PurchaseOrderNumber": "PO-0001", "Date": "/Date(1552348800000+0000)/",
+              "DeliveryDate": "/Date(1552953600000+0000)/", "Status": "AUTHORISED", "LineAmountTypes": "Exclusive",
+              "Contact": {"ContactID": "c-3"}, "CurrencyCode": "NZD", "CurrencyRate": Decimal("1.0"),
+              "SubTotal": Decimal("20.00"), "TotalTax": Decimal("3.00"), "Total": Decimal("23.00"),
+              "SentToContact": False, "UpdatedDateUTC": "/Date(1552522946173+0000)/",
+              "LineItems": [{"LineItemID": "pol-1", "Description": "Foobar", "Quantity": Decimal("1.0"),
+                             "UnitAmount": Decimal("20.0"), "TaxAmount": Decimal("3.00"),
+                             "LineAmount": Decimal("20.00"), "Tracking": []}]}
+    rows = transform_record("purchase_orders", "t", record)
+    order = rows["purchase_orders"][0]
+    assert (order["purchase_order_number"], order["date"], order["delivery_date"], order["total"],
+            order["sent_to_contact"], order["expected_arrival_date"]) == (
+        "PO-0001", date(2019, 3, 12), date(2019, 3, 19), Decimal("23.00"), False, None)
+    assert [(r["purchase_order_id"], r["line_item_id"], r["line_amount"]) for r in rows["purchase_order_lines"]] == [
+        ("po-1", "pol-1", Decimal("20.00"))]
+
+
+def test_deposits_and_their_allocations():
+    allocation = {"AllocationID": "al-1", "Amount": Decimal("100.00"), "Date": "/Date(1552435200000+0000)/",
+                  "Invoice": {"InvoiceID": "inv-7", "InvoiceNumber": "INV-0007"}, "IsDeleted": False}
+    record = {"PrepaymentID": "pp-1", "ID": "pp-1", "Type": "RECEIVE-PREPAYMENT", "Reference": "INV-0011",
+              "InvoiceNumber": "INV-0011", "RemainingCredit": Decimal("3350.00"), "Contact": {"ContactID": "c-1"},
+              "Date": "/Date(1552435200000+0000)/", "Status": "AUTHORISED", "LineAmountTypes": "Exclusive",
+              "SubTotal": Decimal("3000.00"), "TotalTax": Decimal("450.00"), "Total": Decimal("3450.00"),
+              "UpdatedDateUTC": "/Date(1552489187730+0000)/", "CurrencyCode": "NZD", "LineItems": [],
+              "Allocations": [allocation, {**allocation, "AllocationID": None, "Amount": Decimal("0.50")}]}
+    rows = transform_record("prepayments", "t", record)
+    prepayment = rows["prepayments"][0]
+    assert (prepayment["prepayment_id"], prepayment["invoice_number"], prepayment["remaining_credit"]) == (
+        "pp-1", "INV-0011", Decimal("3350.00"))
+    assert rows["prepayment_allocations"] == [
+        {"tenant_id": "t", "allocation_id": "al-1", "prepayment_id": "pp-1", "invoice_id": "inv-7",
+         "amount": Decimal("100.00"), "date": date(2019, 3, 13), "is_deleted": False},
+        # No AllocationID from Xero: the deposit's id and the allocation's place stand in.
+        {"tenant_id": "t", "allocation_id": "pp-1/2", "prepayment_id": "pp-1", "invoice_id": "inv-7",
+         "amount": Decimal("0.50"), "date": date(2019, 3, 13), "is_deleted": False}]
+    over = {**record, "OverpaymentID": "op-1", "Type": "RECEIVE-OVERPAYMENT"}
+    del over["PrepaymentID"], over["InvoiceNumber"]
+    rows = transform_record("overpayments", "t", over)
+    assert rows["overpayments"][0]["overpayment_id"] == "op-1" and "invoice_number" not in rows["overpayments"][0]
+    assert [a["overpayment_id"] for a in rows["overpayment_allocations"]] == ["op-1", "op-1"]
+
+
+def test_linked_transactions_name_source_and_target():
+    record = {"LinkedTransactionID": "lt-1", "SourceTransactionID": "bill-1", "SourceLineItemID": "bl-1",
+              "ContactID": "c-1", "TargetTransactionID": "inv-1", "TargetLineItemID": "il-1", "Status": "BILLED",
+              "Type": "BILLABLEEXPENSE", "UpdatedDateUTC": "/Date(1552347991000+0000)/",
+              "SourceTransactionTypeCode": "ACCPAY"}
+    [row] = transform_record("linked_transactions", "t", record)["linked_transactions"]
+    assert row == {"tenant_id": "t", "linked_transaction_id": "lt-1", "type": "BILLABLEEXPENSE", "status": "BILLED",
+                   "source_transaction_id": "bill-1", "source_line_item_id": "bl-1",
+                   "source_transaction_type_code": "ACCPAY", "contact_id": "c-1", "target_transaction_id": "inv-1",
+                   "target_line_item_id": "il-1", "updated_at": datetime(2019, 3, 11, 23, 46, 31, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize("stream, record, message", [
+    ("bank_transactions", {"Type": "SPEND"}, "missing BankTransactionID"),
+    ("bank_transactions", {"BankTransactionID": "bt-1", "LineItems": [{"LineAmount": 1}]}, "missing LineItemID"),
+    ("manual_journals", {"ManualJournalID": "mj-1", "JournalLines": ["not a line"]}, "journal line 1 is not"),
+    ("prepayments", {"PrepaymentID": "pp-1", "Allocations": [{"AllocationID": 7}]}, "AllocationID is not text"),
+    ("overpayments", {"Type": "RECEIVE-OVERPAYMENT"}, "missing OverpaymentID"),
+    ("linked_transactions", {"Status": "BILLED"}, "missing LinkedTransactionID"),
+])
+def test_a_cost_record_that_cannot_be_read_is_named(stream, record, message):
+    with pytest.raises(RecordError, match=message):
+        transform_record(stream, "t", record)

@@ -67,6 +67,9 @@ def seeded(airflow_ui):
 
     _tenant(engine, "t-old", "Old Engineers")
     _run(engine, "t-old", now - timedelta(hours=5))
+    _run(engine, "t-old", now - timedelta(hours=5), stream="bank_transactions", status="unavailable", rows=0,
+         message="Old Engineers (t-old) needs re-consent for bank transactions: the Xero connection's grant does "
+                 "not include the accounting.banktransactions.read scope")
 
     _tenant(engine, "t-broken", "Broken Surveyors")
     _run(engine, "t-broken", now - timedelta(minutes=10))
@@ -86,8 +89,29 @@ def seeded(airflow_ui):
     progress.update(engine, "t-new", "journals", lambda entry: {"status": "waiting_for_quota", "offset": 550,
                                                                 "target": 2200, "journals_loaded": 550,
                                                                 "calls_total": 30})
+    _projects(engine, "t-fresh", ["Riverside Library", "Harbour Bridge Retrofit", "Civic Centre"], last,
+              passed=False, observed="1 difference(s) over 3 project(s), 2026-01-01 to 2026-12-31 "
+                                     "(Civic Centre: costs 10.00 here, 12.00 in Xero)")
+    _projects(engine, "t-old", [], "scheduled__old", passed=True,
+              observed="skipped: the tenant's project category is not known yet")
     airflow_ui.add_dag_run("xero_sync", last)
     return {"last": last, "cli": cli, "now": now}
+
+
+def _projects(engine, tenant_id: str, names: list[str], run_id: str, *, passed: bool, observed: str) -> None:
+    from intoaec_xero.schema import dq_results, project_summary
+    from sqlalchemy import insert
+
+    money = dict.fromkeys(("invoiced", "credited", "other_income", "revenue", "received", "outstanding", "costs_bills",
+                           "costs_spend_money", "costs_manual_journals", "costs_other", "costs", "gross_margin",
+                           "committed", "unbilled_expenses", "deposits_held"), 0)
+    with engine.begin() as conn:
+        for name in names:
+            conn.execute(insert(project_summary).values(tenant_id=tenant_id, project=name, **money))
+        conn.execute(insert(dq_results).values(run_id=run_id, tenant_id=tenant_id, table_name="project_financials",
+                                               check_name="project_pnl_matches_xero", severity="warn",
+                                               passed=passed, observed=observed, expected="equal",
+                                               checked_at=datetime.now(UTC)))
 
 
 def test_each_verdict_is_rendered_distinctly_and_problems_come_first(airflow_ui, seeded):
@@ -141,6 +165,15 @@ def test_a_card_has_status_last_sync_volumes_quota_quality_journals_and_backfill
     assert '<span class="badge warn">Not on this Xero plan</span>' in cards["Starter Plan Studio"]["html"]
     assert "the general ledger is not synced" in cards["Starter Plan Studio"]["text"]
     assert '<span class="badge ok">Available</span>' not in cards["Starter Plan Studio"]["html"]
+
+    projects = re.search(r'<dd class="projects">.*?</dd>', fresh["html"], re.S).group(0)
+    assert "3 projects" in projects and '<span class="badge warn">Differs from Xero</span>' in projects
+    assert "Civic Centre: costs 10.00 here, 12.00 in Xero" in projects
+    old = re.search(r'<dd class="projects">.*?</dd>', cards["Old Engineers"]["html"], re.S).group(0)
+    assert "0 projects" in old and '<span class="badge off">Skipped</span>' in old and "not known yet" in old
+    assert "no P&amp;L check yet" in cards["New Builders"]["html"]
+    assert '<span class="badge warn">Needs re-consent for bank transactions</span>' in cards["Old Engineers"]["html"]
+    assert 'class="consent"' not in fresh["html"]
 
     backfill = cards["New Builders"]["text"]
     assert "waiting for quota" in backfill and "25.0%" in backfill and "offset 550 of 2,200" in backfill

@@ -173,6 +173,8 @@ def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
         connect_timeout=value("connect_timeout"),
         request_timeout=value("read_timeout"),
         sandbox=value("sandbox"),
+        project_tracking_category=value("project_tracking_category"),
+        project_reference_pattern=value("project_reference_pattern"),
     )
 
 

@@ -52,6 +52,8 @@ class TenantView:
     chart_unit: str
     backfill: dict[str, Any] | None
     links: dict[str, str] = field(default_factory=dict)
+    # How many projects the tenant's project tables hold, and the latest project_pnl_matches_xero verdict.
+    projects: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tone(self) -> str:
@@ -75,6 +77,34 @@ class TenantView:
         return self.runs[-1] if self.runs else None
 
 
+def project_state(engine, tenant_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Per tenant: its number of projects and its latest Profit and Loss check (passed, observed, when)."""
+    from sqlalchemy import func, select
+
+    from intoaec_xero.quality.model import SKIPPED_PREFIX
+    from intoaec_xero.schema import dq_results, project_summary
+
+    if not tenant_ids:
+        return {}
+    out: dict[str, dict[str, Any]] = {t: {"count": 0, "check": None} for t in tenant_ids}
+    with engine.connect() as conn:
+        for tenant_id, count in conn.execute(select(project_summary.c.tenant_id, func.count())
+                                             .where(project_summary.c.tenant_id.in_(tenant_ids))
+                                             .group_by(project_summary.c.tenant_id)):
+            out[tenant_id]["count"] = int(count)
+        latest = (select(dq_results.c.tenant_id, func.max(dq_results.c.id).label("id"))
+                  .where(dq_results.c.check_name == "project_pnl_matches_xero",
+                         dq_results.c.tenant_id.in_(tenant_ids))
+                  .group_by(dq_results.c.tenant_id).subquery())
+        for row in conn.execute(select(dq_results).join(latest, dq_results.c.id == latest.c.id)):
+            skipped = (row.observed or "").startswith(SKIPPED_PREFIX)
+            out[row.tenant_id]["check"] = {
+                "tone": "off" if skipped else "ok" if row.passed else "warn",
+                "label": "Skipped" if skipped else "Matches Xero" if row.passed else "Differs from Xero",
+                "observed": row.observed, "checked_at": row.checked_at, "run_id": row.run_id}
+    return out
+
+
 def health_context(engine, orgs: list[Organisation], airflow_home: str, root: str,
                    dag_of_runs: Callable[[set[str]], dict[str, str]]) -> dict[str, Any]:
     """What the page's sync-health part shows: a card per connected tenant, worst first.
@@ -93,6 +123,7 @@ def health_context(engine, orgs: list[Organisation], airflow_home: str, root: st
     links = {run_id: f"{airflow_home}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
              for run_id, dag_id in dags.items()}
     order = list(VERDICTS)
+    projects = project_state(engine, {h.tenant_id for h in healths})
     tenants = []
     for h in sorted(healths, key=lambda h: (order.index(h.verdict) if h.verdict in order else 0,
                                             h.tenant_name.lower())):
@@ -100,7 +131,7 @@ def health_context(engine, orgs: list[Organisation], airflow_home: str, root: st
         chart, unit = chart_svg(runs, links, now - timedelta(days=HISTORY_DAYS), now)
         tenants.append(TenantView(
             health=h, org=by_id.get(h.tenant_id), runs=runs, links=links, chart=chart, chart_unit=unit,
-            backfill=h.backfill))
+            backfill=h.backfill, projects=projects.get(h.tenant_id, {})))
     return {
         "tenants": tenants,
         "threshold_minutes": threshold.total_seconds() / 60,

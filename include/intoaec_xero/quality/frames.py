@@ -420,6 +420,10 @@ def build_frames(stream_targets: Sequence[str], rows_by_table: dict[str, list[di
         notes = built["credit_notes"]
         notes.columns["total_gap_cents"] = (cents(notes.data["total"]) - cents(notes.data["sub_total"])
                                             - cents(notes.data["total_tax"]))
+    if "credit_note_lines" in built:
+        note_ids = set(built["credit_notes"].data["credit_note_id"]) if "credit_notes" in built else set()
+        lines = built["credit_note_lines"]
+        lines.columns["credit_note_resolves"] = _contained(lines.data["credit_note_id"], note_ids)
     if "payments" in built:
         paid = built["payments"]
         known = refs.invoice_ids or set()
@@ -430,6 +434,7 @@ def build_frames(stream_targets: Sequence[str], rows_by_table: dict[str, list[di
     if "journal_lines" in built:
         lines = built["journal_lines"]
         lines.columns["account_resolves"] = _contained(lines.data["account_id"], refs.account_ids or set())
+    _declared_derived(built)
     frames = {}
     for table, parts in built.items():
         spec = suites.TABLES[table]
@@ -440,6 +445,31 @@ def build_frames(stream_targets: Sequence[str], rows_by_table: dict[str, list[di
         frame = pd.DataFrame(parts.columns, copy=False)
         frames[table] = Frame(table, frame, spec.key, record_key, rows=len(frame))
     return frames
+
+
+def _declared_derived(built: dict[str, _Table]) -> None:
+    """The derived columns a table's suite reads and its :class:`~suites.TableSpec` declares the way
+    to (the cost side's documents, lines and allocations); a column already derived is kept."""
+    for table, parts in built.items():
+        spec, used, columns = suites.TABLES[table], suites.columns_used(table), parts.columns
+        data = parts.data
+        if suites.TOTAL_GAP in used and suites.TOTAL_GAP not in columns:
+            columns[suites.TOTAL_GAP] = cents(data["total"]) - cents(data["sub_total"]) - cents(data["total_tax"])
+        if spec.lines and (suites.LINES_GAP in used or suites.LINE_SUM in used):
+            line_spec = suites.TABLES[spec.lines]
+            sums = _sums_by_parent(parts, spec.key, built.get(spec.lines), line_spec.record_key, line_spec.key,
+                                   "line_amount")
+            if suites.LINE_SUM in used and suites.LINE_SUM not in columns:
+                columns[suites.LINE_SUM] = sums
+            if suites.LINES_GAP in used and suites.LINES_GAP not in columns:
+                # Inclusive line amounts include tax, so they add up to the total; otherwise to the subtotal.
+                kinds_ = data["line_amount_types"]
+                inclusive = np.fromiter(map(eq, kinds_, repeat("Inclusive")), dtype=bool, count=len(kinds_))
+                columns[suites.LINES_GAP] = sums - np.where(inclusive, cents(data["total"]), cents(data["sub_total"]))
+        if spec.parent and suites.PARENT_RESOLVES in used and suites.PARENT_RESOLVES not in columns:
+            parent = built.get(spec.parent)
+            known = set(parent.data[suites.TABLES[spec.parent].key]) if parent else set()
+            columns[suites.PARENT_RESOLVES] = _contained(data[spec.record_key], known)
 
 
 def _contained(values: list[Any], known: set[Any]) -> np.ndarray:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from intoaec_xero.db import cents_to_decimal, money_sum
 from intoaec_xero.payloads import Manifest
-from intoaec_xero.quality import reports
+from intoaec_xero.quality import project_pnl, reports
 from intoaec_xero.quality.model import ERROR, SAMPLE_KEYS, WARN, CheckResult
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import accounts, credit_notes, invoices, journal_lines, journals, payments
@@ -30,6 +30,8 @@ CHECK_TABLES = {
     "trial_balance": "journal_lines",
     "ar_matches_ledger": "invoices",
     "payments_match_amount_paid": "payments",
+    "project_pnl_matches_xero": "project_financials",
+    "ar_aging_matches_trial_balance": "ar_aging",
 }
 
 # Invoice payments (not refunds of credit notes or overpayments) make up an invoice's AmountPaid.
@@ -54,7 +56,8 @@ def reconcile_tenant(engine: Engine, raw: RawStore, manifest: Manifest,
         reason = "a backfill page; the scheduled sync reconciles the whole ledger once the backfill is done"
         return [_skip(check, severity, reason) for check, severity in (
             ("journal_balances", ERROR), ("trial_balance", ERROR), ("ar_matches_ledger", WARN),
-            ("payments_match_amount_paid", WARN))]
+            ("payments_match_amount_paid", WARN), ("project_pnl_matches_xero", WARN),
+            ("ar_aging_matches_trial_balance", WARN))]
     ledger_gap = (_ledger_unavailable(items.get("journals"), outcomes.get("journals"))
                   or ledger_pending)
     results = []
@@ -72,6 +75,8 @@ def reconcile_tenant(engine: Engine, raw: RawStore, manifest: Manifest,
         pay_gap = _stream_gap(outcomes, "invoices", "payments")
         results.append(_skip("payments_match_amount_paid", WARN, pay_gap) if pay_gap
                        else _payments_match(conn, tenant_id))
+        results.append(project_pnl.check_project_pnl(conn, raw, run_id, tenant_id, manifest.get("project_pnl")))
+        results.append(project_pnl.check_ar_aging(conn, raw, run_id, tenant_id, items.get("journals")))
     return results
 
 

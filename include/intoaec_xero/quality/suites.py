@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import Date, DateTime, Numeric
@@ -49,6 +49,10 @@ class TableSpec:
     record_key: str  # the id of the Xero record the row came from (an invoice line's invoice)
     required: tuple[str, ...] = ()  # without these the row's money means nothing: error
     expected: tuple[str, ...] = ()  # Xero always sends these; a gap is recorded (warn)
+    # A child table's parent: every row must belong to a parent of the batch (record_key is its key column).
+    parent: str | None = None
+    # A document's lines table, for the checks that add its lines up.
+    lines: str | None = None
 
 
 TABLES: dict[str, TableSpec] = {
@@ -62,14 +66,51 @@ TABLES: dict[str, TableSpec] = {
                   expected=("date", "payment_type")),
         TableSpec("credit_notes", "credit_note_id", "credit_note_id", required=("type", "status", "total"),
                   expected=("sub_total", "total_tax", "date")),
+        TableSpec("credit_note_lines", "line_item_id", "credit_note_id", required=("credit_note_id",),
+                  expected=("line_amount",)),
         TableSpec("accounts", "account_id", "account_id"),
         TableSpec("tracking_categories", "tracking_category_id", "tracking_category_id"),
         TableSpec("tracking_options", "tracking_option_id", "tracking_category_id"),
         TableSpec("journals", "journal_id", "journal_id", required=("journal_number", "journal_date")),
         TableSpec("journal_lines", "journal_line_id", "journal_id",
                   required=("journal_id", "account_id", "net_amount")),
+        TableSpec("bank_transactions", "bank_transaction_id", "bank_transaction_id",
+                  required=("type", "status", "total"),
+                  expected=("line_amount_types", "sub_total", "total_tax", "date", "bank_account_id"),
+                  lines="bank_transaction_lines"),
+        TableSpec("bank_transaction_lines", "line_item_id", "bank_transaction_id", required=("bank_transaction_id",),
+                  expected=("line_amount",), parent="bank_transactions"),
+        TableSpec("manual_journals", "manual_journal_id", "manual_journal_id", required=("status",),
+                  expected=("narration", "date", "line_amount_types"), lines="manual_journal_lines"),
+        # A blank line may have no account; an amount without one is still recorded (expected, not required).
+        TableSpec("manual_journal_lines", "manual_journal_line_id", "manual_journal_id",
+                  required=("manual_journal_id", "line_amount"), expected=("account_code",),
+                  parent="manual_journals"),
+        TableSpec("purchase_orders", "purchase_order_id", "purchase_order_id", required=("status", "total"),
+                  expected=("line_amount_types", "sub_total", "total_tax", "date"), lines="purchase_order_lines"),
+        TableSpec("purchase_order_lines", "line_item_id", "purchase_order_id", required=("purchase_order_id",),
+                  expected=("line_amount",), parent="purchase_orders"),
+        TableSpec("overpayments", "overpayment_id", "overpayment_id", required=("type", "status", "total"),
+                  expected=("sub_total", "total_tax", "date", "remaining_credit")),
+        TableSpec("overpayment_allocations", "allocation_id", "overpayment_id",
+                  required=("overpayment_id", "amount"), expected=("invoice_id", "date"), parent="overpayments"),
+        TableSpec("prepayments", "prepayment_id", "prepayment_id", required=("type", "status", "total"),
+                  expected=("sub_total", "total_tax", "date", "remaining_credit")),
+        TableSpec("prepayment_allocations", "allocation_id", "prepayment_id",
+                  required=("prepayment_id", "amount"), expected=("invoice_id", "date"), parent="prepayments"),
+        TableSpec("linked_transactions", "linked_transaction_id", "linked_transaction_id",
+                  required=("source_transaction_id",), expected=("status", "type", "contact_id",
+                                                                  "source_line_item_id")),
     )
 }
+
+# Derived columns the cost-side suites read (see frames.py): per document, total - sub_total - total_tax
+# and its lines' sum less what they must add up to, in cents; per line or allocation, whether its
+# parent is in the batch; per manual journal, its lines' sum in cents.
+TOTAL_GAP = "total_gap_cents"
+LINES_GAP = "lines_gap_cents"
+PARENT_RESOLVES = "parent_resolves"
+LINE_SUM = "line_sum_cents"
 
 
 @dataclass(frozen=True)
@@ -204,6 +245,15 @@ def _suite_credit_notes(spec: TableSpec) -> list[Check]:
     ]
 
 
+def _suite_credit_note_lines(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _in_set("credit_note_exists", "credit_note_resolves", (True,), ERROR,
+                "every line belongs to a credit note of the batch", show="credit_note_id"),
+    ]
+
+
 def _suite_accounts(spec: TableSpec) -> list[Check]:
     return [
         *_keys(spec.key),
@@ -244,17 +294,88 @@ def _suite_journal_lines(spec: TableSpec) -> list[Check]:
     ]
 
 
-_SUITES = {
+def _suite_document(status: tuple, spec: TableSpec) -> list[Check]:
+    """Spend/receive money and purchase orders: money that changes meaning with status, type and
+    line-amount type, whose total and lines Xero keeps in agreement."""
+    checks = [*_keys(spec.key), *_shape(spec), _enum("status", status, HOLD)]
+    if spec.table == "bank_transactions":  # spend or receive: which way the money went
+        checks.append(_enum("type", enums.BANK_TRANSACTION_TYPE, HOLD))
+    return [
+        *checks,
+        _enum("line_amount_types", enums.LINE_AMOUNT_TYPES, HOLD),
+        _zero("total_equals_parts", TOTAL_GAP, "total = sub_total + total_tax"),
+        _zero("lines_sum_to_document", LINES_GAP,
+              "the line amounts add up to sub_total (Exclusive, NoTax) or total (Inclusive)"),
+    ]
+
+
+def _suite_child(spec: TableSpec) -> list[Check]:
+    """Lines and allocations: loaded with their parent, so a row without one in the batch is an error."""
+    parent = (spec.parent or "").removesuffix("s")
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _in_set(f"{parent}_exists", PARENT_RESOLVES, (True,), ERROR,
+                f"every row's {parent.replace('_', ' ')} is in the batch", show=spec.record_key),
+    ]
+
+
+def _suite_manual_journals(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        # A voided or deleted journal no longer moves money; a draft does not yet.
+        _enum("status", enums.MANUAL_JOURNAL_STATUS, HOLD),
+        _enum("line_amount_types", enums.LINE_AMOUNT_TYPES, HOLD),
+        # Xero posts only balanced journals, but a draft may be saved unbalanced: recorded, never held.
+        _zero("manual_journal_balances", LINE_SUM, "the journal's line amounts sum to zero", severity=WARN),
+    ]
+
+
+def _suite_deposits(types: tuple, spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("status", enums.DEPOSIT_STATUS, HOLD),
+        _enum("type", types, HOLD),
+        _zero("total_equals_parts", TOTAL_GAP, "total = sub_total + total_tax"),
+    ]
+
+
+def _suite_linked_transactions(spec: TableSpec) -> list[Check]:
+    # No money of their own: every value only describes the billable expense.
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("status", enums.LINKED_TRANSACTION_STATUS, WARN),
+        _enum("type", enums.LINKED_TRANSACTION_TYPE, WARN),
+        _enum("source_transaction_type_code", enums.LINKED_TRANSACTION_SOURCE_TYPE, WARN),
+    ]
+
+
+_SUITES: dict[str, Callable[[TableSpec], list[Check]]] = {
     "clients": _suite_clients,
     "invoices": _suite_invoices,
     "invoice_lines": _suite_invoice_lines,
     "payments": _suite_payments,
     "credit_notes": _suite_credit_notes,
+    "credit_note_lines": _suite_credit_note_lines,
     "accounts": _suite_accounts,
     "tracking_categories": _suite_tracking_categories,
     "tracking_options": _suite_tracking_options,
     "journals": _suite_journals,
     "journal_lines": _suite_journal_lines,
+    "bank_transactions": partial(_suite_document, enums.BANK_TRANSACTION_STATUS),
+    "bank_transaction_lines": _suite_child,
+    "manual_journals": _suite_manual_journals,
+    "manual_journal_lines": _suite_child,
+    "purchase_orders": partial(_suite_document, enums.PURCHASE_ORDER_STATUS),
+    "purchase_order_lines": _suite_child,
+    "overpayments": partial(_suite_deposits, enums.OVERPAYMENT_TYPE),
+    "overpayment_allocations": _suite_child,
+    "prepayments": partial(_suite_deposits, enums.PREPAYMENT_TYPE),
+    "prepayment_allocations": _suite_child,
+    "linked_transactions": _suite_linked_transactions,
 }
 
 
