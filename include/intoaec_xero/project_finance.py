@@ -111,6 +111,20 @@ def _gross(line_amount: Any, tax_amount: Any, line_amount_types: str | None) -> 
     return amount + cents(tax_amount) if line_amount_types == "Exclusive" else amount
 
 
+def _lines(conn, tenant_id: str, doc, lines, key: str, *where, extra: tuple = ()):
+    """A document table's lines with what converting them needs: date, rate, line-amount type, amounts, project."""
+    return conn.execute(
+        select(doc.c.date, doc.c.currency_rate, doc.c.line_amount_types, lines.c.line_amount, lines.c.tax_amount,
+               lines.c.account_code, lines.c.project, *extra)
+        .join(lines, and_(lines.c.tenant_id == doc.c.tenant_id, lines.c[key] == doc.c[key]))
+        .where(doc.c.tenant_id == tenant_id, *where))
+
+
+def _base_net(row) -> int:
+    """A line's tax-exclusive amount in base-currency cents, as Xero posts it."""
+    return to_base(_net(row.line_amount, row.tax_amount, row.line_amount_types), row.currency_rate)
+
+
 def compute(conn, tenant_id: str) -> Figures:
     """Every project figure of one tenant, from the documents IntoAEC holds."""
     figures = Figures()
@@ -125,17 +139,11 @@ def compute(conn, tenant_id: str) -> Figures:
             figures.add(project, day, cost_column, debit_cents)
             figures.add(project, day, "costs", debit_cents)
 
-    inv, il = s.invoices, s.invoice_lines
+    inv = s.invoices
     invoice_shares: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    invoice_info: dict[str, tuple[str, date, Any, str]] = {}
-    for row in conn.execute(
-            select(inv.c.invoice_id, inv.c.type, inv.c.status, inv.c.date, inv.c.currency_rate,
-                   inv.c.line_amount_types, inv.c.contact_id, il.c.line_amount, il.c.tax_amount, il.c.account_code,
-                   il.c.project)
-            .join(il, and_(il.c.tenant_id == inv.c.tenant_id, il.c.invoice_id == inv.c.invoice_id))
-            .where(inv.c.tenant_id == tenant_id, inv.c.status.in_(POSTED_INVOICE))):
-        net = to_base(_net(row.line_amount, row.tax_amount, row.line_amount_types), row.currency_rate)
-        class_ = accounts.pnl(row.account_code)
+    for row in _lines(conn, tenant_id, inv, s.invoice_lines, "invoice_id", inv.c.status.in_(POSTED_INVOICE),
+                      extra=(inv.c.invoice_id, inv.c.type, inv.c.contact_id)):
+        net, class_ = _base_net(row), accounts.pnl(row.account_code)
         if row.type == "ACCREC":
             post(row.project, row.date, class_, -net, "invoiced", "costs_other")
             if row.project:
@@ -143,18 +151,13 @@ def compute(conn, tenant_id: str) -> Figures:
                                                                       row.line_amount_types)
                 if class_ == REVENUE:
                     figures.client_revenue[row.project][row.contact_id] += net
-            invoice_info[row.invoice_id] = (row.status, row.date, row.currency_rate, row.contact_id)
         else:  # ACCPAY: a bill
             post(row.project, row.date, class_, net, "other_income", "costs_bills")
 
-    cn, cl = s.credit_notes, s.credit_note_lines
-    for row in conn.execute(
-            select(cn.c.type, cn.c.date, cn.c.currency_rate, cn.c.line_amount_types, cl.c.line_amount,
-                   cl.c.tax_amount, cl.c.account_code, cl.c.project)
-            .join(cl, and_(cl.c.tenant_id == cn.c.tenant_id, cl.c.credit_note_id == cn.c.credit_note_id))
-            .where(cn.c.tenant_id == tenant_id, cn.c.status.in_(POSTED_INVOICE))):
-        net = to_base(_net(row.line_amount, row.tax_amount, row.line_amount_types), row.currency_rate)
-        class_ = accounts.pnl(row.account_code)
+    cn = s.credit_notes
+    for row in _lines(conn, tenant_id, cn, s.credit_note_lines, "credit_note_id", cn.c.status.in_(POSTED_INVOICE),
+                      extra=(cn.c.type,)):
+        net, class_ = _base_net(row), accounts.pnl(row.account_code)
         if row.type == "ACCRECCREDIT":  # a sales credit: revenue debited
             if class_ == REVENUE:
                 figures.add(row.project, row.date, "credited", net)
@@ -164,15 +167,12 @@ def compute(conn, tenant_id: str) -> Figures:
         else:  # ACCPAYCREDIT: a supplier's credit, cost credited
             post(row.project, row.date, class_, -net, "other_income", "costs_bills")
 
-    bt, btl = s.bank_transactions, s.bank_transaction_lines
-    for row in conn.execute(
-            select(bt.c.type, bt.c.date, bt.c.currency_rate, bt.c.line_amount_types, btl.c.line_amount,
-                   btl.c.tax_amount, btl.c.account_code, btl.c.project)
-            .join(btl, and_(btl.c.tenant_id == bt.c.tenant_id, btl.c.bank_transaction_id == bt.c.bank_transaction_id))
-            .where(bt.c.tenant_id == tenant_id, bt.c.status == "AUTHORISED", bt.c.type.in_(("SPEND", "RECEIVE")))):
-        net = to_base(_net(row.line_amount, row.tax_amount, row.line_amount_types), row.currency_rate)
-        debit = net if row.type == "SPEND" else -net
-        post(row.project, row.date, accounts.pnl(row.account_code), debit, "other_income", "costs_spend_money")
+    bt = s.bank_transactions
+    for row in _lines(conn, tenant_id, bt, s.bank_transaction_lines, "bank_transaction_id",
+                      bt.c.status == "AUTHORISED", bt.c.type.in_(("SPEND", "RECEIVE")), extra=(bt.c.type,)):
+        net = _base_net(row)
+        post(row.project, row.date, accounts.pnl(row.account_code), net if row.type == "SPEND" else -net,
+             "other_income", "costs_spend_money")
 
     mj, mjl = s.manual_journals, s.manual_journal_lines
     for row in conn.execute(
@@ -183,7 +183,7 @@ def compute(conn, tenant_id: str) -> Figures:
         debit = _net(row.line_amount, row.tax_amount, row.line_amount_types)
         post(row.project, row.date, accounts.pnl(row.account_code), debit, "other_income", "costs_manual_journals")
 
-    _received_and_outstanding(conn, tenant_id, figures, invoice_shares, invoice_info)
+    _received_and_outstanding(conn, tenant_id, figures, invoice_shares)
     _committed(conn, tenant_id, figures)
     _unbilled(conn, tenant_id, figures)
     _deposits(conn, tenant_id, figures, invoice_shares)
@@ -192,46 +192,37 @@ def compute(conn, tenant_id: str) -> Figures:
     return figures
 
 
-def _received_and_outstanding(conn, tenant_id: str, figures: Figures, shares: dict[str, dict[str, int]],
-                              info: dict[str, tuple[str, date, Any, str]]) -> None:
+def _received_and_outstanding(conn, tenant_id: str, figures: Figures, shares: dict[str, dict[str, int]]) -> None:
     """Money received against each project's invoices (payments and deposits applied), and what is still owed.
 
     A payment is not made per line: it is shared among the invoice's projects in proportion to
-    their lines' tax-inclusive amounts, to the cent.
+    their lines' tax-inclusive amounts, to the cent. Deposits are applied at the invoice's rate.
     """
     p, inv = s.payments, s.invoices
-    for invoice_id, day, amount, rate in conn.execute(
-            select(p.c.invoice_id, p.c.date, p.c.amount, p.c.currency_rate)
-            .where(p.c.tenant_id == tenant_id, p.c.status == "AUTHORISED", p.c.payment_type == "ACCRECPAYMENT")):
-        if invoice_id in shares:
-            for project, part in _split(to_base(cents(amount), rate), shares[invoice_id]).items():
-                figures.add(project, day, "received", part)
+    rates = dict(conn.execute(select(inv.c.invoice_id, inv.c.currency_rate).where(
+        inv.c.tenant_id == tenant_id, inv.c.type == "ACCREC")).all())
+    amounts = [("received", conn.execute(
+        select(p.c.invoice_id, p.c.date, p.c.amount, p.c.currency_rate)
+        .where(p.c.tenant_id == tenant_id, p.c.status == "AUTHORISED", p.c.payment_type == "ACCRECPAYMENT")))]
     for table in (s.prepayment_allocations, s.overpayment_allocations):
-        for invoice_id, day, amount in conn.execute(
-                select(table.c.invoice_id, table.c.date, table.c.amount)
-                .where(table.c.tenant_id == tenant_id, table.c.is_deleted.isnot(True))):
+        amounts.append(("received", ((i, d, a, rates.get(i)) for i, d, a in conn.execute(
+            select(table.c.invoice_id, table.c.date, table.c.amount)
+            .where(table.c.tenant_id == tenant_id, table.c.is_deleted.isnot(True))))))
+    amounts.append(("outstanding", conn.execute(
+        select(inv.c.invoice_id, inv.c.date, inv.c.amount_due, inv.c.currency_rate)
+        .where(inv.c.tenant_id == tenant_id, inv.c.type == "ACCREC", inv.c.status == "AUTHORISED"))))
+    for column, rows in amounts:
+        for invoice_id, day, amount, rate in rows:
             if invoice_id in shares:
-                rate = info[invoice_id][2]
                 for project, part in _split(to_base(cents(amount), rate), shares[invoice_id]).items():
-                    figures.add(project, day, "received", part)
-    for invoice_id, day, amount_due, rate in conn.execute(
-            select(inv.c.invoice_id, inv.c.date, inv.c.amount_due, inv.c.currency_rate)
-            .where(inv.c.tenant_id == tenant_id, inv.c.type == "ACCREC", inv.c.status == "AUTHORISED")):
-        if invoice_id in shares:
-            for project, part in _split(to_base(cents(amount_due), rate), shares[invoice_id]).items():
-                figures.add(project, day, "outstanding", part)
+                    figures.add(project, day, column, part)
 
 
 def _committed(conn, tenant_id: str, figures: Figures) -> None:
     """Approved purchase orders not yet billed: cost the project has promised but not incurred."""
-    po, pol = s.purchase_orders, s.purchase_order_lines
-    for row in conn.execute(
-            select(po.c.date, po.c.currency_rate, po.c.line_amount_types, pol.c.line_amount, pol.c.tax_amount,
-                   pol.c.project)
-            .join(pol, and_(pol.c.tenant_id == po.c.tenant_id, pol.c.purchase_order_id == po.c.purchase_order_id))
-            .where(po.c.tenant_id == tenant_id, po.c.status == "AUTHORISED")):
-        figures.add(row.project, row.date, "committed",
-                    to_base(_net(row.line_amount, row.tax_amount, row.line_amount_types), row.currency_rate))
+    po = s.purchase_orders
+    for row in _lines(conn, tenant_id, po, s.purchase_order_lines, "purchase_order_id", po.c.status == "AUTHORISED"):
+        figures.add(row.project, row.date, "committed", _base_net(row))
 
 
 def _unbilled(conn, tenant_id: str, figures: Figures) -> None:
@@ -242,19 +233,11 @@ def _unbilled(conn, tenant_id: str, figures: Figures) -> None:
                                                lt.c.source_line_item_id.isnot(None)))}
     if not wanted:
         return
-    sources = (
-        (s.invoices, s.invoice_lines, "invoice_id"),
-        (s.bank_transactions, s.bank_transaction_lines, "bank_transaction_id"),
-    )
-    for doc, lines, key in sources:
-        for row in conn.execute(
-                select(lines.c.line_item_id, doc.c.date, doc.c.currency_rate, doc.c.line_amount_types,
-                       lines.c.line_amount, lines.c.tax_amount, lines.c.project)
-                .join(lines, and_(lines.c.tenant_id == doc.c.tenant_id, lines.c[key] == doc.c[key]))
-                .where(doc.c.tenant_id == tenant_id)):
+    for doc, lines, key in ((s.invoices, s.invoice_lines, "invoice_id"),
+                            (s.bank_transactions, s.bank_transaction_lines, "bank_transaction_id")):
+        for row in _lines(conn, tenant_id, doc, lines, key, extra=(lines.c.line_item_id,)):
             if row.line_item_id in wanted:
-                figures.add(row.project, row.date, "unbilled_expenses",
-                            to_base(_net(row.line_amount, row.tax_amount, row.line_amount_types), row.currency_rate))
+                figures.add(row.project, row.date, "unbilled_expenses", _base_net(row))
 
 
 def _deposits(conn, tenant_id: str, figures: Figures, shares: dict[str, dict[str, int]]) -> None:

@@ -79,6 +79,37 @@ def test_project_tables_equal_xero_profit_and_loss_by_project_before_and_after_a
         summary = run_sync(client, settings, engine, RawStore(tmp_path / "raw"), "run-2")
         assert summary.ok, summary.failures
         _assert_equal_to_the_books(engine, sandbox.truth())
+        _assert_months_equal_xero(engine, client)
+
+
+def _assert_months_equal_xero(engine, client) -> None:
+    """Month by month: Xero's Profit and Loss by the project category for a month equals that month's rows."""
+    import calendar
+
+    from intoaec_xero.parsing import loads
+    from intoaec_xero.quality import project_pnl
+
+    with engine.connect() as conn:
+        categories = dict(conn.execute(select(tracking_categories.c.tenant_id, tracking_categories.c.tracking_category_id)
+                                       .where(tracking_categories.c.name.in_(("Job", "Projects")))).all())
+        for tenant_id, category_id in categories.items():
+            busiest = [m for (m,) in conn.execute(
+                select(project_financials.c.month).where(project_financials.c.tenant_id == tenant_id)
+                .group_by(project_financials.c.month).order_by(func.count().desc(), project_financials.c.month)
+                .limit(3))]
+            assert busiest
+            for month in busiest:
+                month = month if isinstance(month, date) else date.fromisoformat(str(month))
+                last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+                body = client.get("get_report_profit_and_loss", tenant_id, "GET /Reports/ProfitAndLoss",
+                                  from_date=month.isoformat(), to_date=last.isoformat(),
+                                  tracking_category_id=category_id).body
+                xero = {p: v for p, v in project_pnl.parse(loads(body)).items() if any(v)}
+                ours = {r.project: (r.revenue, r.costs) for r in conn.execute(
+                    select(project_financials).where(project_financials.c.tenant_id == tenant_id,
+                                                     project_financials.c.month == month))
+                        if r.revenue or r.costs}
+                assert ours == xero, (tenant_id, month)
 
 
 def test_a_failed_rebuild_fails_the_tenant_and_says_so(tmp_path, monkeypatch):
