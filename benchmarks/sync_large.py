@@ -78,11 +78,15 @@ def sync_tenant(tenant):
             load_seconds = max(0.0, (done - previous).total_seconds())
             previous = done
         n = item["records"]
-        per_call = 100 if name == "journals" else 1000
+        # Journals (100 a call) and LinkedTransactions (100 a page) come without a pagination object, so
+        # only a short or empty answer ends them: one call more than the full ones. Paged streams say
+        # their last page, 1,000 records a page.
+        unpaged_walk = name in ("journals", "linked_transactions")
         paged = name not in ("accounts", "tracking_categories")
+        minimum = n // 100 + 1 if unpaged_walk else (max(1, -(-n // 1000)) if paged else 1)
         streams[name] = {"records": n, "rows": (run.rows_loaded if run else 0) or 0, "calls": item["api_calls"],
                          "seconds": extract_seconds + load_seconds,
-                         "minimum_calls": (max(1, -(-n // per_call)) if paged else 1) if not item["unavailable"] else 1}
+                         "minimum_calls": minimum if not item["unavailable"] else 1}
     projects = loaded.get("projects") or {}
     pnl = manifest.get("project_pnl") or {}
     streams["project tables"] = {"records": 0, "calls": 1 if "from" in pnl else 0, "minimum_calls": 1,

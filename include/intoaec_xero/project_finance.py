@@ -22,11 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select
+from sqlalchemy import Engine, and_, delete, select
 
 from intoaec_xero import schema as s
+from intoaec_xero.db import upsert
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,25 @@ ONE = Decimal(1)
 
 
 def cents(value: Any) -> int:
-    return 0 if value is None else int((Decimal(str(value)) * 100).to_integral_value(ROUND_HALF_UP))
+    """A 2-place amount as whole cents: exact from a Decimal (PostgreSQL), and from SQLite's REAL, whose
+    amount times 100 lies within a rounding error of its whole number of cents."""
+    if value is None:
+        return 0
+    if type(value) is float:
+        return round(value * 100)
+    return int(Decimal(value).scaleb(2).to_integral_value(ROUND_HALF_UP))
+
+
+@lru_cache(maxsize=4096)
+def _rate(rate: Any) -> Decimal:
+    return Decimal(str(rate)) if rate not in (None, 0, "") else ONE
 
 
 def to_base(amount_cents: int, rate: Any) -> int:
     """Foreign cents to base cents; Xero's CurrencyRate is foreign units per base unit."""
-    r = Decimal(str(rate)) if rate not in (None, 0, "") else ONE
+    if rate is None or rate == 1:
+        return amount_cents
+    r = _rate(rate)
     if r == ONE:
         return amount_cents
     return int((Decimal(amount_cents) / r).to_integral_value(ROUND_HALF_UP))
@@ -62,18 +77,24 @@ class Figures:
 
     monthly: dict[tuple[str, date], dict[str, int]] = field(default_factory=lambda: defaultdict(
         lambda: dict.fromkeys(MONEY_COLUMNS, 0)))
-    activity: dict[str, list[date]] = field(default_factory=lambda: defaultdict(list))
+    activity: dict[str, tuple[date, date]] = field(default_factory=dict)  # first and last document date
     client_revenue: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
     def add(self, project: str | None, day: date | None, column: str, amount: int) -> None:
         if not project or day is None or not amount:
             return
-        self.monthly[(project, month_of(day))][column] += amount
-        self.activity[project].append(day)
+        self.monthly[(project, day.replace(day=1))][column] += amount
+        seen = self.activity.get(project)
+        if seen is None:
+            self.activity[project] = (day, day)
+        elif day < seen[0] or day > seen[1]:
+            self.activity[project] = (min(seen[0], day), max(seen[1], day))
 
 
 def _split(total: int, weights: dict[str, int]) -> dict[str, int]:
     """``total`` cents over ``weights`` pro rata, to the cent (largest remainder), signs kept."""
+    if len(weights) == 1:  # most invoices are for one project
+        return dict.fromkeys(weights, total) if total and next(iter(weights.values())) else {}
     whole = sum(weights.values())
     if not whole or not total:
         return {}
@@ -228,16 +249,12 @@ def _committed(conn, tenant_id: str, figures: Figures) -> None:
 def _unbilled(conn, tenant_id: str, figures: Figures) -> None:
     """Billable expenses approved but not yet on a sales invoice, at their source line's amount."""
     lt = s.linked_transactions
-    wanted = {line_id for (line_id,) in conn.execute(
-        select(lt.c.source_line_item_id).where(lt.c.tenant_id == tenant_id, lt.c.status == "APPROVED",
-                                               lt.c.source_line_item_id.isnot(None)))}
-    if not wanted:
-        return
+    wanted = (select(lt.c.source_line_item_id)
+              .where(lt.c.tenant_id == tenant_id, lt.c.status == "APPROVED", lt.c.source_line_item_id.isnot(None)))
     for doc, lines, key in ((s.invoices, s.invoice_lines, "invoice_id"),
                             (s.bank_transactions, s.bank_transaction_lines, "bank_transaction_id")):
-        for row in _lines(conn, tenant_id, doc, lines, key, extra=(lines.c.line_item_id,)):
-            if row.line_item_id in wanted:
-                figures.add(row.project, row.date, "unbilled_expenses", _base_net(row))
+        for row in _lines(conn, tenant_id, doc, lines, key, lines.c.line_item_id.in_(wanted)):
+            figures.add(row.project, row.date, "unbilled_expenses", _base_net(row))
 
 
 def _deposits(conn, tenant_id: str, figures: Figures, shares: dict[str, dict[str, int]]) -> None:
@@ -317,20 +334,20 @@ def rebuild(engine: Engine, tenant_id: str, as_of: date | None = None) -> dict[s
         monthly_rows = [{"tenant_id": tenant_id, "project": project, "month": month, "updated_at": now,
                          **{k: _decimal(v) for k, v in money.items()}}
                         for (project, month), money in sorted(figures.monthly.items())]
+        to_date: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(MONEY_COLUMNS, 0))
+        for (project, _), money in figures.monthly.items():
+            totals = to_date[project]
+            for k, v in money.items():
+                totals[k] += v
         summary_rows = []
         for project in sorted(figures.activity):
-            totals = dict.fromkeys(MONEY_COLUMNS, 0)
-            for (p, _), money in figures.monthly.items():
-                if p == project:
-                    for k, v in money.items():
-                        totals[k] += v
             clients = figures.client_revenue.get(project) or {}
             client_id = max(clients, key=lambda c: (clients[c], c)) if clients else None
-            days = figures.activity[project]
+            first, last = figures.activity[project]
             summary_rows.append({"tenant_id": tenant_id, "project": project, "client_id": client_id,
-                                 "client_name": names.get(client_id), "first_activity": min(days),
-                                 "last_activity": max(days), "updated_at": now,
-                                 **{k: _decimal(v) for k, v in totals.items()}})
+                                 "client_name": names.get(client_id), "first_activity": first,
+                                 "last_activity": last, "updated_at": now,
+                                 **{k: _decimal(v) for k, v in to_date[project].items()}})
         aging_rows = [{"tenant_id": tenant_id, "contact_id": contact_id, "contact_name": names.get(contact_id),
                        "as_of": as_of, "updated_at": now, **{k: _decimal(v) for k, v in buckets.items()},
                        "total": _decimal(sum(buckets.values()))}
@@ -350,6 +367,7 @@ def rebuild(engine: Engine, tenant_id: str, as_of: date | None = None) -> dict[s
 
 
 def _insert(conn, table, rows: Iterable[dict[str, Any]]) -> None:
+    """The tenant's rows were deleted just before: on PostgreSQL they go in by COPY (``db.upsert``)."""
     rows = list(rows)
-    for start in range(0, len(rows), 5000):
-        conn.execute(insert(table), rows[start:start + 5000])
+    for start in range(0, len(rows), 20_000):
+        upsert(conn, table, rows[start:start + 20_000])
