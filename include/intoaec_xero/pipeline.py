@@ -181,13 +181,15 @@ def _fetch_project_pnl(client: XeroClient, engine: Engine, raw: RawStore, run_id
     from intoaec_xero.projects import ProjectConfig
     from intoaec_xero.quality import project_pnl
 
-    changed = [e for e in extracts if e["stream"] in PNL_STREAMS and (e.get("records") or e.get("full"))]
+    changed = [e for e in extracts if e["stream"] in PNL_STREAMS and e.get("records")]
     if not changed:
         return {"skipped": "no document that moves a project's revenue or costs changed since the last run"}
     config = next((ProjectConfig.from_extra(e["extra"]["projects"]) for e in extracts
                    if (e.get("extra") or {}).get("projects")), ProjectConfig())
     try:
-        return project_pnl.fetch(client, engine, raw, run_id, tenant_id, config)
+        months = None if any(e.get("full") for e in changed) else project_pnl.changed_months(
+            raw, run_id, tenant_id, [get_stream(e["stream"]) for e in changed])
+        return project_pnl.fetch(client, engine, raw, run_id, tenant_id, config, months)
     except Exception as error:  # noqa: BLE001 - the documents are extracted; the check will say it could not run
         log.exception("Tenant %s: Xero's Profit and Loss by project could not be fetched", tenant_id)
         return {"skipped": f"the Profit and Loss report could not be fetched: {error}"}

@@ -9,6 +9,7 @@ Xero posts it. The two tenants of ``small`` name their project category "Job" an
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ import pytest
 from intoaec_xero import project_finance
 from intoaec_xero.pipeline import run_sync
 from intoaec_xero.rawstore import RawStore
-from intoaec_xero.schema import accounts, ar_aging, project_financials, project_summary, tracking_categories
+from intoaec_xero.schema import accounts, ar_aging, invoices, project_financials, project_summary, tracking_categories
 from sqlalchemy import func, select
 
 from tests.harness.databases import migrated_engine
@@ -90,8 +91,9 @@ def _assert_months_equal_xero(engine, client) -> None:
     from intoaec_xero.quality import project_pnl
 
     with engine.connect() as conn:
-        categories = dict(conn.execute(select(tracking_categories.c.tenant_id, tracking_categories.c.tracking_category_id)
-                                       .where(tracking_categories.c.name.in_(("Job", "Projects")))).all())
+        tc = tracking_categories
+        categories = dict(conn.execute(select(tc.c.tenant_id, tc.c.tracking_category_id)
+                                       .where(tc.c.name.in_(("Job", "Projects")))).all())
         for tenant_id, category_id in categories.items():
             busiest = [m for (m,) in conn.execute(
                 select(project_financials.c.month).where(project_financials.c.tenant_id == tenant_id)
@@ -163,9 +165,12 @@ def test_the_checks_compare_with_xero_reports_in_one_call_per_run(tmp_path):
           running_sandbox(dataset="small", seed=21, limits=False) as sandbox):
         settings, store = connect(sandbox, engine, calls_per_minute=0)
         client = sync_client(settings, store)
-        for run in ("run-1", "run-2", "run-3"):
+        for run in ("run-1", "run-2", "run-3", "run-4"):
             if run == "run-3":
                 sandbox.activity(invoices=5)
+            if run == "run-4":  # one new invoice and nothing else: its month alone is checked
+                sandbox.activity(invoices=1, bank_transactions=0, manual_journals=0, purchase_orders=0,
+                                 prepayments=0, overpayments=0, linked_transactions=0)
             sandbox.reset_stats()
             assert run_sync(client, settings, engine, RawStore(tmp_path / "raw"), run).ok
             pnl_calls[run] = sum(sum(by_status.values()) for label, by_status in sandbox.stats()["requests"].items()
@@ -175,11 +180,20 @@ def test_the_checks_compare_with_xero_reports_in_one_call_per_run(tmp_path):
                     select(dq_results).where(dq_results.c.run_id == run,
                                              dq_results.c.check_name.in_(("project_pnl_matches_xero",
                                                                           "ar_aging_matches_trial_balance"))))}
+        windows = {t["tenant_id"]: RawStore(tmp_path / "raw").manifest("run-4", t["tenant_id"])["project_pnl"]
+                   for t in sandbox.health()["tenants"] for t in [{"tenant_id": t["tenantId"]}]}
+        newest = {}
+        with engine.connect() as conn:
+            for tenant_id in windows:
+                newest[tenant_id] = conn.execute(select(func.max(invoices.c.updated_at), func.max(invoices.c.date))
+                                                 .where(invoices.c.tenant_id == tenant_id)).one()
     tenants = {t for _, t in verdicts["run-1"]}
     assert len(tenants) == 2
     # At most one call a tenant and run: none before the category is known, one once documents were read
     # (an incremental read overlaps the last one by a little, so it may re-read a few unchanged ones).
     assert pnl_calls["run-1"] == 0 and pnl_calls["run-2"] <= 2 and pnl_calls["run-3"] == 2, pnl_calls
+    for tenant_id, info in windows.items():  # the report reached the newest document's month
+        assert date.fromisoformat(info["to"]) >= newest[tenant_id][1]
     for tenant in tenants:
         # The first run learns the project category with its load.
         assert "project category is not known yet" in verdicts["run-1"][("project_pnl_matches_xero", tenant)].observed
@@ -187,5 +201,28 @@ def test_the_checks_compare_with_xero_reports_in_one_call_per_run(tmp_path):
         assert second.passed and (pnl_calls["run-2"] or "no document" in second.observed), second.observed
         third = verdicts["run-3"][("project_pnl_matches_xero", tenant)]
         assert third.passed and third.observed.startswith("0 difference(s) over "), third.observed
+        fourth = verdicts["run-4"][("project_pnl_matches_xero", tenant)]
+        assert fourth.passed and fourth.observed.startswith("0 difference(s) over "), fourth.observed
         aging = verdicts["run-1"][("ar_aging_matches_trial_balance", tenant)]
         assert aging.passed and not aging.observed.startswith("skipped"), aging.observed
+
+
+def test_the_report_covers_the_months_the_run_read_and_no_more(tmp_path):
+    from intoaec_xero.quality import project_pnl
+    from intoaec_xero.streams import get_stream
+
+    raw = RawStore(tmp_path / "raw")
+    raw.write_page("run", "t", "invoices", 1, json.dumps({"Invoices": [
+        {"InvoiceID": "a", "Date": "/Date(1772928000000+0000)/"},  # 2026-03-08
+        {"InvoiceID": "b", "Date": "2026-05-20T00:00:00"}]}).encode())
+    raw.write_page("run", "t", "bank_transactions", 1, json.dumps({"BankTransactions": [
+        {"BankTransactionID": "c", "Date": "/Date(1775001600000+0000)/"}]}).encode())  # 2026-04-01
+    months = project_pnl.changed_months(raw, "run", "t", [get_stream("invoices"), get_stream("bank_transactions")])
+    assert months == (date(2026, 3, 1), date(2026, 5, 1))
+    today = date(2026, 12, 4)
+    assert project_pnl.report_window(today, months) == (date(2026, 3, 1), date(2026, 5, 31))
+    assert project_pnl.report_window(today, (date(2026, 12, 1), date(2026, 12, 1))) == (
+        date(2026, 12, 1), date(2026, 12, 31))  # an hourly run's usual case: this month alone
+    assert project_pnl.report_window(today, (date(2019, 1, 1), date(2026, 6, 1))) == (
+        date(2025, 7, 1), date(2026, 6, 30))  # twelve months at most
+    assert project_pnl.report_window(today, None) == (date(2026, 1, 1), date(2026, 12, 31))

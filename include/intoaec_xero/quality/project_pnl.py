@@ -1,10 +1,12 @@
 """Xero's Profit and Loss by the project category, fetched once per tenant and run, and the checks against it.
 
-The extract asks for the last twelve months (this month included) in one call, with
-``trackingCategoryID`` set, so Xero answers one column per project; the report is kept with
-the run's raw pages. After the load, ``project_pnl_matches_xero`` compares each project's
-revenue (Income and Other Income) and costs (Cost of Sales and Operating Expenses) in those
-months with ``project_financials``, to the cent; ``ar_aging_matches_trial_balance`` compares the
+The extract asks, in one call with ``trackingCategoryID`` set (Xero then answers one column per
+project), for the months whose documents this run read: from the first to the last of them,
+twelve at most; after a full read, the last twelve months. An hourly run that saw only this
+month's documents so checks this month alone. The report is kept with the run's raw pages.
+After the load, ``project_pnl_matches_xero`` compares each project's revenue (Income and Other
+Income) and costs (Cost of Sales and Operating Expenses) over those months with
+``project_financials``, to the cent; ``ar_aging_matches_trial_balance`` compares the
 receivables by age with the receivable control account of the Trial Balance kept with the
 journals. Neither can fail the extract: without the report the check is skipped and says why.
 """
@@ -44,8 +46,44 @@ def window(today: date) -> tuple[date, date]:
     return date(year, month, 1), today.replace(day=calendar.monthrange(today.year, today.month)[1])
 
 
-def fetch(client, engine: Engine, raw: RawStore, run_id: str, tenant_id: str, config: Any) -> dict[str, Any]:
-    """One call for the report; what the load needs to find and read it (or why it was not fetched)."""
+def report_window(today: date, months: tuple[date, date] | None) -> tuple[date, date]:
+    """The report's dates: the changed months (twelve at most, up to the last), else the last twelve."""
+    if months is None:
+        return window(today)
+    earliest, latest = months
+    return max(earliest, window(latest)[0]), window(latest)[1]
+
+
+def changed_months(raw: RawStore, run_id: str, tenant_id: str, streams: list[Any]) -> tuple[date, date] | None:
+    """The first and last month of the documents this run read (None if none has a date).
+
+    An incremental run reads few documents, so their kept pages are cheap to scan again.
+    """
+    from intoaec_xero.parsing import parse_date
+
+    days: list[date] = []
+    for stream in streams:
+        for body in raw.pages(run_id, tenant_id, stream.name):
+            payload = loads(body)
+            for record in (payload.get(stream.records_key) if isinstance(payload, dict) else None) or ():
+                try:
+                    day = parse_date(record.get("Date")) if isinstance(record, dict) else None
+                except ValueError:
+                    continue
+                if day:
+                    days.append(day)
+    if not days:
+        return None
+    return min(days).replace(day=1), max(days).replace(day=1)
+
+
+def fetch(client, engine: Engine, raw: RawStore, run_id: str, tenant_id: str, config: Any,
+          months: tuple[date, date] | None = None) -> dict[str, Any]:
+    """One call for the report; what the load needs to find and read it (or why it was not fetched).
+
+    ``months``: the first and last month whose documents changed; the report covers them (at most
+    the twelve months up to the last), or the last twelve months when not given (a full read).
+    """
     from intoaec_xero import projects
 
     with engine.connect() as conn:
@@ -56,7 +94,7 @@ def fetch(client, engine: Engine, raw: RawStore, run_id: str, tenant_id: str, co
                 if not _has_categories(engine, tenant_id) else
                 f"no project tracking category: the project of a line is {dimension.description}"}
     category_id = sorted(dimension.category_ids)[0]
-    first, last = window(datetime.now(UTC).date())
+    first, last = report_window(datetime.now(UTC).date(), months)
     try:
         response = client.get("get_report_profit_and_loss", tenant_id, "GET /Reports/ProfitAndLoss",
                               from_date=first.isoformat(), to_date=last.isoformat(),
