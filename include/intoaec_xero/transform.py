@@ -268,10 +268,26 @@ def journals(tenant_id: str, record: dict[str, Any], projects: ProjectDimension 
     }
 
 
+def _document_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """What every money document of the cost side carries: contact, status, date, currency and totals."""
+    return {
+        "contact_id": (record.get("Contact") or {}).get("ContactID"),
+        "status": record.get("Status"),
+        "line_amount_types": record.get("LineAmountTypes"),
+        "date": parse_date(record.get("Date")),
+        "reference": record.get("Reference") or None,
+        "currency_code": record.get("CurrencyCode"),
+        "currency_rate": parse_money(record.get("CurrencyRate")),
+        "sub_total": parse_money(record.get("SubTotal")),
+        "total_tax": parse_money(record.get("TotalTax")),
+        "total": parse_money(record.get("Total")),
+        "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
+    }
+
+
 def bank_transactions(tenant_id: str, record: dict[str, Any],
                       projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
     transaction_id = _required(record, "BankTransactionID")
-    contact = record.get("Contact") or {}
     account = record.get("BankAccount") or {}
     return {
         "bank_transactions": [
@@ -279,22 +295,12 @@ def bank_transactions(tenant_id: str, record: dict[str, Any],
                 "tenant_id": tenant_id,
                 "bank_transaction_id": transaction_id,
                 "type": record.get("Type"),
-                "contact_id": contact.get("ContactID"),
+                **_document_fields(record),
                 "bank_account_id": account.get("AccountID"),
                 "bank_account_code": account.get("Code"),
-                "status": record.get("Status"),
-                "line_amount_types": record.get("LineAmountTypes"),
-                "date": parse_date(record.get("Date")),
-                "reference": record.get("Reference") or None,
-                "currency_code": record.get("CurrencyCode"),
-                "currency_rate": parse_money(record.get("CurrencyRate")),
-                "sub_total": parse_money(record.get("SubTotal")),
-                "total_tax": parse_money(record.get("TotalTax")),
-                "total": parse_money(record.get("Total")),
                 "is_reconciled": _bool(record.get("IsReconciled")),
                 "prepayment_id": record.get("PrepaymentID"),
                 "overpayment_id": record.get("OverpaymentID"),
-                "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
             }
         ],
         "bank_transaction_lines": document_lines(tenant_id, "bank_transaction_id", transaction_id, record, projects),
@@ -346,27 +352,16 @@ def manual_journals(tenant_id: str, record: dict[str, Any],
 def purchase_orders(tenant_id: str, record: dict[str, Any],
                     projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
     order_id = _required(record, "PurchaseOrderID")
-    contact = record.get("Contact") or {}
     return {
         "purchase_orders": [
             {
                 "tenant_id": tenant_id,
                 "purchase_order_id": order_id,
                 "purchase_order_number": record.get("PurchaseOrderNumber"),
-                "reference": record.get("Reference") or None,
-                "contact_id": contact.get("ContactID"),
-                "status": record.get("Status"),
-                "line_amount_types": record.get("LineAmountTypes"),
-                "date": parse_date(record.get("Date")),
+                **_document_fields(record),
                 "delivery_date": parse_date(record.get("DeliveryDate")),
                 "expected_arrival_date": parse_date(record.get("ExpectedArrivalDate")),
-                "currency_code": record.get("CurrencyCode"),
-                "currency_rate": parse_money(record.get("CurrencyRate")),
-                "sub_total": parse_money(record.get("SubTotal")),
-                "total_tax": parse_money(record.get("TotalTax")),
-                "total": parse_money(record.get("Total")),
                 "sent_to_contact": _bool(record.get("SentToContact")),
-                "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
             }
         ],
         "purchase_order_lines": document_lines(tenant_id, "purchase_order_id", order_id, record, projects),
@@ -382,7 +377,6 @@ def _deposit(tenant_id: str, record: dict[str, Any], kind: str) -> Rows:
     """
     key = f"{kind}_id"
     deposit_id = _required(record, f"{kind.capitalize()}ID")
-    contact = record.get("Contact") or {}
     allocations = []
     for number, allocation in enumerate(record.get("Allocations") or (), start=1):
         if not isinstance(allocation, dict):
@@ -405,19 +399,9 @@ def _deposit(tenant_id: str, record: dict[str, Any], kind: str) -> Rows:
         "tenant_id": tenant_id,
         key: deposit_id,
         "type": record.get("Type"),
-        "contact_id": contact.get("ContactID"),
-        "status": record.get("Status"),
-        "line_amount_types": record.get("LineAmountTypes"),
-        "date": parse_date(record.get("Date")),
-        "reference": record.get("Reference") or None,
-        "currency_code": record.get("CurrencyCode"),
-        "currency_rate": parse_money(record.get("CurrencyRate")),
-        "sub_total": parse_money(record.get("SubTotal")),
-        "total_tax": parse_money(record.get("TotalTax")),
-        "total": parse_money(record.get("Total")),
+        **_document_fields(record),
         "remaining_credit": parse_money(record.get("RemainingCredit")),
         "applied_amount": parse_money(record.get("AppliedAmount")),
-        "updated_at": parse_datetime(record.get("UpdatedDateUTC")),
     }
     if kind == "prepayment":
         deposit["invoice_number"] = record.get("InvoiceNumber")
