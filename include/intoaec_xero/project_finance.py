@@ -67,10 +67,6 @@ def to_base(amount_cents: int, rate: Any) -> int:
     return int((Decimal(amount_cents) / r).to_integral_value(ROUND_HALF_UP))
 
 
-def month_of(day: date) -> date:
-    return day.replace(day=1)
-
-
 @dataclass
 class Figures:
     """One tenant's project figures: money by (project, month), and what describes each project."""
@@ -108,14 +104,8 @@ def _split(total: int, weights: dict[str, int]) -> dict[str, int]:
 
 class _Accounts:
     def __init__(self, conn, tenant_id: str):
-        self.by_code: dict[str, str] = {}
-        self.by_id: dict[str, str] = {}
-        for account_id, code, class_ in conn.execute(select(s.accounts.c.account_id, s.accounts.c.code,
-                                                            s.accounts.c["class"]).where(
-                s.accounts.c.tenant_id == tenant_id)):
-            if code:
-                self.by_code[code] = class_
-            self.by_id[account_id] = class_
+        self.by_code: dict[str, str] = {code: class_ for code, class_ in conn.execute(
+            select(s.accounts.c.code, s.accounts.c["class"]).where(s.accounts.c.tenant_id == tenant_id)) if code}
 
     def pnl(self, code: str | None) -> str | None:
         class_ = self.by_code.get(code or "")
