@@ -175,7 +175,9 @@ def test_a_data_teams_first_hour_in_the_airflow_ui(tmp_path):
             for box in offered:  # the one wrong total breaks every check that adds it up
                 box.click()
             shot("quarantine-review")
+            held = browser.find_element(By.ID, "item-status")
             browser.find_element(By.ID, "release-button").click()
+            wait.until(ready.staleness_of(held))  # the answer is a new page, not the review page still showing
             status = wait.until(ready.presence_of_element_located((By.ID, "item-status")))
             assert status.get_attribute("data-status") == "released", status.text
             shot("quarantine-released")
