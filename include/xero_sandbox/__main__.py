@@ -24,7 +24,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default="small", choices=sorted(DATASETS))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tenants", type=int, default=None,
-                   help="resize the dataset to N organisations (the last stays plan-gated where the dataset's is)")
+                   help="resize the dataset to N organisations (its organisations repeated in order)")
+    p.add_argument("--app-without-journals", action="store_true",
+                   help="the demo app sandbox-client is below Xero's Advanced tier: GET /Journals answers it "
+                        "401 AuthorizationUnsuccessful for every organisation (sandbox-client-core always is)")
     p.add_argument("--no-limits", action="store_true", help="switch rate limits off (headers still sent)")
     p.add_argument("--minute-limit", type=int, default=60)
     p.add_argument("--day-limit", type=int, default=5000)
@@ -53,6 +56,7 @@ def main(argv=None) -> int:
     try:
         app = create_app(args.dataset, args.seed, limits=not args.no_limits, tenants=args.tenants,
                          clock_start_ms=start_ms, max_page_size=args.max_page_size,
+                         app_without_journals=args.app_without_journals,
                          limit_config=LimitConfig(per_minute=args.minute_limit, per_day=args.day_limit,
                                                   concurrent=args.concurrent_limit,
                                                   app_per_minute=args.app_minute_limit))

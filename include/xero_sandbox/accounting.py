@@ -1,10 +1,10 @@
 """``/api.xro/2.0/...``: the Accounting API routes, thin over the model.
 
 One entry point handles every accounting call in Xero's order of checks: bearer token (401
-``TokenExpired``), ``xero-tenant-id`` (403 ``AuthenticationUnsuccessful``), scope and plan
-(401 ``AuthorizationUnsuccessful``), rate limits (429), then injected faults, then the
-resource handler. Paths are case-insensitive as at Xero. Every answer that reaches a tenant
-carries the three ``X-*Limit-Remaining`` headers.
+``TokenExpired``), ``xero-tenant-id`` (403 ``AuthenticationUnsuccessful``), scope and the app's
+tier (Journals only for apps allowed them; 401 ``AuthorizationUnsuccessful``), rate limits
+(429), then injected faults, then the resource handler. Paths are case-insensitive as at Xero.
+Every answer that reaches a tenant carries the three ``X-*Limit-Remaining`` headers.
 
 Filtering and ordering results are cached per (tenant, query, data version), so paging through
 a large result costs one filter pass, not one per page.
@@ -43,6 +43,8 @@ _INVOICES = {"accounting.transactions", "accounting.transactions.read", "account
              "accounting.invoices.read"}
 _PAYMENTS = {"accounting.transactions", "accounting.transactions.read", "accounting.payments",
              "accounting.payments.read"}
+_BANK = {"accounting.transactions", "accounting.transactions.read", "accounting.banktransactions",
+         "accounting.banktransactions.read"}
 
 # Canonical resource names, and which scopes let a token read them (any one suffices).
 RESOURCES = {
@@ -59,8 +61,9 @@ RESOURCES = {
     "reports/trialbalance": ("Reports/TrialBalance", {"accounting.reports.read",
                                                       "accounting.reports.trialbalance.read"}),
     "organisation": ("Organisation", {"accounting.settings", "accounting.settings.read"}),
-    "banktransactions": ("BankTransactions", {"accounting.transactions", "accounting.transactions.read",
-                                              "accounting.banktransactions", "accounting.banktransactions.read"}),
+    "banktransactions": ("BankTransactions", _BANK),
+    "banktransfers": ("BankTransfers", _BANK),
+    "taxrates": ("TaxRates", {"accounting.settings", "accounting.settings.read"}),
     "manualjournals": ("ManualJournals", {"accounting.transactions", "accounting.transactions.read",
                                           "accounting.manualjournals", "accounting.manualjournals.read"}),
     "purchaseorders": ("PurchaseOrders", _INVOICES),
@@ -199,6 +202,9 @@ async def api_entry(request: Request) -> Response:
             return problem(403, "Forbidden", "AuthenticationUnsuccessful", typed=True)
     if not scopes_ok & set(at.scopes):
         return problem(401, "Unauthorized", "AuthorizationUnsuccessful", typed=True)
+    if key == "journals" and not sb.identity.clients[at.client_id].allow_journals:
+        # The app's partner tier has no Journals: the same refusal for every organisation.
+        return problem(401, "Unauthorized", "AuthorizationUnsuccessful", typed=True)
     decision = sb.limiter.acquire(books.no)
     headers = decision.headers
     if not decision.ok:
@@ -214,8 +220,6 @@ async def api_entry(request: Request) -> Response:
                 return problem(504, "Gateway Timeout", "The request timed out", headers)
             if fault.status:
                 return injected_status(fault, headers)
-        if key == "journals" and not books.journals_enabled:
-            return problem(401, "Unauthorized", "AuthorizationUnsuccessful", headers, typed=True)
         try:
             resp = HANDLERS[key](sb, books, request, item, headers)
         except QueryError as e:
@@ -578,6 +582,32 @@ def bank_transactions(sb, b: Books, request: Request, item, headers):
     return _paged(sb, b, request, headers, "BankTransactions", recs, lambda r: ser.bank_transaction(b, r, unitdp))
 
 
+def bank_transfers(sb, b: Books, request: Request, item, headers):
+    """Every transfer in one answer: Xero does not page BankTransfers. ``includeDeleted`` is accepted;
+    transfers here are never deleted."""
+    if item:
+        x = _by_guid(b, item, ids.BANK_TRANSFER, b.bank_transfers)
+        return _single(sb, "BankTransfers", ser.bank_transfer(b, x) if x else None, headers)
+    recs = _select(sb, b, request, "BankTransfers", b.bank_transfers, [], ())
+    return json_response(ser.envelope("BankTransfers", [ser.bank_transfer(b, x) for x in recs], sb.clock.now_ms()),
+                         headers=headers)
+
+
+def tax_rates(sb, b: Books, request: Request, item, headers):
+    """The organisation's tax rates, unpaged; ``/TaxRates/{TaxType}`` for one (no If-Modified-Since)."""
+    if item:
+        t = next((t for t in b.tax_rates if t.code == item.upper()), None)
+        return _single(sb, "TaxRates", ser.tax_rate(b, t) if t else None, headers)
+    q = request.query_params
+    where = compile_where("TaxRates", q.get("where"))
+    order = compile_order("TaxRates", q.get("order"))
+    recs = [t for t in b.tax_rates if where is None or where(b, t)]
+    if order:
+        recs = sort_records(b, recs, order)
+    return json_response(ser.envelope("TaxRates", [ser.tax_rate(b, t) for t in recs], sb.clock.now_ms()),
+                         headers=headers)
+
+
 def manual_journals(sb, b: Books, request: Request, item, headers):
     if item:
         mj = _by_guid(b, item, ids.MANUAL_JOURNAL, b.manual_journals)
@@ -914,6 +944,8 @@ HANDLERS = {
     "reports/trialbalance": trial_balance,
     "organisation": organisation,
     "banktransactions": bank_transactions,
+    "banktransfers": bank_transfers,
+    "taxrates": tax_rates,
     "manualjournals": manual_journals,
     "purchaseorders": purchase_orders,
     "linkedtransactions": linked_transactions,

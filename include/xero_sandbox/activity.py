@@ -5,7 +5,9 @@ approve, edit, void and delete invoices and bills, raise credit notes and archiv
 payment actions pay open invoices (fully or partly) and delete payments. Cost-side actions
 (``COST_STREAMS``, after those, from their own random stream) add and delete spend/receive
 money, post, draft and void manual journals, raise, approve and bill purchase orders, take
-retainers and apply them, apply overpayments, and record and re-bill billable expenses. Every change that
+retainers and apply them, apply overpayments, and record and re-bill billable expenses. Bank
+transfers and payslips (``LEDGER_STREAMS``, 0 unless asked, from a stream of their own again)
+move money between the bank accounts and post payroll that no document shows. Every change that
 Xero would journal posts its journal (edits of approved invoices post a reversal plus a new
 journal), and every change bumps ``UpdatedDateUTC`` the way Xero does, except the ones Xero
 is known not to bump (a due date or "sent" flag on a part-paid invoice, a contact's
@@ -28,11 +30,24 @@ from .costs import (
 )
 from .generate import EXPORT, FOREIGN, NOTAX, PURCHASE, SALE, allocate, bill_lines, fee_lines, post_event
 from .ids import DAY_MS
-from .model import Books, Contact, CreditNote, Invoice, LinkedTransaction, ManualJournal, Payment, PurchaseOrder
+from .model import (
+    RATE_ONE,
+    BankTransfer,
+    Books,
+    Contact,
+    CreditNote,
+    Invoice,
+    LinkedTransaction,
+    ManualJournal,
+    Payment,
+    PurchaseOrder,
+)
 
 #: The cost-side streams ``/_sandbox/activity`` can touch, each a number of actions.
 COST_STREAMS = ("bank_transactions", "manual_journals", "purchase_orders", "prepayments", "overpayments",
                 "linked_transactions")
+#: Streams that only post journals (and a transfer record): never done unless asked for.
+LEDGER_STREAMS = ("bank_transfers", "payslips")
 
 
 def default_costs(n_invoices: int) -> dict[str, int]:
@@ -42,7 +57,7 @@ def default_costs(n_invoices: int) -> dict[str, int]:
 
 
 def apply_activity(b: Books, n_invoices: int, n_payments: int, seed: int, run_no: int, now_ms: int,
-                   costs: dict[str, int] | None = None) -> dict:
+                   costs: dict[str, int] | None = None, bank_transfers: int = 0, payslips: int = 0) -> dict:
     rng = random.Random(f"xero-sandbox:activity:{seed}:{b.no}:{run_no}")
     act = _Activity(b, rng, now_ms)
     for _ in range(n_invoices):
@@ -60,6 +75,12 @@ def apply_activity(b: Books, n_invoices: int, n_payments: int, seed: int, run_no
         for name in COST_STREAMS:
             for _ in range(costs.get(name, 0)):
                 getattr(act, f"{name}_action")()
+    if bank_transfers or payslips:
+        act.rng = random.Random(f"xero-sandbox:activity-ledger:{seed}:{b.no}:{run_no}")
+        for _ in range(bank_transfers):
+            act.bank_transfer()
+        for _ in range(payslips):
+            act.payslip()
     b.version += 1
     return act.summary
 
@@ -221,10 +242,16 @@ class _Activity:
         self._count("invoices_edited")
         return True
 
+    def _live_payments(self, inv: Invoice) -> list[int]:
+        return [p for p in inv.payments if self.b.payments[p].status == "AUTHORISED"]
+
     def credit_note(self) -> bool:
         b = self.b
+        # A foreign invoice's payments clear its control account converted cumulatively after its
+        # credit; credit arriving after a payment would make that depend on the order of events,
+        # which a ledger derived from the documents cannot know.
         inv = self._pick(lambda i: i.type == "ACCREC" and i.status == "AUTHORISED" and i.due_amount > 1000
-                         and i.line_count > 0)
+                         and i.line_count > 0 and (i.rate == RATE_ONE or not self._live_payments(i)))
         if inv is None:
             return False
         b.credit_seq += 1
@@ -292,7 +319,7 @@ class _Activity:
             return False
         for _ in range(200):
             pay = b.payments[self.rng.randrange(len(b.payments))]
-            if pay.status == "AUTHORISED" and pay.journal:
+            if pay.status == "AUTHORISED" and pay.journal and self._deletable(pay):
                 break
         else:
             return False
@@ -308,6 +335,11 @@ class _Activity:
         post_event(b, "paydel", pay.idx, ms)
         self._count("payments_deleted")
         return True
+
+    def _deletable(self, pay: Payment) -> bool:
+        """Only the last live payment of a foreign invoice may go (the same reason as in credit_note)."""
+        inv = self.b.invoices[pay.invoice]
+        return inv.rate == RATE_ONE or self._live_payments(inv)[-1] == pay.idx
 
     def _settle(self, inv: Invoice) -> None:
         if inv.due_amount == 0 and inv.total > 0:
@@ -339,6 +371,27 @@ class _Activity:
         c.is_supplier = not c.is_supplier
         self._count("silent_contact_edits")
 
+
+    # ------------------------------------------------------------------ bank transfers and payroll
+    def bank_transfer(self) -> None:
+        b, rng = self.b, self.rng
+        cheque, savings = b.account_by_code["090"], b.account_by_code["091"]
+        amount = rng.randint(500, 20000) * 100
+        # only transfers touch savings, so its ledger balance says what can come back out
+        outward = rng.random() < 0.6 or b.net_by_account.get(savings, 0) < amount
+        src, dst = (cheque, savings) if outward else (savings, cheque)
+        x = BankTransfer(len(b.bank_transfers), src, dst, amount, self.today, self._ms(),
+                         "Sweep to savings" if outward else "Top-up from savings")
+        b.bank_transfers.append(x)
+        post_event(b, "xfer", x.idx, x.created_ms)
+        self._count("bank_transfers_created")
+
+    def payslip(self) -> None:
+        """Payroll journaled by Xero with no document the Accounting API shows."""
+        b = self.b
+        b.payslips.append((self.today, self.rng.randint(1000, 9000) * 100))
+        post_event(b, "payslip", len(b.payslips) - 1, self._ms())
+        self._count("payslips_posted")
 
     # ------------------------------------------------------------------ the cost side
     def _supplier(self, name: str) -> int:

@@ -88,14 +88,16 @@ class _Observe:
 
 def create_app(dataset: str = "small", seed: int = 1, limits: bool = True, tenants: int | None = None,
                clock_start_ms: int | None = None, limit_config: LimitConfig | None = None,
-               max_page_size: int | None = None) -> FastAPI:
+               max_page_size: int | None = None, app_without_journals: bool = False) -> FastAPI:
+    """The sandbox app. ``app_without_journals``: the demo app ``sandbox-client`` is below Xero's
+    Advanced tier, so Journals answer it 401 for every organisation (``sandbox-client-core`` always is)."""
     if max_page_size is not None and max_page_size < 1:
         raise ValueError("--max-page-size must be at least 1")
     ds = build_dataset(dataset, seed, tenants)
     clock = SandboxClock(clock_start_ms)
     cfg = limit_config or LimitConfig()
     cfg.enabled = limits
-    sandbox = Sandbox(dataset=ds, clock=clock, identity=identity.default_store(clock, ds.tenants),
+    sandbox = Sandbox(dataset=ds, clock=clock, identity=identity.default_store(clock, ds.tenants, app_without_journals),
                       limiter=RateLimiter(clock, cfg), max_page_size=max_page_size)
     app = FastAPI(title="Xero sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = sandbox

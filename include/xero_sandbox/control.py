@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from .activity import COST_STREAMS, apply_activity
+from .activity import COST_STREAMS, LEDGER_STREAMS, apply_activity
 
 router = APIRouter(prefix="/_sandbox")
 
@@ -142,8 +142,10 @@ async def health(request: Request):
     sb = _sb(request)
     return {"ok": True, "dataset": sb.dataset.name, "seed": sb.dataset.seed, "limits": sb.limiter.config.enabled,
             "max_page_size": sb.max_page_size,
-            "tenants": [{"tenantId": b.tenant_id, "tenantName": b.name, "journals": b.journals_enabled}
-                        for b in sb.dataset.tenants],
+            "tenants": [{"tenantId": b.tenant_id, "tenantName": b.name} for b in sb.dataset.tenants],
+            # Journals are the app's privilege (Xero's partner tier), the same for every organisation.
+            "apps": [{"clientId": c.client_id, "name": c.name, "journals": c.allow_journals}
+                     for c in sb.identity.clients.values()],
             "now": sb.clock.iso()}
 
 
@@ -173,14 +175,16 @@ async def post_activity(request: Request):
         n_inv = int(body.get("invoices", 0))
         n_pay = int(body.get("payments", 0))
         tenant = body.get("tenant_id")
-        unknown = set(body) - {"invoices", "payments", "tenant_id", *COST_STREAMS}
+        unknown = set(body) - {"invoices", "payments", "tenant_id", *COST_STREAMS, *LEDGER_STREAMS}
         if unknown:
             raise ValueError(f"unknown activity fields: {', '.join(sorted(unknown))}")
         # Cost-side streams: as many actions as asked; none named, a fifth of the invoice actions each.
         costs = {name: int(body[name]) for name in COST_STREAMS if name in body} or None
         if costs is not None:
             costs = {name: costs.get(name, 0) for name in COST_STREAMS}
-        if n_inv < 0 or n_pay < 0 or any(v < 0 for v in (costs or {}).values()):
+        # Bank transfers and payslips: only what is asked (0 by default).
+        ledger = {name: int(body.get(name, 0)) for name in LEDGER_STREAMS}
+        if n_inv < 0 or n_pay < 0 or any(v < 0 for v in [*(costs or {}).values(), *ledger.values()]):
             raise ValueError("activity counts must be >= 0")
     except (ValueError, TypeError) as e:
         return _bad(str(e))
@@ -194,7 +198,7 @@ async def post_activity(request: Request):
     for b in targets:
         sb.activity_runs[b.no] = sb.activity_runs.get(b.no, 0) + 1
         summary[b.tenant_id] = apply_activity(b, n_inv, n_pay, sb.dataset.seed, sb.activity_runs[b.no],
-                                              sb.clock.now_ms(), costs)
+                                              sb.clock.now_ms(), costs, **ledger)
     sb.query_cache.clear()
     return {"ok": True, "now": sb.clock.iso(), "changes": summary}
 

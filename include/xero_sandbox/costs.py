@@ -4,8 +4,9 @@ What a practice tracks per project besides fees: spend money (site-visit flights
 by card), monthly payroll imported as a manual journal with each project's share of staff time,
 depreciation and the odd reallocation between projects, purchase orders to sub-consultants
 (committed cost), retainers taken at the start of a project and applied to later invoices
-(prepayments), clients' overpayments applied to their next invoice, and bill or spend-money
-lines re-billed to the client (linked transactions, "billable expenses").
+(prepayments), clients' overpayments applied to their next invoice, bill or spend-money
+lines re-billed to the client (linked transactions, "billable expenses"), and transfers between
+the cheque and savings accounts (from a stream of their own).
 
 Everything here draws from its own random stream and runs after the fee invoices and bills are
 settled, so the existing documents, payments, credit notes and contacts are exactly what they
@@ -26,6 +27,7 @@ from .ids import DAY_MS, date_of, day_of
 from .model import (
     RATE_ONE,
     BankTransaction,
+    BankTransfer,
     Books,
     CreditAllocation,
     Invoice,
@@ -122,8 +124,9 @@ class CostGenerator:
     """Adds the cost side and deposits to books whose invoices and bills are already settled."""
 
     def __init__(self, b: Books, rng: random.Random, start_day: int, projects: list, suppliers: list,
-                 events: list, size: int, tz: str) -> None:
+                 events: list, size: int, tz: str, transfer_rng: random.Random | None = None) -> None:
         self.b, self.rng, self.start_day = b, rng, start_day
+        self.transfer_rng = transfer_rng or random.Random(f"xero-sandbox:transfers:{b.no}")
         self.projects, self.suppliers, self.events = projects, suppliers, events
         self.size, self.tz = size, tz
         self.by_option = {p.option: p for p in projects}
@@ -137,6 +140,8 @@ class CostGenerator:
         self._retainers()
         self._overpayments()
         self._linked_transactions()
+        # Last, from its own stream: every record above is what it was before transfers existed.
+        self._bank_transfers()
 
     # ------------------------------------------------------------------ helpers
     def _stamp(self, day: int, lo_h: int = 1, hi_h: int = 40) -> int:
@@ -368,6 +373,35 @@ class CostGenerator:
                                   f"Remittance {rng.randint(10000, 99999)} — paid twice", ms)
                 self._event(ms, "bt", dep.bank_txn)
                 self._apply("OVERPAYMENT", dep, inv, amount, day, ms)
+
+    # ------------------------------------------------------------------ bank transfers
+    def _bank_transfers(self) -> None:
+        """A few sweeps a month between the cheque and savings accounts, in both directions; the
+        savings account never goes below zero."""
+        b, rng = self.b, self.transfer_rng
+        cheque, savings = b.account_by_code["090"], b.account_by_code["091"]
+        in_savings = 0
+        d = date_of(max(self.start_day, 0))
+        y, m = d.year, d.month
+        while True:
+            first = max(self.start_day, day_of(date(y, m, 1)))
+            if first > END_DAY:
+                break
+            last = min(END_DAY, month_end(y, m))
+            for day in sorted(rng.randint(first, last) for _ in range(rng.randint(1, 4))):
+                amount = rng.randint(500, 20000) * 100
+                outward = in_savings < amount or rng.random() < 0.6
+                src, dst = (cheque, savings) if outward else (savings, cheque)
+                in_savings += amount if outward else -amount
+                ms = day * DAY_MS + rng.randint(3600, 40 * 3600) * 1000 + rng.randint(0, 999)
+                ms = min(ms, DATA_END_MS - rng.randint(60_000, 3_600_000))
+                reference = ("Sweep to savings" if outward else "Top-up from savings") if rng.random() < 0.8 else ""
+                x = BankTransfer(len(b.bank_transfers), src, dst, amount, day, ms, reference)
+                x.has_attachments = rng.random() < 0.05
+                x.reconciled = END_DAY - day > 30 or rng.random() < 0.5
+                b.bank_transfers.append(x)
+                self._event(ms, "xfer", x.idx)
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
 
     # ------------------------------------------------------------------ billable expenses
     def _linked_transactions(self) -> None:

@@ -9,10 +9,11 @@ contacts, supplier bills (sub-consultants, printing, software, rent), a few fore
 clients, several years of history, and the odd values real books contain (long and non-ASCII
 names, ``+1300`` offsets, a pre-1970 date, zero-amount lines, four-decimal unit prices). The cost
 side (spend money, payroll and other manual journals, purchase orders, retainers, overpayments,
-billable expenses) is added by ``costs`` from its own random stream.
+billable expenses) is added by ``costs`` from its own random stream, and transfers between the
+firm's bank accounts from another.
 
 Transactions are generated first, then every posting event (approval, payment, void, deletion,
-credit note, bank transaction, manual journal, retainer applied) is replayed in CreatedDateUTC
+credit note, bank transaction, manual journal, retainer applied, bank transfer) is replayed in CreatedDateUTC
 order through ``Books.post_journal``, so journal numbers rise with creation time and every
 journal is true double entry.
 """
@@ -52,8 +53,11 @@ SALE, PURCHASE, NOTAX, EXPORT = 0, 1, 2, 3
 COUNTRIES = {
     "NZ": ("NZD", [TaxRate("OUTPUT2", "15% GST on Income", 1500), TaxRate("INPUT2", "15% GST on Expenses", 1500),
                    TaxRate("NONE", "No GST", 0), TaxRate("ZERORATED", "Zero Rated", 0)], "GST", "+1300"),
+    # AU's accounts without a tax slot and its NoTax lines say "NONE", so GET /TaxRates lists it too
+    # (appended: the slots above keep their indexes).
     "AU": ("AUD", [TaxRate("OUTPUT", "GST on Income", 1000), TaxRate("INPUT", "GST on Expenses", 1000),
-                   TaxRate("BASEXCLUDED", "BAS Excluded", 0), TaxRate("EXEMPTEXPORT", "GST Free Exports", 0)],
+                   TaxRate("BASEXCLUDED", "BAS Excluded", 0), TaxRate("EXEMPTEXPORT", "GST Free Exports", 0),
+                   TaxRate("NONE", "No GST", 0)],
            "GST", "+1100"),
     "GB": ("GBP", [TaxRate("OUTPUT2", "20% (VAT on Income)", 2000),
                    TaxRate("INPUT2", "20% (VAT on Expenses)", 2000),
@@ -218,37 +222,31 @@ class TenantSpec:
     sales: int
     bills: int
     start: date
-    journals: bool = True
 
 
+# Every organisation keeps and serves its journals: Xero refuses Journals per app (its partner
+# tier), never per organisation, so that gate lives on the OAuth client (``identity``).
 DATASETS: dict[str, list[TenantSpec]] = {
     "small": [TenantSpec(300, 110, date(2022, 4, 1)), TenantSpec(240, 90, date(2023, 1, 1))],
     "medium": [TenantSpec(6000, 5200, date(2019, 4, 1)), TenantSpec(1500, 900, date(2020, 7, 1)),
-               TenantSpec(700, 400, date(2021, 6, 1), journals=False)],
+               TenantSpec(700, 400, date(2021, 6, 1))],
     "large": [TenantSpec(60000, 42000, date(2017, 4, 1)), TenantSpec(52000, 36000, date(2018, 1, 1)),
-              TenantSpec(12000, 6000, date(2020, 1, 1), journals=False)],
-    # small's first organisation beside one whose Xero plan has no Journals: reconciliation on both kinds.
-    "mixed": [TenantSpec(300, 110, date(2022, 4, 1)), TenantSpec(120, 40, date(2023, 1, 1), journals=False)],
+              TenantSpec(12000, 6000, date(2020, 1, 1))],
+    # small's first organisation beside a smaller, younger one.
+    "mixed": [TenantSpec(300, 110, date(2022, 4, 1)), TenantSpec(120, 40, date(2023, 1, 1))],
     # Many small organisations, for fan-out and scheduling tests (50 by default; --tenants N).
-    "many": [TenantSpec(40, 16, date(2024, 1, 1))] * 49 + [TenantSpec(40, 16, date(2024, 1, 1), journals=False)],
+    "many": [TenantSpec(40, 16, date(2024, 1, 1))] * 50,
 }
 
 
 def dataset_specs(name: str, tenants: int | None = None) -> list[TenantSpec]:
-    """The tenant specs of a dataset, optionally resized to ``tenants`` (the last stays plan-gated
-    if the dataset's last one is)."""
+    """The tenant specs of a dataset, optionally resized to ``tenants`` (its specs repeated in order)."""
     specs = DATASETS[name]
     if tenants is None or tenants == len(specs):
         return list(specs)
     if tenants < 1:
         raise ValueError("--tenants must be at least 1")
-    gated_last = not specs[-1].journals
-    body = [s for s in specs if s.journals] or [TenantSpec(s.sales, s.bills, s.start) for s in specs]
-    out = [body[i % len(body)] for i in range(tenants)]
-    if gated_last and tenants > 1:
-        s = specs[-1]
-        out[-1] = TenantSpec(s.sales, s.bills, s.start, journals=False)
-    return out
+    return [specs[i % len(specs)] for i in range(tenants)]
 
 
 def build_dataset(name: str, seed: int, tenants: int | None = None) -> Dataset:
@@ -263,7 +261,9 @@ def build_dataset(name: str, seed: int, tenants: int | None = None) -> Dataset:
         # The cost side draws from its own stream, so adding it left every fee invoice, bill,
         # payment, credit note and contact exactly as it was.
         cost_rng = random.Random(f"xero-sandbox:{name}:{seed}:tenant:{no}:costs")
-        books.append(_Generator(space, no, spec, rng, cost_rng).run())
+        # Bank transfers came later still: their own stream again.
+        transfer_rng = random.Random(f"xero-sandbox:{name}:{seed}:tenant:{no}:transfers")
+        books.append(_Generator(space, no, spec, rng, cost_rng, transfer_rng).run())
     return Dataset(name=name, seed=seed, idspace=space, tenants=books)
 
 
@@ -286,21 +286,20 @@ class _Project:
 
 class _Generator:
     def __init__(self, space: ids.IdSpace, no: int, spec: TenantSpec, rng: random.Random,
-                 cost_rng: random.Random | None = None) -> None:
+                 cost_rng: random.Random | None = None, transfer_rng: random.Random | None = None) -> None:
         self.rng, self.spec, self.no = rng, spec, no
         self.cost_rng = cost_rng or random.Random(f"xero-sandbox:costs:{no}")
+        self.transfer_rng = transfer_rng or random.Random(f"xero-sandbox:transfers:{no}")
         if no < len(FIRMS):
             name, country = FIRMS[no]
         else:
             country = ("NZ", "AU", "GB")[no % 3]
             name = f"{FIRM_A[no % len(FIRM_A)]} {FIRM_B[(no // len(FIRM_A)) % len(FIRM_B)]} ({no + 1:02d})"
-        if not spec.journals:
-            name += " — Starter plan"
         base, taxes, tax_word, tz = COUNTRIES[country]
         self.tz = tz
         self.b = Books(no=no, tenant_id=space.guid(no, ids.TENANT, 0), name=name,
                        short_code="!" + "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(5)),
-                       country=country, base_currency=base, journals_enabled=spec.journals, idspace=space,
+                       country=country, base_currency=base, idspace=space,
                        tax_rates=list(taxes))
         self.tax_word = tax_word
         self.start_day = day_of(spec.start)
@@ -320,7 +319,7 @@ class _Generator:
         from .costs import CostGenerator  # costs builds on this module's line helpers
 
         CostGenerator(self.b, self.cost_rng, self.start_day, self.projects, self.suppliers, self.events,
-                      self.spec.bills, self.tz).run()
+                      self.spec.bills, self.tz, self.transfer_rng).run()
         self._post_events()
         self._finish_contacts()
         self.b.projects = self.projects
@@ -737,7 +736,6 @@ BANK_SOURCE_TYPES = {"SPEND": "CASHPAID", "RECEIVE": "CASHREC", "RECEIVE-PREPAYM
 
 def post_event(b: Books, kind: str, idx: int, ms: int) -> None:
     """Post the journal one business event causes (shared by generation and activity)."""
-    # A plan-gated organisation still keeps a ledger; the API just won't show it.
     if kind == "inv":
         inv = b.invoices[idx]
         sign, control = (1, b.ar_account) if inv.type == "ACCREC" else (-1, b.ap_account)
@@ -792,5 +790,16 @@ def post_event(b: Books, kind: str, idx: int, ms: int) -> None:
         a.journal = b.post_journal(a.date, ms, "ARPREPAYMENT", dep.idx, [
             (b.retainer_account, a.amount, 0, ln.track[i0], ln.track2[i0], desc, -1),
             (b.ar_account, -a.amount, 0, -1, -1, desc, -1)])
+    elif kind == "xfer":
+        x = b.bank_transfers[idx]
+        desc = b.s("")
+        x.journal = b.post_journal(x.date, ms, "TRANSFER", idx, [
+            (x.to_account, x.amount, 0, -1, -1, desc, -1), (x.from_account, -x.amount, 0, -1, -1, desc, -1)])
+    elif kind == "payslip":
+        # Payroll posts wages against the bank; the Accounting API has no document for it.
+        day, cents = b.payslips[idx]
+        desc = b.s("")
+        b.post_journal(day, ms, "PAYSLIP", idx, [(b.account_by_code["477"], cents, 0, -1, -1, desc, -1),
+                                                 (b.bank_account, -cents, 0, -1, -1, desc, -1)])
     else:  # pragma: no cover - programming error
         raise ValueError(kind)

@@ -90,6 +90,9 @@ class OAuthClient:
     secret: str
     name: str
     allow_client_credentials: bool = True
+    # Since March 2026 Xero serves Journals only to apps on its Advanced partner tier; any other
+    # app is refused them for every organisation it is connected to.
+    allow_journals: bool = True
 
     def redirect_ok(self, uri: str) -> bool:
         """Registered redirect URIs: http(s) on 127.0.0.1 or localhost, any port and path."""
@@ -341,9 +344,18 @@ def _conn_time(ms: int) -> str:
     return f"{base}.{frac}Z"
 
 
-def default_store(clock, tenants) -> IdentityStore:
+DEMO_CLIENT_ID, DEMO_CLIENT_SECRET = "sandbox-client", "sandbox-secret"
+CORE_CLIENT_ID, CORE_CLIENT_SECRET = "sandbox-client-core", "sandbox-secret-core"
+
+
+def default_store(clock, tenants, app_without_journals: bool = False) -> IdentityStore:
+    """Two demo apps of one developer (same user, same organisations): the main one, refused
+    Journals when ``app_without_journals``, and a Core-tier one that never gets them."""
     store = IdentityStore(clock=clock, tenants=tenants)
-    store.clients["sandbox-client"] = OAuthClient("sandbox-client", "sandbox-secret", "IntoAEC (sandbox)")
+    store.clients[DEMO_CLIENT_ID] = OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, "IntoAEC (sandbox)",
+                                                allow_journals=not app_without_journals)
+    store.clients[CORE_CLIENT_ID] = OAuthClient(CORE_CLIENT_ID, CORE_CLIENT_SECRET, "IntoAEC (sandbox, Core tier)",
+                                                allow_journals=False)
     uid = "0f2c8b3e-6a5d-4e11-9c1b-5d7a3f0e2b41"
     store.users[uid] = User(uid, "demo@intoaec.test", "sandbox", "Demo", "User")
     return store

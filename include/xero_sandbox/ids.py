@@ -23,6 +23,9 @@ TRACKING_OPTION, JOURNAL, JOURNAL_LINE, ALLOCATION, CONNECTION, AUTH_EVENT, USER
 # The cost side of the books and client deposits.
 BANK_TRANSACTION, MANUAL_JOURNAL, PURCHASE_ORDER, PREPAYMENT, OVERPAYMENT = range(16, 21)
 LINKED_TRANSACTION, CREDIT_ALLOCATION = range(21, 23)
+# Transfers between bank accounts (and the two bank-side ids each carries: 2*idx from, 2*idx+1 to),
+# and payslips, which exist only as their journals.
+BANK_TRANSFER, TRANSFER_SIDE, PAYSLIP = range(23, 26)
 
 
 def _mix(x: int) -> int:

@@ -22,6 +22,7 @@ from .model import (
     ACCOUNT_CLASS,
     Account,
     BankTransaction,
+    BankTransfer,
     Books,
     Contact,
     CreditNote,
@@ -30,6 +31,7 @@ from .model import (
     Payment,
     Prepayment,
     PurchaseOrder,
+    TaxRate,
     TrackingCategory,
 )
 
@@ -177,6 +179,29 @@ _PURCHASE_ORDER_FIELDS: dict[str, Callable[[Books, PurchaseOrder], object]] = {
 }
 
 
+_BANK_TRANSFER_FIELDS: dict[str, Callable[[Books, BankTransfer], object]] = {
+    "amount": lambda b, r: _money(r.amount),
+    "date": lambda b, r: _dt_day(r.date),
+    "reference": lambda b, r: r.reference,
+    "hasattachments": lambda b, r: r.has_attachments,
+    "status": lambda b, r: "AUTHORISED",
+    "frombankaccount.accountid": lambda b, r: b.guid(ids.ACCOUNT, r.from_account),
+    "frombankaccount.code": lambda b, r: b.accounts[r.from_account].code,
+    "tobankaccount.accountid": lambda b, r: b.guid(ids.ACCOUNT, r.to_account),
+    "tobankaccount.code": lambda b, r: b.accounts[r.to_account].code,
+    "createddateutc": lambda b, r: _dt_ms(r.created_ms),
+    "banktransferid": lambda b, r: b.guid(ids.BANK_TRANSFER, r.idx),
+}
+
+_TAX_RATE_FIELDS: dict[str, Callable[[Books, TaxRate], object]] = {
+    "name": lambda b, r: r.name,
+    "taxtype": lambda b, r: r.code,
+    "status": lambda b, r: "ACTIVE",
+    "effectiverate": lambda b, r: Decimal(r.bp) / 100,
+    "displaytaxrate": lambda b, r: Decimal(r.bp) / 100,
+}
+
+
 def _deposit_fields(kind: int, id_name: str) -> dict[str, Callable[[Books, Prepayment], object]]:
     def bt(b: Books, r: Prepayment) -> BankTransaction:
         return b.bank_transactions[r.bank_txn]
@@ -208,6 +233,8 @@ FIELDS: dict[str, Mapping[str, Accessor]] = {
     "CreditNotes": _CREDIT_NOTE_FIELDS,
     "Accounts": _ACCOUNT_FIELDS,
     "TrackingCategories": _TRACKING_CATEGORY_FIELDS,
+    "BankTransfers": _BANK_TRANSFER_FIELDS,
+    "TaxRates": _TAX_RATE_FIELDS,
 }
 
 _TOKEN = re.compile(r"""

@@ -26,6 +26,7 @@ from .model import (
     RATE_ONE,
     SOURCE_TYPES,
     BankTransaction,
+    BankTransfer,
     Books,
     CreditNote,
     Invoice,
@@ -34,6 +35,7 @@ from .model import (
     Payment,
     Prepayment,
     PurchaseOrder,
+    TaxRate,
     to_base,
 )
 
@@ -77,6 +79,9 @@ _ORG_COUNTRY = {"NZ": ("NZ", "NEWZEALANDSTANDARDTIME", 31, 3), "AU": ("AU", "AUS
                 "GB": ("UK", "GMTSTANDARDTIME", 31, 3)}
 
 
+_ORG_CLASSES = ("PREMIUM", "STANDARD", "STARTER")
+
+
 def organisation(b: Books) -> dict:
     version, timezone, fy_day, fy_month = _ORG_COUNTRY[b.country]
     return {
@@ -101,13 +106,50 @@ def organisation(b: Books) -> dict:
         "OrganisationEntityType": "COMPANY",
         "Timezone": timezone,
         "ShortCode": b.short_code,
-        "Class": "STARTER" if not b.journals_enabled else "PREMIUM",
+        # The organisation's Xero plan. It says nothing about Journals: Xero gates those per app.
+        "Class": _ORG_CLASSES[b.no % len(_ORG_CLASSES)],
         "Edition": "BUSINESS",
         "LineOfBusiness": "Architecture, engineering and construction services",
         "Addresses": [],
         "Phones": [],
         "ExternalLinks": [],
         "PaymentTerms": {},
+    }
+
+
+# Per tax type: ReportTaxType and which account classes it applies to (assets, equity, expenses,
+# liabilities, revenue), as Xero's own rates say.
+_SALE_USE = (True, True, False, True, True)
+_PURCHASE_USE = (True, True, True, True, False)
+_ANY_USE = (True, True, True, True, True)
+_ZERO_SALE_USE = (False, False, False, True, True)
+_TAX_TYPES = {
+    "OUTPUT2": ("OUTPUT", _SALE_USE), "OUTPUT": ("OUTPUT", _SALE_USE),
+    "INPUT2": ("INPUT", _PURCHASE_USE), "INPUT": ("INPUT", _PURCHASE_USE),
+    "NONE": ("NONE", _ANY_USE), "BASEXCLUDED": ("BASEXCLUDED", _ANY_USE),
+    "ZERORATED": ("OUTPUT", _ZERO_SALE_USE), "EXEMPTEXPORT": ("EXEMPTEXPORT", _ZERO_SALE_USE),
+    "ZERORATEDOUTPUT": ("ZERORATEDOUTPUT", _ZERO_SALE_USE),
+}
+_TAX_WORD = {"NZ": "GST", "AU": "GST", "GB": "VAT"}
+
+
+def tax_rate(b: Books, t: TaxRate) -> dict:
+    report, use = _TAX_TYPES[t.code]
+    rate = t.bp / 100
+    return {
+        "Name": t.name,
+        "TaxType": t.code,
+        "ReportTaxType": report,
+        "CanApplyToAssets": use[0],
+        "CanApplyToEquity": use[1],
+        "CanApplyToExpenses": use[2],
+        "CanApplyToLiabilities": use[3],
+        "CanApplyToRevenue": use[4],
+        "DisplayTaxRate": rate,
+        "EffectiveRate": rate,
+        "Status": "ACTIVE",
+        "TaxComponents": [{"Name": _TAX_WORD[b.country], "Rate": rate, "IsCompound": False,
+                           "IsNonRecoverable": False}],
     }
 
 
@@ -475,6 +517,29 @@ def bank_transaction(b: Books, bt: BankTransaction, unitdp: int = 2) -> dict:
     return d
 
 
+def bank_transfer(b: Books, x: BankTransfer) -> dict:
+    return {
+        "BankTransferID": b.guid(ids.BANK_TRANSFER, x.idx),
+        "CreatedDateUTCString": datetime.fromtimestamp(x.created_ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "CreatedDateUTC": ms_datetime(x.created_ms),
+        "DateString": _date_string(x.date),
+        "Date": ms_date(x.date),
+        "Status": "AUTHORISED",
+        "FromBankAccount": bank_account_ref(b, x.from_account),
+        "ToBankAccount": bank_account_ref(b, x.to_account),
+        "Amount": x.amount / 100,
+        "CurrencyRate": x.rate / RATE_ONE,
+        "FromBankTransactionID": b.guid(ids.TRANSFER_SIDE, 2 * x.idx),
+        "ToBankTransactionID": b.guid(ids.TRANSFER_SIDE, 2 * x.idx + 1),
+        "FromIsReconciled": x.reconciled,
+        "ToIsReconciled": x.reconciled,
+        "Reference": x.reference,
+        "HasAttachments": x.has_attachments,
+        "FromTracking": [],
+        "ToTracking": [],
+    }
+
+
 def manual_journal(b: Books, mj: ManualJournal) -> dict:
     ln = b.lines
     strings, accounts, taxes = b.strings, b.accounts, b.tax_rates
@@ -667,6 +732,10 @@ def _journal_reference(b: Books, st: str, src: int) -> str:
         return b.bank_transactions[b.overpayments[src].bank_txn].reference
     if st == "MANJOURNAL":
         return b.strings[b.manual_journals[src].narration]
+    if st == "TRANSFER":
+        return b.bank_transfers[src].reference
+    if st == "PAYSLIP":
+        return f"Pay run {ids.date_of(b.payslips[src][0]).isoformat()}"
     return ""
 
 
@@ -683,4 +752,8 @@ def _source_guid(b: Books, st: str, src: int) -> str:
         return b.guid(ids.OVERPAYMENT, src)
     if st == "MANJOURNAL":
         return b.guid(ids.MANUAL_JOURNAL, src)
+    if st == "TRANSFER":
+        return b.guid(ids.BANK_TRANSFER, src)
+    if st == "PAYSLIP":
+        return b.guid(ids.PAYSLIP, src)
     return b.guid(ids.PAYMENT, src)

@@ -27,6 +27,9 @@ import requests
 
 DEMO_CLIENT_ID = "sandbox-client"
 DEMO_CLIENT_SECRET = "sandbox-secret"
+#: A second app of the same developer on Xero's Core tier: everything but Journals.
+CORE_CLIENT_ID = "sandbox-client-core"
+CORE_CLIENT_SECRET = "sandbox-secret-core"
 DEMO_EMAIL = "demo@intoaec.test"
 DEMO_PASSWORD = "sandbox"
 #: Broad read scopes (what apps created before March 2026 ask for).
@@ -76,8 +79,8 @@ class SandboxHandle:
 
     def activity(self, invoices: int = 0, payments: int = 0, tenant_id: str | None = None, **costs: int) -> dict:
         """Change the books; ``costs``: cost-side streams (bank_transactions=N, manual_journals=N,
-        purchase_orders=N, prepayments=N, overpayments=N, linked_transactions=N). None named: each
-        gets a fifth of ``invoices``."""
+        purchase_orders=N, prepayments=N, overpayments=N, linked_transactions=N; none named: each
+        gets a fifth of ``invoices``) and bank_transfers=N, payslips=N (0 unless named)."""
         body: dict[str, int | str] = {"invoices": invoices, "payments": payments, **costs}
         if tenant_id:
             body["tenant_id"] = tenant_id
@@ -95,17 +98,21 @@ class SandboxHandle:
                                       timeout=10))
 
     def connect(self, scope: str = DEFAULT_SCOPES, tenant_ids: Sequence[str] | None = None,
-                redirect_uri: str = "http://127.0.0.1:8976/callback") -> dict:
-        """Sign in, consent and exchange the code: the token response as the app would store it."""
-        location = sign_in_and_consent(self.authorize_url(redirect_uri, scope), tenant_ids=tenant_ids)
+                redirect_uri: str = "http://127.0.0.1:8976/callback", client_id: str = DEMO_CLIENT_ID,
+                client_secret: str = DEMO_CLIENT_SECRET) -> dict:
+        """Sign in, consent and exchange the code: the token response as the app would store it.
+        ``client_id``/``client_secret``: which demo app connects (``CORE_CLIENT_ID``: no Journals)."""
+        location = sign_in_and_consent(self.authorize_url(redirect_uri, scope, client_id=client_id),
+                                       tenant_ids=tenant_ids)
         code = parse_qs(urlsplit(location).query)["code"][0]
         r = requests.post(self._url("/connect/token"), data={"grant_type": "authorization_code", "code": code,
                                                              "redirect_uri": redirect_uri},
-                          auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), timeout=30)
+                          auth=(client_id, client_secret), timeout=30)
         return self._ok(r)
 
-    def authorize_url(self, redirect_uri: str, scope: str, state: str = "state", **extra: str) -> str:
-        params = {"response_type": "code", "client_id": DEMO_CLIENT_ID, "redirect_uri": redirect_uri,
+    def authorize_url(self, redirect_uri: str, scope: str, state: str = "state", client_id: str = DEMO_CLIENT_ID,
+                      **extra: str) -> str:
+        params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
                   "scope": scope, "state": state, **extra}
         return self._url("/identity/connect/authorize?" + urlencode(params))
 
@@ -125,13 +132,19 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_sandbox(dataset: str = "small", seed: int = 1, limits: bool = True,
-                    extra_args: Sequence[str] = (), startup_timeout: float = 180.0) -> Iterator[SandboxHandle]:
-    """Start ``python -m xero_sandbox`` on a free 127.0.0.1 port; yield a handle; stop it by PID."""
+                    extra_args: Sequence[str] = (), startup_timeout: float = 180.0,
+                    app_without_journals: bool = False) -> Iterator[SandboxHandle]:
+    """Start ``python -m xero_sandbox`` on a free 127.0.0.1 port; yield a handle; stop it by PID.
+
+    ``app_without_journals``: the demo app is refused Journals for every organisation
+    (``--app-without-journals``), as an app below Xero's Advanced tier is."""
     port = free_port()
     cmd = [sys.executable, "-m", "xero_sandbox", "--host", "127.0.0.1", "--port", str(port),
            "--dataset", dataset, "--seed", str(seed)]
     if not limits:
         cmd.append("--no-limits")
+    if app_without_journals:
+        cmd.append("--app-without-journals")
     cmd += list(extra_args)
     env = dict(os.environ, TZ="UTC", PYTHONUNBUFFERED="1")
     stderr = tempfile.TemporaryFile()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from xero_sandbox.accounting import trial_balance_figures
 from xero_sandbox.activity import COST_STREAMS, apply_activity
 from xero_sandbox.costs import CostGenerator
-from xero_sandbox.generate import build_dataset
+from xero_sandbox.generate import DATASETS, build_dataset, dataset_specs
 from xero_sandbox.ids import IdSpace
 
 
@@ -21,28 +23,33 @@ def _balanced(b) -> None:
     assert {k: v for k, v in bal.items() if v} == {k: v for k, v in per_account.items() if v}
 
 
-def test_small_and_medium_sizes_and_gating():
+def test_small_and_medium_sizes_and_every_tenant_keeps_its_ledger():
     small = build_dataset("small", 1)
-    assert len(small.tenants) == 2 and all(b.journals_enabled for b in small.tenants)
+    assert len(small.tenants) == 2
     assert all(200 <= sum(1 for i in b.invoices) <= 600 for b in small.tenants)
     medium = build_dataset("medium", 1)
     first = medium.tenants[0]
     assert len(medium.tenants) == 3
     assert len(first.invoices) >= 5000 and len(first.journals) >= 20_000
-    assert [b.journals_enabled for b in medium.tenants] == [True, True, False]
-    assert "journals" not in medium.tenants[2].truth()
+    # No organisation is refused Journals: that is the app's tier, not the organisation's.
+    for b in small.tenants + medium.tenants:
+        truth = b.truth()
+        assert truth["journals"]["count"] == len(b.journals) > 0
+        assert truth["journal_lines"]["net_by_account_code"]
+        assert "plan" not in b.name.lower()
     for b in medium.tenants:
         _balanced(b)
 
 
 def test_many_and_resized():
     many = build_dataset("many", 1)
-    assert len(many.tenants) == 50 and not many.tenants[-1].journals_enabled
+    assert len(many.tenants) == 50 and all(len(b.journals) for b in many.tenants)
     assert len({b.tenant_id for b in many.tenants}) == 50
     sixty = build_dataset("many", 1, tenants=60)
-    assert len(sixty.tenants) == 60 and not sixty.tenants[-1].journals_enabled
+    assert len(sixty.tenants) == 60 and "journals" in sixty.tenants[-1].truth()
     three = build_dataset("small", 1, tenants=3)
-    assert len(three.tenants) == 3 and all(b.journals_enabled for b in three.tenants)
+    assert len(three.tenants) == 3 and all(len(b.journals) for b in three.tenants)
+    assert dataset_specs("medium", 4) == [*DATASETS["medium"], DATASETS["medium"][0]]
 
 
 def test_deterministic():
@@ -163,3 +170,103 @@ def test_cost_activity_keeps_books_balanced_and_deposits_consistent():
             assert sum(b.lines.amount[mj.line_start:mj.line_start + mj.line_count]) == 0
         # every overpayment is applied whole, so Accounts Receivable holds only what invoices owe
         assert all(b.deposit_remaining(o) == 0 for o in b.overpayments)
+
+
+def test_bank_transfers_sweep_between_cheque_and_savings_and_post_transfer_journals():
+    from xero_sandbox.model import ST
+
+    for b in build_dataset("small", 1).tenants:
+        cheque, savings = b.account_by_code["090"], b.account_by_code["091"]
+        assert len(b.bank_transfers) >= 24  # a few a month
+        assert {(x.from_account, x.to_account) for x in b.bank_transfers} == {(cheque, savings), (savings, cheque)}
+        months = {(x.date * 86_400_000) // (30 * 86_400_000) for x in b.bank_transfers}
+        assert len(months) >= 12
+        in_savings = 0
+        for x in sorted(b.bank_transfers, key=lambda x: (x.date, x.created_ms)):
+            assert 50_000 <= x.amount <= 2_000_000 and x.amount % 100 == 0
+            in_savings += x.amount if x.to_account == savings else -x.amount
+            assert in_savings >= 0
+        js = b.journals
+        by_source = {js.src[j]: j for j in range(len(js)) if js.stype[j] == ST["TRANSFER"]}
+        assert len(by_source) == len(b.bank_transfers)
+        for x in b.bank_transfers:
+            j = by_source[x.idx]
+            assert j + 1 == x.journal and js.date[j] == x.date
+            assert sorted((js.l_account[i], js.l_net[i]) for i in js.line_range(j)) == \
+                sorted([(x.to_account, x.amount), (x.from_account, -x.amount)])
+        truth = b.truth()["bank_transfers"]
+        assert truth["count"] == len(b.bank_transfers)
+        _balanced(b)
+
+
+def test_activity_bank_transfers_and_payslips_post_journals_and_no_documents():
+    from xero_sandbox.model import ST
+
+    b = build_dataset("small", 1).tenants[0]
+    now = b.journals.created[-1] + 86_400_000
+    before = b.truth()
+    n_journals = len(b.journals)
+    assert apply_activity(b, 0, 0, 1, 1, now, {}) == {}  # nothing unless asked
+    summary = apply_activity(b, 0, 0, 1, 2, now, {}, bank_transfers=3, payslips=4)
+    assert summary == {"bank_transfers_created": 3, "payslips_posted": 4}
+    after = b.truth()
+    assert after["bank_transfers"]["count"] == before["bank_transfers"]["count"] + 3
+    assert after["journals"]["count"] == n_journals + 7
+    # every document is what it was: payroll posts journals only
+    for key in set(before) - {"journals", "journal_lines", "bank_transfers"}:
+        assert after[key] == before[key], key
+    js = b.journals
+    slips = [j for j in range(n_journals, len(js)) if js.stype[j] == ST["PAYSLIP"]]
+    assert len(slips) == 4 and len(b.payslips) == 4
+    wages, bank = b.account_by_code["477"], b.bank_account
+    for j in slips:
+        assert js.date[j] == now // 86_400_000
+        lines = sorted((js.l_account[i], js.l_net[i]) for i in js.line_range(j))
+        assert {a for a, _ in lines} == {wages, bank} and sum(v for _, v in lines) == 0
+        assert 100_000 <= next(v for a, v in lines if a == wages) <= 900_000
+    paid = sum(cents for _, cents in b.payslips)
+    net = {code: int(Decimal(v) * 100) for code, v in after["journal_lines"]["net_by_account_code"].items()}
+    was = {code: int(Decimal(v) * 100) for code, v in before["journal_lines"]["net_by_account_code"].items()}
+    assert net["477"] - was["477"] == paid
+    moved = sum(x.amount if x.to_account == bank else -x.amount for x in b.bank_transfers[-3:])
+    assert net["090"] - was["090"] == moved - paid
+    _balanced(b)
+
+
+def test_foreign_settlements_do_not_depend_on_the_order_of_events():
+    """For every invoice, what its live payments took off the control account equals
+    to_base(credited + paid) - to_base(credited) with its final credit, so a ledger derived from
+    the documents' final state reproduces the journals to the cent, whatever order activity
+    paid, credited and deleted in."""
+    from xero_sandbox.model import ST, to_base
+
+    ds = build_dataset("small", 1)
+    stats = {"foreign_multi": 0, "foreign_credit_and_paid": 0, "foreign_deleted": 0}
+    for b in ds.tenants:
+        deleted_before = {p.idx for p in b.payments if p.status == "DELETED"}
+        for run_no in range(1, 13):
+            now = b.journals.created[-1] + 86_400_000 + run_no * 3_600_000
+            apply_activity(b, 30, 45, 1, run_no, now)
+        js = b.journals
+        control: dict[tuple[int, int], int] = {}
+        pay_types = (ST["ACCRECPAYMENT"], ST["ACCPAYPAYMENT"])
+        for j in range(len(js)):
+            if js.stype[j] in pay_types:
+                for i in js.line_range(j):
+                    if js.l_account[i] in (b.ar_account, b.ap_account):
+                        control[(js.stype[j], js.src[j])] = control.get((js.stype[j], js.src[j]), 0) + js.l_net[i]
+        for inv in b.invoices:
+            live = [b.payments[p] for p in inv.payments if b.payments[p].status == "AUTHORISED"]
+            paid = sum(p.amount for p in live)
+            assert paid == inv.paid
+            st, sign = (ST["ACCRECPAYMENT"], -1) if inv.type == "ACCREC" else (ST["ACCPAYPAYMENT"], 1)
+            cleared = sum(sign * control.get((st, p.idx), 0) for p in live)
+            expected = to_base(inv.credited + paid, inv.rate) - to_base(inv.credited, inv.rate)
+            assert cleared == expected, (inv.number, inv.currency)
+            if inv.currency != b.base_currency:
+                stats["foreign_multi"] += len(live) > 1
+                stats["foreign_credit_and_paid"] += bool(inv.credited and live)
+                stats["foreign_deleted"] += any(b.payments[p].status == "DELETED" and p not in deleted_before
+                                                for p in inv.payments)
+        _balanced(b)
+    assert all(stats.values()), stats

@@ -1,9 +1,10 @@
 """The official xero-python SDK (15.2.0), pointed at the sandbox, reads every stream unchanged,
-refreshes its token through the sandbox, and meets limits and plan gating as it would at Xero."""
+refreshes its token through the sandbox, and meets limits and the app's Journals gate as it would at Xero."""
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import pytest
 from xero_python.accounting import AccountingApi
@@ -12,12 +13,13 @@ from xero_python.api_client.configuration import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 from xero_python.exceptions import HTTPStatusException
 from xero_python.identity import IdentityApi
+from xero_sandbox.testing import CORE_CLIENT_ID, CORE_CLIENT_SECRET, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 
-def _client(sb, token: dict):
+def _client(sb, token: dict, client_id: str = DEMO_CLIENT_ID, client_secret: str = DEMO_CLIENT_SECRET):
     store = {"token": dict(token, expires_at=time.time() + token["expires_in"], scope=token["scope"].split())}
     cfg = Configuration()  # not Configuration(oauth2_token=...): the SDK's pseudo-singleton ignores args
-    cfg.oauth2_token = OAuth2Token(client_id="sandbox-client", client_secret="sandbox-secret")
+    cfg.oauth2_token = OAuth2Token(client_id=client_id, client_secret=client_secret)
     client = ApiClient(cfg, pool_threads=1)
 
     @client.oauth2_token_getter
@@ -96,6 +98,14 @@ def test_sdk_reads_the_cost_side(small):
         assert len(over) == t["overpayments"]["count"]
         links = acc.get_linked_transactions(tid, page=1).linked_transactions
         assert len(links) == t["linked_transactions"]["count"]  # fewer than 100 in small
+        transfers = acc.get_bank_transfers(tid).bank_transfers
+        assert len(transfers) == t["bank_transfers"]["count"]
+        assert sum(Decimal(str(x.amount)) for x in transfers) == Decimal(t["bank_transfers"]["amount"])
+        assert {x.from_bank_account.code for x in transfers} == {"090", "091"}
+        one = acc.get_bank_transfer(tid, transfers[0].bank_transfer_id).bank_transfers[0]
+        assert one.amount == transfers[0].amount
+        rates = acc.get_tax_rates(tid).tax_rates
+        assert rates and all(r.tax_components for r in rates)
         cats = acc.get_tracking_categories(tid).tracking_categories
         project = next(c for c in cats if c.name in ("Project", "Projects", "Job", "Jobs"))
         report = acc.get_report_profit_and_loss(tid, from_date="2024-01-01", to_date="2024-12-31",
@@ -117,17 +127,19 @@ def test_sdk_refreshes_through_the_sandbox(fresh, monkeypatch):
     assert fresh.stats()["token_refreshes"] == 1
 
 
-def test_sdk_sees_rate_limits_and_plan_gate(medium):
-    client, _ = _client(medium, medium.connect())
+def test_sdk_sees_rate_limits_and_the_apps_journals_gate(medium):
+    core = (CORE_CLIENT_ID, CORE_CLIENT_SECRET)
+    client, _ = _client(medium, medium.connect(client_id=core[0], client_secret=core[1]), *core)
     acc = AccountingApi(client, base_url=f"{medium.base_url}/api.xro/2.0")
-    gated = medium.health()["tenants"][-1]["tenantId"]
-    with pytest.raises(HTTPStatusException) as err:
-        acc.get_journals(gated, offset=0)
-    assert err.value.status == 401 and b"AuthorizationUnsuccessful" in err.value.body
+    last = medium.health()["tenants"][-1]["tenantId"]
+    for t in medium.health()["tenants"]:
+        with pytest.raises(HTTPStatusException) as err:
+            acc.get_journals(t["tenantId"], offset=0)
+        assert err.value.status == 401 and b"AuthorizationUnsuccessful" in err.value.body
     # xero-python's urllib3 pool retries a 429 that carries Retry-After (sleeping that long) before
     # the SDK sees it; a single refusal is therefore absorbed.
     medium.reset_stats()
     medium.faults(endpoint="Accounts", status=429, count=1, retry_after=1)
-    assert acc.get_accounts(gated).accounts
+    assert acc.get_accounts(last).accounts
     assert medium.stats()["requests"]["GET /api.xro/2.0/Accounts"] == {"429": 1, "200": 1}
     medium.clear_faults()

@@ -22,7 +22,7 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
-from xero_sandbox.testing import running_sandbox
+from xero_sandbox.testing import CORE_CLIENT_ID, CORE_CLIENT_SECRET, running_sandbox
 
 SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "xero-openapi"
 if not SPEC_DIR.exists():  # the specs live next to the repository
@@ -85,8 +85,7 @@ def _get(api, v: Validator, path: str, tenant, args=None, headers=None) -> reque
     return r
 
 
-def _walk_tenant(api, v: Validator, tenant: str, max_pages: int | None, page_size: int = 100,
-                 journals: bool = True) -> None:
+def _walk_tenant(api, v: Validator, tenant: str, max_pages: int | None, page_size: int = 100) -> None:
     firsts = {}
     for entity in PAGED:
         page = 1
@@ -118,20 +117,17 @@ def _walk_tenant(api, v: Validator, tenant: str, max_pages: int | None, page_siz
     acct = api.get("Accounts", tenant).json()["Accounts"][0]
     _get(api, v, f"Accounts/{acct['AccountID']}", tenant)
     _get(api, v, f"TrackingCategories/{cats[0]['TrackingCategoryID']}", tenant)
-    if journals:
-        offset, pages = 0, 0
-        while max_pages is None or pages < max_pages:
-            js = _get(api, v, "Journals", tenant, {"offset": offset}).json()["Journals"]
-            pages += 1
-            if not js:
-                break
-            offset = js[-1]["JournalNumber"]
-        _get(api, v, "Journals", tenant, {"offset": 0, "paymentsOnly": "true"})
-        _get(api, v, "Journals/1", tenant)
-        j = api.get("Journals", tenant).json()["Journals"][0]
-        _get(api, v, f"Journals/{j['JournalID']}", tenant)
-    else:
-        assert _get(api, v, "Journals", tenant).status_code == 401
+    offset, pages = 0, 0
+    while max_pages is None or pages < max_pages:
+        js = _get(api, v, "Journals", tenant, {"offset": offset}).json()["Journals"]
+        pages += 1
+        if not js:
+            break
+        offset = js[-1]["JournalNumber"]
+    _get(api, v, "Journals", tenant, {"offset": 0, "paymentsOnly": "true"})
+    _get(api, v, "Journals/1", tenant)
+    j = api.get("Journals", tenant).json()["Journals"][0]
+    _get(api, v, f"Journals/{j['JournalID']}", tenant)
 
 
 def _walk_cost_side(api, v: Validator, tenant: str, cats: list[dict], max_pages: int | None) -> None:
@@ -151,6 +147,14 @@ def _walk_cost_side(api, v: Validator, tenant: str, cats: list[dict], max_pages:
             _get(api, v, f"LinkedTransactions/{links[0]['LinkedTransactionID']}", tenant)
             _get(api, v, "LinkedTransactions", tenant, {"ContactID": links[0]["ContactID"], "Status": "BILLED"})
         page += 1
+    transfers = _get(api, v, "BankTransfers", tenant).json()["BankTransfers"]
+    assert transfers
+    _get(api, v, f"BankTransfers/{transfers[0]['BankTransferID']}", tenant)
+    _get(api, v, "BankTransfers", tenant, {"where": "Amount>=1000", "order": "Amount DESC", "includeDeleted": "true"},
+         headers={"If-Modified-Since": "2025-01-01T00:00:00"})
+    rates = _get(api, v, "TaxRates", tenant).json()["TaxRates"]
+    _get(api, v, f"TaxRates/{rates[-1]['TaxType']}", tenant)
+    _get(api, v, "TaxRates", tenant, {"where": 'Status=="ACTIVE"', "order": "Name ASC"})
     _get(api, v, "Reports/ProfitAndLoss", tenant)
     _get(api, v, "Reports/ProfitAndLoss", tenant, {"fromDate": "2024-01-01", "toDate": "2024-12-31"})
     _get(api, v, "Reports/ProfitAndLoss", tenant, {"fromDate": "2024-06-01", "toDate": "2024-06-30", "periods": 3,
@@ -179,11 +183,17 @@ def test_small_every_endpoint_every_page(api, validator):
     assert _get(api, v, "BankTransactions", t, {"page": 1, "where": "Bogus==1"}).status_code == 400
     assert _get(api, v, "ManualJournals/00000000-0000-0000-0000-000000000000", t).status_code == 404
     narrow = api.__class__(api.sb, api.sb.connect(scope="offline_access accounting.invoices.read"))
-    for path in ("BankTransactions", "ManualJournals", "Prepayments", "Reports/ProfitAndLoss"):
+    for path in ("BankTransactions", "BankTransfers", "TaxRates", "ManualJournals", "Prepayments",
+                 "Reports/ProfitAndLoss"):
         r = narrow.get(path, t, params={"page": 1})
         assert r.status_code == 401
         v.response(path, {"page": 1}, r)
     assert _get(api, v, "Invoices/00000000-0000-0000-0000-000000000000", t).status_code == 404
+    assert _get(api, v, "BankTransfers/00000000-0000-0000-0000-000000000000", t).status_code == 404
+    core = api.__class__(api.sb, api.sb.connect(client_id=CORE_CLIENT_ID, client_secret=CORE_CLIENT_SECRET))
+    r = core.get("Journals", t, params={"offset": 0})
+    assert r.status_code == 401
+    v.response("Journals", {"offset": 0}, r)
     r = api.session.get(api.sb.base_url + "/api.xro/2.0/Invoices", headers={"Authorization": "Bearer x"})
     assert r.status_code == 401
     v.response("Invoices", {}, r)
@@ -192,13 +202,14 @@ def test_small_every_endpoint_every_page(api, validator):
         assert _get(api, v, "Payments", t, {"page": 1}).status_code == status
     api.sb.clear_faults()
     assert {k.split()[0] for k in v.checked} >= {"200", "400", "401", "403", "404", "429", "500", "503"}
+    assert {"200 BankTransfers", "200 TaxRates", "401 Journals", "404 BankTransfers"} <= set(v.checked)
 
 
 @pytest.mark.slow  # medium
 def test_medium_every_endpoint(medium_api, validator):
     conns = medium_api.connections()
-    for n, c in enumerate(conns):
-        _walk_tenant(medium_api, validator, c["tenantId"], max_pages=3, journals=n < len(conns) - 1)
+    for c in conns:
+        _walk_tenant(medium_api, validator, c["tenantId"], max_pages=3)
 
 
 @pytest.mark.slow  # the 50-organisation dataset
@@ -207,7 +218,7 @@ def test_many_tenants_sampled(validator, make_api):
         api = make_api(sb, sb.connect())
         assert len(api.tenants) == 50
         for n in (0, 17, 49):
-            _walk_tenant(api, validator, api.tenants[n], max_pages=2, journals=n != 49)
+            _walk_tenant(api, validator, api.tenants[n], max_pages=2)
 
 
 @pytest.mark.slow  # medium

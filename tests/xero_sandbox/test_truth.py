@@ -11,7 +11,7 @@ TRUTH_KEYS = {"clients", "invoices", "invoice_lines", "payments", "credit_notes"
               "credit_note_lines", "bank_transactions", "bank_transaction_lines", "manual_journals",
               "manual_journal_lines", "purchase_orders", "purchase_order_lines", "prepayments",
               "prepayment_allocations", "overpayments", "overpayment_allocations", "linked_transactions",
-              "project_pnl"}
+              "project_pnl", "bank_transfers"}
 #: What AEC firms call their project tracking category.
 PROJECT_CATEGORY_NAMES = {"Project", "Projects", "Job", "Jobs"}
 
@@ -90,6 +90,13 @@ def project_pnl(api, tenant: str, from_date: str = "1900-01-01", to_date: str = 
     return {side: dict(sorted(v.items())) for side, v in out.items()}
 
 
+def _bank_transfers(api, tenant: str) -> dict:
+    r = api.get("BankTransfers", tenant)  # not paged: every transfer in one answer
+    assert r.status_code == 200, r.text[:300]
+    items = r.json()["BankTransfers"]
+    return {"count": len(items), "amount": _sum(x["Amount"] for x in items)}
+
+
 def full_sync(api, tenant: str, journals: bool = True) -> dict:
     contacts = api.all_pages("Contacts", tenant, params={"includeArchived": "true"})
     invoices = api.all_pages("Invoices", tenant)
@@ -119,6 +126,7 @@ def full_sync(api, tenant: str, journals: bool = True) -> dict:
         "overpayment_allocations": _allocations(overpayments),
         "linked_transactions": {"count": len(all_linked_transactions(api, tenant))},
         "project_pnl": project_pnl(api, tenant),
+        "bank_transfers": _bank_transfers(api, tenant),
     }
     if journals:
         js = api.all_journals(tenant)
