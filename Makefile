@@ -32,7 +32,8 @@ lock:
 
 # The demo's database: a SQLite file under var/ unless INTOAEC_DB_URL says otherwise.
 demo: install
-	@$(BIN)/python -m intoaec_xero.demo --dataset "$(DATASET)" --seed "$(SEED)" --db-url "$(INTOAEC_DB_URL)"
+	@$(BIN)/python -m intoaec_xero.demo --dataset "$(DATASET)" --seed "$(SEED)" --db-url "$(INTOAEC_DB_URL)" \
+		$(if $(APP_WITHOUT_JOURNALS),--app-without-journals)
 
 # The whole suite, in TEST_WORKERS processes (pytest-xdist): a test module (or the tests sharing
 # one server) stays in one process, and the real-scheduler modules run one after the other,
@@ -68,6 +69,7 @@ airflow: install
 # Benchmarks (not timed tests): each writes its own section of docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m benchmarks.sync_large --dataset $(or $(BENCH_DATASET),large)
+	$(BIN)/python -m benchmarks.sync_large --dataset $(or $(BENCH_DATASET),large) --app-without-journals --repeat 1
 	$(BIN)/python -m benchmarks.quality_overhead --dataset large --backend sqlite --repeat 2
 	$(BIN)/python -m benchmarks.journal_backfill
 

@@ -22,11 +22,11 @@ EXTRACT_TIMEOUT = pendulum.duration(minutes=SETTINGS.extract_timeout_minutes)
 TABLE_ASSETS = [
     Asset(f"intoaec://intoaec_db/{table}", group="intoaec_xero")
     for table in ("clients", "invoices", "invoice_lines", "payments", "credit_notes", "credit_note_lines", "accounts",
-                  "tracking_categories", "tracking_options", "journals", "journal_lines", "bank_transactions",
-                  "bank_transaction_lines", "manual_journals", "manual_journal_lines", "purchase_orders",
-                  "purchase_order_lines", "overpayments", "overpayment_allocations", "prepayments",
-                  "prepayment_allocations", "linked_transactions", "project_financials", "project_summary",
-                  "ar_aging")
+                  "tracking_categories", "tracking_options", "organisations", "tax_rates", "journals", "journal_lines",
+                  "bank_transactions", "bank_transaction_lines", "bank_transfers", "manual_journals",
+                  "manual_journal_lines", "purchase_orders", "purchase_order_lines", "overpayments",
+                  "overpayment_allocations", "prepayments", "prepayment_allocations", "linked_transactions",
+                  "project_financials", "project_summary", "ar_aging")
 ]
 
 

@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db-url", default="")
     parser.add_argument("--streams", default="", help="comma-separated stream names (default: all)")
+    parser.add_argument("--app-without-journals", action="store_true",
+                        help="the sandbox refuses Journals to the app, as Xero does below its Advanced tier: the "
+                             "ledger is derived from the documents")
     args = parser.parse_args(argv)
     db_url = args.db_url or f"sqlite:///{REPO / 'var' / 'intoaec.db'}"
     airflow_home = REPO / ".airflow" / "demo"
@@ -161,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         engine = db.create_db_engine(db_url)
         db.upgrade(engine)
         say(f"IntoAEC database: {db.describe(engine)}")
-        with running_sandbox(dataset=args.dataset, seed=args.seed) as sandbox:
-            say(f"Xero sandbox ({args.dataset}, seed {args.seed}) on {sandbox.base_url}")
+        with running_sandbox(dataset=args.dataset, seed=args.seed,
+                             app_without_journals=args.app_without_journals) as sandbox:
+            say(f"Xero sandbox ({args.dataset}, seed {args.seed}) on {sandbox.base_url}"
+                + (", refusing Journals to the app (Xero below its Advanced tier)" if args.app_without_journals
+                   else ""))
             for name in SHADOWING:
                 if os.environ.get(name):
                     say(f"ignoring {name} from your shell: it would shadow the connections the demo stores")
@@ -206,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             say("what landed differs from the sandbox's truth:\n  " + "\n  ".join(differences))
             return 1
         say(f"counts and money totals equal the sandbox's truth for {', '.join(sorted(tables))}")
+        if "journal_lines" in tables:
+            derived = sum(1 for tid in truth.get("tenants", {}) if report.figures(engine, tid)["journals"]["derived"])
+            say(f"the general ledger: {'derived from the documents' if derived else 'Xero journals'} for "
+                f"{derived or len(truth.get('tenants', {}))} organisation(s); its net by account equals the books")
         from intoaec_xero.health import format_table, tenant_health
 
         print()

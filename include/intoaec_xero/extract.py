@@ -24,6 +24,7 @@ from typing import Any
 from intoaec_xero import collector
 from intoaec_xero.client import Response, XeroClient
 from intoaec_xero.errors import XeroAccessDenied, XeroBadResponse
+from intoaec_xero.ledger import DERIVED, JOURNALS_NOT_USED, JOURNALS_REFUSED
 from intoaec_xero.parsing import format_if_modified_since, parse_count, parse_datetime
 from intoaec_xero.projects import ProjectConfig
 from intoaec_xero.rawstore import RawStore
@@ -84,8 +85,10 @@ def extract_stream(
     walk through years of ledger can stop at any page and resume there.
 
     A 401 ``AuthorizationUnsuccessful`` that a grant without the stream's scope explains (or, for
-    Journals, the organisation's plan) is not a failure: the stream comes back ``unavailable`` with
+    Journals, the app's Xero tier) is not a failure: the stream comes back ``unavailable`` with
     a sentence naming the tenant (``tenant_name``) and what to do, and the other streams carry on.
+    Journals refused (or not to be read, the connection's ``ledger_source``) say ``extra["ledger"]``
+    = "derived": the load builds the ledger from the documents instead.
     """
     result = StreamExtract(stream=stream.name, full=full or state.watermark is None)
     if stream.project_lines:
@@ -93,6 +96,11 @@ def extract_stream(
         projects = ProjectConfig.from_settings(getattr(client, "settings", None))
         if projects:
             result.extra["projects"] = projects.to_extra()
+    if stream.plan_gated and getattr(getattr(client, "settings", None), "ledger_source", "journals") == "documents":
+        raw.reset(run_id, tenant_id, stream.name)
+        result.unavailable = f"{_who(tenant_id, tenant_name)}: {JOURNALS_NOT_USED}."
+        result.extra["ledger"] = DERIVED
+        return result
     mark = _Watermark(stream, tenant_id, result)
     raw.reset(run_id, tenant_id, stream.name)
     since = None
@@ -114,12 +122,13 @@ def extract_stream(
             result.unavailable = consent_sentence(stream, tenant_id, tenant_name)
             result.extra["needs_consent"] = stream.scope
         elif stream.plan_gated:
-            result.unavailable = (
-                f"Xero does not give this organisation's plan access to {stream.path} "
-                "(401 AuthorizationUnsuccessful); the ledger is not synced for it."
-            )
+            # Xero's tier of the app, not the organisation: every tenant of the app gets the same 401.
+            result.unavailable = (f"{_who(tenant_id, tenant_name)}: {JOURNALS_REFUSED} "
+                                  f"({stream.label} answered 401 AuthorizationUnsuccessful).")
         else:
             raise
+        if stream.plan_gated:
+            result.extra["ledger"] = DERIVED
         raw.reset(run_id, tenant_id, stream.name)
         result.pages = result.records = 0
     finally:
@@ -141,7 +150,7 @@ def needs_consent(client: Any, stream: Stream) -> bool:
 
     Granular scopes are never added to an existing grant: a scope the sync asks for since the
     organisation consented is missing until it consents again. A grant whose scopes are known and
-    cover the stream was refused for another reason (Journals: the plan), so that is not this case;
+    cover the stream was refused for another reason (Journals: the app's tier), so that is not this case;
     a grant whose scopes are not known is taken as missing the scope, except on a plan-gated stream.
     """
     if not stream.scope:
@@ -152,9 +161,13 @@ def needs_consent(client: Any, stream: Stream) -> bool:
     return not granted & stream.granting_scopes
 
 
+def _who(tenant_id: str, tenant_name: str | None) -> str:
+    return f"{tenant_name} ({tenant_id})" if tenant_name else f"The organisation {tenant_id}"
+
+
 def consent_sentence(stream: Stream, tenant_id: str, tenant_name: str | None = None) -> str:
     """What the data team reads in sync_runs / sync_state when a stream's scope is missing."""
-    who = f"{tenant_name} ({tenant_id})" if tenant_name else f"The organisation {tenant_id}"
+    who = _who(tenant_id, tenant_name)
     return (f"{who} needs re-consent for {stream.title}: the Xero connection's grant does not include the "
             f"{stream.scope} scope, so Xero refused {stream.label} (401 AuthorizationUnsuccessful) and "
             f"{stream.title} are not synced for it. Reconnect Xero for this organisation (the Xero page's "

@@ -19,7 +19,8 @@ from sqlalchemy.engine import RowMapping
 from intoaec_xero import state
 from intoaec_xero.backfill import progress
 from intoaec_xero.environment import RuntimeSettings, current
-from intoaec_xero.schema import sync_runs, sync_state, xero_tenants, xero_tokens
+from intoaec_xero.ledger import JOURNALS_NOT_USED, JOURNALS_REFUSED
+from intoaec_xero.schema import dq_results, sync_runs, sync_state, xero_tenants, xero_tokens
 from intoaec_xero.tenants import TenantStatus
 from intoaec_xero.tokens import STATUS_RECONNECT
 
@@ -66,6 +67,10 @@ class TenantHealth:
     quota_day_remaining: int | None = None
     quality_verdict: str | None = None
     journals: str = "unknown"
+    # Where the ledger comes from when it is not Xero's Journals: the sentence saying why it is derived.
+    ledger_note: str | None = None
+    # Accounts the documents cannot explain, with the amount (the latest ledger_matches_trial_balance).
+    unexplained: list[str] = field(default_factory=list)
     # Streams Xero refused because the grant lacks their scope ("bank transactions"): a Reconnect fixes them.
     needs_consent: list[str] = field(default_factory=list)
     # The history backfill: {"journals": the walk (status, percent, eta, …) or None,
@@ -130,6 +135,11 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                 .group_by(sync_runs.c.tenant_id, sync_runs.c.stream)
             )
         )
+        unexplained: dict[str, Any] = {}
+        for row in conn.execute(select(dq_results.c.tenant_id, dq_results.c.passed, dq_results.c.failing_keys)
+                                .where(dq_results.c.check_name == "ledger_matches_trial_balance")
+                                .order_by(dq_results.c.id.desc())):
+            unexplained.setdefault(row.tenant_id, row)
     state_by = {(s["tenant_id"], s["stream"]): s for s in states}
     runs_by = {(r["tenant_id"], r["stream"]): r for r in runs}
     backfills: dict[str, list[dict[str, Any]]] = {}
@@ -169,8 +179,10 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
                     run.get("message") or st.get("last_error") or ""):
                 health.needs_consent.append(name.replace("_", " "))
                 continue
-            if run.get("status") == "unavailable" and name == "journals":
-                health.journals = "not on this Xero plan"
+            if name == "journals" and run.get("status") in ("unavailable", "derived"):
+                health.journals = "derived"
+                health.ledger_note = JOURNALS_NOT_USED if JOURNALS_NOT_USED in (run.get("message") or "") \
+                    else JOURNALS_REFUSED
                 continue
             if name == "journals" and success:
                 health.journals = "available"
@@ -195,6 +207,9 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
         if oldest:
             health.last_success_at = oldest.isoformat()
             health.age_minutes = round((now - oldest).total_seconds() / 60, 1)
+        ledger_check = unexplained.get(tid)
+        if ledger_check is not None and not ledger_check.passed:
+            health.unexplained = list(ledger_check.failing_keys or [])
         health.verdict = _verdict(health, oldest, now, threshold)
         result.append(health)
     return result
@@ -316,6 +331,11 @@ def format_table(healths: list[TenantHealth]) -> str:
             lines.append(f"  {h.tenant_name}: {reason}")
         if h.needs_consent:
             lines.append(f"  {h.tenant_name}: {reconsent_note(h.needs_consent)}")
+        if h.ledger_note:
+            lines.append(f"  {h.tenant_name}: {h.ledger_note}")
+        if h.unexplained:
+            lines.append(f"  {h.tenant_name}: not explained by any document (a balancing line ties each to Xero): "
+                         + "; ".join(h.unexplained))
     return "\n".join(lines)
 
 

@@ -60,12 +60,13 @@ class Manifest(TypedDict):
 class StreamOutcome(TypedDict, total=False):
     """How one stream's load went: ``status`` always, the rest as it applies."""
 
-    status: str  # success | rejected | failed | unavailable
+    status: str  # success | rejected | failed | unavailable | derived (the journals, from documents)
     reason: str
     rows: dict[str, int]
     inserted: int
     updated: int
     held: int
+    seconds: float  # derived: how long building the ledger took
 
 
 class TenantSummary(TypedDict):

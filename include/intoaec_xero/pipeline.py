@@ -165,6 +165,7 @@ def extract_tenant(
                 "connection_key": raw.connection_key, "streams": extracts, "failed": failed,
                 "quota": client.stats.quota.get(tenant_id, {})}
     if stopped is None:
+        trial_balance.fetch_for_derived_ledger(client, engine, raw, run_id, tenant_id, extracts)
         manifest["project_pnl"] = (kept.get("project_pnl") if kept else None) or _fetch_project_pnl(
             client, engine, raw, run_id, tenant_id, extracts)
     raw.write_manifest(run_id, tenant_id, manifest)
@@ -337,10 +338,13 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSumm
                  loaded.inserted, loaded.updated)
 
     if kind == "sync":
+        _derive_ledger(engine, manifest, summary, outcomes)
         summary["projects"] = _rebuild_projects(engine, name, tenant_id, outcomes)
         if summary["projects"]["status"] == "failed":
             summary["failed"].append(f"{name} ({tenant_id}): {summary['projects']['reason']}")
-    ledger = check_ledger(engine, raw, manifest, outcomes)
+    changed = {stream_name for stream_name, outcome in summary["streams"].items()
+               if outcome.get("inserted") or outcome.get("updated")}
+    ledger = check_ledger(engine, raw, manifest, outcomes, changed=changed)
     table_streams = {t: s.name for s in STREAMS.values() for t in s.targets}
     for check in ledger:
         stream_name = table_streams.get(check.table)
@@ -364,6 +368,60 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSumm
         log.info("%s: data quality %s; Data Docs: %s", name,
                  ", ".join(f"{s} {v}" for s, v in summary["quality"].items()), docs.describe(index))
     return summary
+
+
+def _derive_ledger(engine: Engine, manifest: Manifest, summary: TenantSummary, outcomes: dict[str, str]) -> None:
+    """Where Journals were refused, the ledger from the documents; its failure fails the tenant's run.
+
+    Rebuilt only when a document it is built from changed (or it was never built): the journals'
+    outcome becomes "derived", which the ledger checks read as a complete ledger.
+    """
+    from intoaec_xero import ledger
+
+    item = next((s for s in manifest["streams"] if s["stream"] == "journals"), None)
+    name, tenant_id = manifest["tenant_name"], manifest["tenant_id"]
+    if item is None or (item.get("extra") or {}).get("ledger") != ledger.DERIVED:
+        if outcomes.get("journals") == "success" and ledger.has_derived(engine, tenant_id, with_balancing=True):
+            dropped = ledger.drop_derived(engine, tenant_id)
+            log.warning("%s (%s): Xero serves Journals to this app again; the %d journals derived from documents "
+                        "are replaced by Xero's", name, tenant_id, dropped)
+        return
+    reason = item.get("unavailable") or ledger.JOURNALS_REFUSED
+    not_loaded = [s for s in trial_balance.LEDGER_STREAMS
+                  if s in outcomes and outcomes[s] not in ("success", "unavailable")]
+    if not_loaded:
+        message = (f"{name} ({tenant_id}): the ledger was not derived from documents in this run: "
+                   f"{', '.join(not_loaded)} did not load, so it keeps its last build")
+        summary["streams"]["journals"] = {"status": "failed", "reason": message}
+        summary["failed"].append(message)
+        state.record_run(engine, run_id=manifest["run_id"], tenant_id=tenant_id, stream="journals",
+                         finished_at=_now(), status="failed", message=message)
+        return
+    changed = any((summary["streams"].get(s) or {}).get("inserted") or (summary["streams"].get(s) or {}).get("updated")
+                  for s in trial_balance.LEDGER_STREAMS)
+    try:
+        if changed or ledger.is_stale(engine, tenant_id) or not ledger.has_derived(engine, tenant_id):
+            built = retry_transient(partial(ledger.rebuild, engine, tenant_id),
+                                    f"{name} ({tenant_id}): derived ledger")
+            ledger.mark_built(engine, tenant_id)
+            note = f"{reason} ({built.journals} journals, {built.lines} lines derived in {built.seconds:.1f} s)"
+            rows, seconds = built.lines, built.seconds
+        else:
+            note, rows, seconds = f"{reason} (no document changed: the derived ledger is as it was)", 0, 0.0
+    except Exception as error:  # noqa: BLE001 - the documents are loaded; the ledger keeps its last build
+        log.exception("%s (%s): the ledger could not be derived from documents", name, tenant_id)
+        message = f"{name} ({tenant_id}): the ledger could not be derived from documents: {error}"
+        summary["streams"]["journals"] = {"status": "failed", "reason": message}
+        summary["failed"].append(message)
+        state.record_run(engine, run_id=manifest["run_id"], tenant_id=tenant_id, stream="journals",
+                         finished_at=_now(), status="failed", message=message[:4000])
+        return
+    outcomes["journals"] = "derived"
+    summary["streams"]["journals"] = {"status": "derived", "reason": note, "rows": {"journal_lines": rows},
+                                      "seconds": round(seconds, 3)}
+    state.record_run(engine, run_id=manifest["run_id"], tenant_id=tenant_id, stream="journals", finished_at=_now(),
+                     status="derived", rows_loaded=rows, message=note[:4000])
+    log.info("%s: %s", name, note)
 
 
 def _rebuild_projects(engine: Engine, name: str, tenant_id: str, outcomes: dict[str, str]) -> dict[str, Any]:
@@ -400,10 +458,12 @@ def load_checked(engine: Engine, raw: RawStore, run_id: str, tenant_id: str, str
 
 
 def check_ledger(engine: Engine, raw: RawStore, manifest: Manifest, outcomes: dict[str, str],
-                 *, verdicts_run: str | None = None, tables: tuple[str, ...] = ()) -> list[CheckResult]:
+                 *, verdicts_run: str | None = None, tables: tuple[str, ...] = (),
+                 changed: set[str] | None = None) -> list[CheckResult]:
     """The tenant's ledger reconciled after its streams loaded, the verdicts recorded.
 
-    ``tables`` keeps only the checks filed under those tables (a release checks what it loaded).
+    ``tables`` keeps only the checks filed under those tables (a release checks what it loaded);
+    ``changed``, the streams whose load wrote rows (None: not known, every extracted record counts).
     Never raises: the streams are loaded whatever the checks say, so a check that cannot run
     is itself a (warning) verdict.
     """
@@ -411,7 +471,7 @@ def check_ledger(engine: Engine, raw: RawStore, manifest: Manifest, outcomes: di
     try:
         # A backfill page skips the ledger checks anyway: no need to read the backfill's progress for it.
         pending = None if reconcile.is_backfill(manifest) else progress.ledger_pending(engine, tenant_id)
-        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes, pending)
+        ledger = reconcile.reconcile_tenant(engine, raw, manifest, outcomes, pending, changed=changed)
     except Exception as error:  # noqa: BLE001 - the streams are loaded; say the ledger went unchecked
         log.exception("%s: the reconciliation could not run", manifest.get("tenant_name") or tenant_id)
         ledger = [CheckResult("journal_lines", "reconciliation_ran", WARN, False,

@@ -283,10 +283,13 @@ def aging(conn, tenant_id: str, as_of: date) -> dict[str, dict[str, int]]:
     """Open sales invoices (by days past due) less open sales credit notes, per contact, in base cents."""
     inv, cn = s.invoices, s.credit_notes
     out: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(AGING_BUCKETS, 0))
-    for contact_id, due, day, amount_due, rate in conn.execute(
-            select(inv.c.contact_id, inv.c.due_date, inv.c.date, inv.c.amount_due, inv.c.currency_rate)
+    for contact_id, due, day, amount_due, total, rate in conn.execute(
+            select(inv.c.contact_id, inv.c.due_date, inv.c.date, inv.c.amount_due, inv.c.total, inv.c.currency_rate)
             .where(inv.c.tenant_id == tenant_id, inv.c.type == "ACCREC", inv.c.status == "AUTHORISED")):
-        out[contact_id][_bucket(as_of, due or day)] += to_base(cents(amount_due), rate)
+        # What is still on Accounts Receivable in base currency, as Xero posts it: the total converted
+        # once, less what credit and payments took off, converted cumulatively (not the due converted alone).
+        settled = cents(total) - cents(amount_due)
+        out[contact_id][_bucket(as_of, due or day)] += to_base(cents(total), rate) - to_base(settled, rate)
     for contact_id, day, remaining, rate in conn.execute(
             select(cn.c.contact_id, cn.c.date, cn.c.remaining_credit, cn.c.currency_rate)
             .where(cn.c.tenant_id == tenant_id, cn.c.type == "ACCRECCREDIT", cn.c.status == "AUTHORISED")):

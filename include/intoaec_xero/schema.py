@@ -210,6 +210,41 @@ tracking_options = Table(
     Column("status", String(32)),
 )
 
+organisations = Table(
+    "organisations",
+    metadata,
+    # One row per tenant: Xero lists exactly one Organisation for a tenant.
+    *_key("tenant_id"),
+    Column("organisation_id", String(64), nullable=False),
+    Column("name", String(255)),
+    Column("legal_name", String(255)),
+    Column("base_currency", String(3)),
+    Column("country_code", String(8)),
+    Column("financial_year_end_day", Integer),
+    Column("financial_year_end_month", Integer),
+    Column("organisation_class", String(32), doc="Xero's Class: the organisation's plan (STARTER, PREMIUM, …)"),
+    Column("timezone", String(64)),
+    Column("created_at", utc()),
+)
+
+tax_rates = Table(
+    "tax_rates",
+    metadata,
+    *_key("tenant_id", "tax_type"),
+    Column("name", String(255)),
+    Column("status", String(32)),
+    Column("report_tax_type", String(50)),
+    Column("effective_rate", Numeric(9, 4)),
+    Column("display_tax_rate", Numeric(9, 4)),
+    Column("components", JSON, doc="[{name, rate, is_compound, is_non_recoverable}] as Xero lists them; rate as text"),
+)
+
+JOURNAL_ORIGIN_DOC = (
+    "'xero' (read from Xero's Journals), 'derived' (built from the documents when Xero refuses Journals to "
+    "the app), 'balancing' (one line per account the documents cannot explain, so totals tie to Xero's "
+    "Trial Balance)"
+)
+
 journals = Table(
     "journals",
     metadata,
@@ -220,6 +255,7 @@ journals = Table(
     Column("reference", String(500)),
     Column("source_type", String(50)),
     Column("source_id", String(64)),
+    Column("origin", String(16), nullable=False, server_default="xero", doc=JOURNAL_ORIGIN_DOC),
     Index("ix_journals_number", "tenant_id", "journal_number"),
 )
 
@@ -228,6 +264,10 @@ journal_lines = Table(
     metadata,
     *_key("tenant_id", "journal_line_id"),
     Column("journal_id", String(64), nullable=False),
+    # The journal's own, repeated on its lines so per-account, per-month sums need no join.
+    Column("journal_date", Date, doc="The journal's date"),
+    Column("source_type", String(50), doc="The journal's source type"),
+    Column("source_id", String(64), doc="The journal's source document"),
     Column("account_id", String(64)),
     Column("account_code", String(50)),
     Column("account_type", String(50)),
@@ -240,6 +280,7 @@ journal_lines = Table(
     Column("tracking", JSON, doc=TRACKING_DOC),
     Index("ix_journal_lines_journal", "tenant_id", "journal_id"),
     Index("ix_journal_lines_account", "tenant_id", "account_code"),
+    Index("ix_journal_lines_account_id", "tenant_id", "account_id"),
 )
 
 # -- the cost side: spend/receive money, manual journals, committed costs, deposits, billable expenses
@@ -292,6 +333,25 @@ bank_transactions = Table(
 )
 
 bank_transaction_lines = _document_lines("bank_transaction_lines", "bank_transaction_id")
+
+bank_transfers = Table(
+    "bank_transfers",
+    metadata,
+    *_key("tenant_id", "bank_transfer_id"),
+    Column("from_bank_account_id", String(64)),
+    Column("from_bank_account_code", String(50)),
+    Column("to_bank_account_id", String(64)),
+    Column("to_bank_account_code", String(50)),
+    Column("amount", money()),
+    Column("date", Date),
+    Column("currency_rate", Numeric(18, 10)),
+    Column("from_bank_transaction_id", String(64), doc="The SPEND-TRANSFER bank transaction Xero made for it"),
+    Column("to_bank_transaction_id", String(64), doc="The RECEIVE-TRANSFER bank transaction Xero made for it"),
+    Column("reference", String(500)),
+    Column("status", String(32), doc="AUTHORISED (DELETED ones are listed only on request)"),
+    Column("has_attachments", Boolean),
+    Column("created_at", utc(), doc="CreatedDateUTC: a transfer has no UpdatedDateUTC (the stream's cursor)"),
+)
 
 manual_journals = Table(
     "manual_journals",
@@ -566,10 +626,13 @@ TARGET_TABLES = (
     "accounts",
     "tracking_categories",
     "tracking_options",
+    "organisations",
+    "tax_rates",
     "journals",
     "journal_lines",
     "bank_transactions",
     "bank_transaction_lines",
+    "bank_transfers",
     "manual_journals",
     "manual_journal_lines",
     "purchase_orders",

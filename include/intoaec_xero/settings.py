@@ -139,7 +139,13 @@ XERO_EXTRAS: tuple[ConnectionExtra, ...] = (
         "project_reference_pattern", str, None, "Project reference pattern",
         "A regular expression searched in a document's Reference; its first group is the project of lines "
         "that have no option of the project category. Empty: none.", in_form=False, what="a regular expression"),
+    ConnectionExtra(
+        "ledger_source", str, "journals", "Ledger source",
+        "journals: read Xero's Journals where Xero serves them to this app, and derive the ledger from the "
+        "documents where it refuses them; documents: always derive it and never read Journals.",
+        in_form=False, what="'journals' or 'documents'"),
 )
+LEDGER_SOURCES = ("journals", "documents")
 XERO_EXTRA: dict[str, ConnectionExtra] = {extra.name: extra for extra in XERO_EXTRAS}
 
 
@@ -167,6 +173,9 @@ class XeroSettings:
     # and a regex on a document's Reference whose first group is the project (see intoaec_xero.projects).
     project_tracking_category: str | None = None
     project_reference_pattern: str | None = None
+    # "journals": Xero's Journals where the app may read them, derived from documents where not;
+    # "documents": always derived (see intoaec_xero.ledger).
+    ledger_source: str = "journals"
 
     def __post_init__(self) -> None:
         if not isinstance(self.sandbox, bool):
@@ -201,6 +210,9 @@ class XeroSettings:
                 raise ConfigurationError(f"The Xero connection '{self.connection_key}' has project_reference_pattern "
                                          f"= {self.project_reference_pattern!r}: it is not a regular expression "
                                          f"({error}).") from None
+        if self.ledger_source not in LEDGER_SOURCES:
+            raise ConfigurationError(f"The Xero connection '{self.connection_key}' has ledger_source = "
+                                     f"{self.ledger_source!r}: it must be 'journals' or 'documents'.")
 
     @property
     def http_timeout(self) -> tuple[float, float]:

@@ -96,7 +96,7 @@ PAYMENTS_READ = "accounting.payments.read"  # Payments, Overpayments, Prepayment
 BANK_TRANSACTIONS_READ = "accounting.banktransactions.read"  # BankTransactions, BankTransfers
 MANUAL_JOURNALS_READ = "accounting.manualjournals.read"
 CONTACTS_READ = "accounting.contacts.read"
-SETTINGS_READ = "accounting.settings.read"  # Accounts, TrackingCategories
+SETTINGS_READ = "accounting.settings.read"  # Accounts, TrackingCategories, TaxRates, Organisation
 JOURNALS_READ = "accounting.journals.read"
 
 # The broad scopes each granular one was split from: a grant of an older app holds these instead.
@@ -185,6 +185,35 @@ TRACKING_CATEGORIES = Stream(
     scope=SETTINGS_READ,
 )
 
+# One record per tenant: its base currency, financial year end and plan (Class).
+ORGANISATION = Stream(
+    name="organisation",
+    path="/Organisation",
+    sdk_method="get_organisations",
+    records_key="Organisations",
+    primary_key="OrganisationID",
+    paging=Paging.NONE,
+    targets=("organisations",),
+    # No If-Modified-Since, no UpdatedDateUTC: one small record, read whole every run.
+    cursor=None,
+    supports_if_modified_since=False,
+    scope=SETTINGS_READ,
+)
+
+TAX_RATES = Stream(
+    name="tax_rates",
+    path="/TaxRates",
+    sdk_method="get_tax_rates",
+    records_key="TaxRates",
+    primary_key="TaxType",
+    paging=Paging.NONE,
+    targets=("tax_rates",),
+    # Neither If-Modified-Since nor UpdatedDateUTC (Xero's spec): a few dozen rates, read whole every run.
+    cursor=None,
+    supports_if_modified_since=False,
+    scope=SETTINGS_READ,
+)
+
 JOURNALS = Stream(
     name="journals",
     path="/Journals",
@@ -217,6 +246,24 @@ BANK_TRANSACTIONS = Stream(
     targets=("bank_transactions", "bank_transaction_lines"),
     params=_params(unitdp=UNIT_DECIMALS),
     project_lines=True,
+    scope=BANK_TRANSACTIONS_READ,
+)
+
+# Money moved between two of the organisation's bank accounts. Not paged: one call returns them all.
+# A transfer is never edited (only deleted), so it carries CreatedDateUTC and no UpdatedDateUTC: the
+# watermark is the newest creation, and If-Modified-Since reads only the transfers made since.
+BANK_TRANSFERS = Stream(
+    name="bank_transfers",
+    path="/BankTransfers",
+    sdk_method="get_bank_transfers",
+    records_key="BankTransfers",
+    primary_key="BankTransferID",
+    paging=Paging.NONE,
+    targets=("bank_transfers",),
+    cursor="CreatedDateUTC",
+    supports_if_modified_since=True,
+    # Deleted transfers are left out unless asked for; without them one deleted after a sync would stay.
+    params=_params(include_deleted="true"),
     scope=BANK_TRANSACTIONS_READ,
 )
 
@@ -287,9 +334,9 @@ LINKED_TRANSACTIONS = Stream(
 )
 
 STREAMS: dict[str, Stream] = {
-    s.name: s for s in (ACCOUNTS, TRACKING_CATEGORIES, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS,
-                        BANK_TRANSACTIONS, MANUAL_JOURNALS, PURCHASE_ORDERS, OVERPAYMENTS, PREPAYMENTS,
-                        LINKED_TRANSACTIONS)
+    s.name: s for s in (ACCOUNTS, TRACKING_CATEGORIES, ORGANISATION, TAX_RATES, CONTACTS, INVOICES, CREDIT_NOTES,
+                        PAYMENTS, JOURNALS, BANK_TRANSACTIONS, BANK_TRANSFERS, MANUAL_JOURNALS, PURCHASE_ORDERS,
+                        OVERPAYMENTS, PREPAYMENTS, LINKED_TRANSACTIONS)
 }
 
 

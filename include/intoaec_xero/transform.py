@@ -229,23 +229,85 @@ def tracking_categories(tenant_id: str, record: dict[str, Any]) -> Rows:
     }
 
 
+def _whole(record: dict[str, Any], field_name: str) -> int | None:
+    value = record.get(field_name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not str(value).lstrip("-").isdigit():
+        raise RecordError(f"{field_name} is not a whole number: {value!r}")
+    return int(value)
+
+
+def organisation(tenant_id: str, record: dict[str, Any]) -> Rows:
+    """The tenant's one Organisation record, keyed by the tenant (Xero lists exactly one per tenant)."""
+    return {
+        "organisations": [
+            {
+                "tenant_id": tenant_id,
+                "organisation_id": _required(record, "OrganisationID"),
+                "name": record.get("Name"),
+                "legal_name": record.get("LegalName") or None,
+                "base_currency": record.get("BaseCurrency"),
+                "country_code": record.get("CountryCode"),
+                "financial_year_end_day": _whole(record, "FinancialYearEndDay"),
+                "financial_year_end_month": _whole(record, "FinancialYearEndMonth"),
+                "organisation_class": record.get("Class"),
+                "timezone": record.get("Timezone"),
+                "created_at": parse_datetime(record.get("CreatedDateUTC")),
+            }
+        ]
+    }
+
+
+def tax_rates(tenant_id: str, record: dict[str, Any]) -> Rows:
+    components = []
+    for number, component in enumerate(record.get("TaxComponents") or (), start=1):
+        if not isinstance(component, dict):
+            raise RecordError(f"tax component {number} is not an object")
+        rate = parse_money(component.get("Rate"))
+        components.append({
+            "name": component.get("Name"),
+            # Text, so the JSON keeps the rate exactly as Xero wrote it (a float might not).
+            "rate": None if rate is None else str(rate),
+            "is_compound": _bool(component.get("IsCompound")),
+            "is_non_recoverable": _bool(component.get("IsNonRecoverable")),
+        })
+    return {
+        "tax_rates": [
+            {
+                "tenant_id": tenant_id,
+                "tax_type": _required(record, "TaxType"),
+                "name": record.get("Name"),
+                "status": record.get("Status"),
+                "report_tax_type": record.get("ReportTaxType"),
+                "effective_rate": parse_money(record.get("EffectiveRate")),
+                "display_tax_rate": parse_money(record.get("DisplayTaxRate")),
+                "components": components,
+            }
+        ]
+    }
+
+
 def journals(tenant_id: str, record: dict[str, Any], projects: ProjectDimension = DEFAULT_DIMENSION) -> Rows:
     journal_id = _required(record, "JournalID")
     number = _required(record, "JournalNumber")
     if isinstance(number, bool) or not str(number).lstrip("-").isdigit():
         raise RecordError(f"JournalNumber is not a whole number: {number!r}")
     reference = record.get("Reference")
+    journal_date = parse_date(record.get("JournalDate"))
+    source_type, source_id = record.get("SourceType"), record.get("SourceID")
     return {
         "journals": [
             {
                 "tenant_id": tenant_id,
                 "journal_id": journal_id,
                 "journal_number": int(number),
-                "journal_date": parse_date(record.get("JournalDate")),
+                "journal_date": journal_date,
                 "created_at": parse_datetime(record.get("CreatedDateUTC")),
                 "reference": record.get("Reference") or None,
-                "source_type": record.get("SourceType"),
-                "source_id": record.get("SourceID"),
+                "source_type": source_type,
+                "source_id": source_id,
+                "origin": "xero",  # read from Xero's Journals (see schema.JOURNAL_ORIGIN_DOC)
             }
         ],
         "journal_lines": [
@@ -253,6 +315,10 @@ def journals(tenant_id: str, record: dict[str, Any], projects: ProjectDimension 
                 "tenant_id": tenant_id,
                 "journal_line_id": _required(line, "JournalLineID"),
                 "journal_id": journal_id,
+                # The journal's, on each line: per-account, per-month sums need no join.
+                "journal_date": journal_date,
+                "source_type": source_type,
+                "source_id": source_id,
                 "account_id": line.get("AccountID"),
                 "account_code": line.get("AccountCode"),
                 "account_type": line.get("AccountType"),
@@ -304,6 +370,32 @@ def bank_transactions(tenant_id: str, record: dict[str, Any],
             }
         ],
         "bank_transaction_lines": document_lines(tenant_id, "bank_transaction_id", transaction_id, record, projects),
+    }
+
+
+def bank_transfers(tenant_id: str, record: dict[str, Any]) -> Rows:
+    source = record.get("FromBankAccount") or {}
+    target = record.get("ToBankAccount") or {}
+    return {
+        "bank_transfers": [
+            {
+                "tenant_id": tenant_id,
+                "bank_transfer_id": _required(record, "BankTransferID"),
+                "from_bank_account_id": source.get("AccountID"),
+                "from_bank_account_code": source.get("Code"),
+                "to_bank_account_id": target.get("AccountID"),
+                "to_bank_account_code": target.get("Code"),
+                "amount": parse_money(record.get("Amount")),
+                "date": parse_date(record.get("Date")),
+                "currency_rate": parse_money(record.get("CurrencyRate")),
+                "from_bank_transaction_id": record.get("FromBankTransactionID"),
+                "to_bank_transaction_id": record.get("ToBankTransactionID"),
+                "reference": record.get("Reference") or None,
+                "status": record.get("Status"),
+                "has_attachments": _bool(record.get("HasAttachments")),
+                "created_at": parse_datetime(record.get("CreatedDateUTC")),
+            }
+        ]
     }
 
 
@@ -443,8 +535,11 @@ TRANSFORMS: dict[str, Transform] = {
     "credit_notes": credit_notes,
     "accounts": accounts,
     "tracking_categories": tracking_categories,
+    "organisation": organisation,
+    "tax_rates": tax_rates,
     "journals": journals,
     "bank_transactions": bank_transactions,
+    "bank_transfers": bank_transfers,
     "manual_journals": manual_journals,
     "purchase_orders": purchase_orders,
     "overpayments": overpayments,

@@ -180,7 +180,9 @@ def test_a_grant_without_the_bank_transactions_scope_syncs_the_rest_and_asks_for
     summary, _wire = _sync(settings, store, engine, tmp_path, "narrow")
     assert summary.ok, summary.failures  # not a failure of the run: a person has to consent again
     truth = sandbox.truth()
-    bank = set(STREAMS["bank_transactions"].targets)
+    # The scope covers BankTransactions and BankTransfers: both wait for the re-consent.
+    refused = {"bank_transactions", "bank_transfers"}
+    bank = set(STREAMS["bank_transactions"].targets) | set(STREAMS["bank_transfers"].targets)
     assert report.compare_with_truth(engine, truth, SYNCED_TABLES - bank) == []
     counts = report.row_counts(engine)
     runs = _runs(engine, "narrow")
@@ -197,16 +199,18 @@ def test_a_grant_without_the_bank_transactions_scope_syncs_the_rest_and_asks_for
         run = runs[tenant_id, "bank_transactions"]
         assert (run.status, run.message, errors[tenant_id, "bank_transactions"]) == ("unavailable", sentence, sentence)
         assert tenant["streams"]["bank_transactions"] == {"status": "unavailable", "reason": sentence}
-        others = {s: r.status for (t, s), r in runs.items() if t == tenant_id and s != "bank_transactions"}
-        assert others == dict.fromkeys(set(STREAMS) - {"bank_transactions"}, "success")
+        assert runs[tenant_id, "bank_transfers"].status == "unavailable"
+        assert "needs re-consent for bank transfers" in runs[tenant_id, "bank_transfers"].message
+        others = {s: r.status for (t, s), r in runs.items() if t == tenant_id and s not in refused}
+        assert others == dict.fromkeys(set(STREAMS) - refused, "success")
         assert all(errors[tenant_id, s] is None for s in others)
     # `status` says it for each organisation, and does not call it a failure.
     healths = health.tenant_health(engine)
-    assert {h.tenant_id: h.needs_consent for h in healths} == {t["tenant_id"]: ["bank transactions"]
+    assert {h.tenant_id: h.needs_consent for h in healths} == {t["tenant_id"]: ["bank transactions", "bank transfers"]
                                                               for t in summary.tenants}
     table = health.format_table(healths)
     for tenant in summary.tenants:
-        assert f"{tenant['tenant_name']}: needs re-consent for bank transactions: " in table
+        assert f"{tenant['tenant_name']}: needs re-consent for bank transactions, bank transfers: " in table
     assert all(h.verdict == health.HEALTHY for h in healths)
 
     # The organisation consents again, with the scope: bank transactions land and the error is cleared.
@@ -215,6 +219,6 @@ def test_a_grant_without_the_bank_transactions_scope_syncs_the_rest_and_asks_for
     assert summary.ok, summary.failures
     assert report.compare_with_truth(engine, sandbox.truth(), SYNCED_TABLES) == []
     with engine.connect() as conn:
-        assert conn.execute(select(sync_state.c.last_error).where(sync_state.c.stream == "bank_transactions")
-                            ).scalars().all() == [None, None]
+        assert conn.execute(select(sync_state.c.last_error).where(sync_state.c.stream.in_(refused))
+                            ).scalars().all() == [None] * 4
     assert all(h.needs_consent == [] for h in health.tenant_health(engine))

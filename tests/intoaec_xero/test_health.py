@@ -59,14 +59,18 @@ def test_reconnect_needed_comes_from_the_token_store(engine):
     assert health.verdict == RECONNECT and "reconnect" in health.reasons[0]
 
 
-def test_plan_gated_journals_are_reported_not_failed(engine):
-    _tenant(engine, "t", "Starter Plan Ltd")
+def test_journals_refused_to_the_app_are_a_derived_ledger_not_a_failure(engine):
+    from intoaec_xero.health import format_table
+    from intoaec_xero.ledger import JOURNALS_REFUSED
+
+    _tenant(engine, "t", "Core Tier Ltd")
     _synced(engine, "t", NOW)
-    state.record_run(engine, run_id="r1", tenant_id="t", stream="journals", started_at=NOW, status="unavailable",
-                     message="not on this plan")
+    state.record_run(engine, run_id="r1", tenant_id="t", stream="journals", started_at=NOW, status="derived",
+                     message=f"Core Tier Ltd (t): {JOURNALS_REFUSED} (1 journals, 2 lines derived in 0.1 s)")
     [health] = tenant_health(engine, now=NOW)
     assert health.verdict == HEALTHY
-    assert health.journals == "not on this Xero plan"
+    assert (health.journals, health.ledger_note) == ("derived", JOURNALS_REFUSED)
+    assert f"Core Tier Ltd: {JOURNALS_REFUSED}" in format_table([health])
 
 
 @pytest.mark.parametrize(("age", "code"), [(timedelta(minutes=5), 0), (timedelta(hours=3), 2)])

@@ -3,7 +3,7 @@
 Granular scopes are never added to an existing grant: a stream the sync started reading after the
 organisation consented (bank transactions, manual journals) is refused until it consents again. That
 stream comes back ``unavailable`` with a sentence naming the tenant and the stream; a 401 the grant's
-scopes do not explain is still a failure (and Journals' plan gate keeps its own words).
+scopes do not explain is still a failure (and Journals' tier gate keeps its own words).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from intoaec_xero.client import CallStats
 from intoaec_xero.errors import XeroAccessDenied
 from intoaec_xero.extract import consent_sentence, extract_stream, needs_consent
+from intoaec_xero.ledger import JOURNALS_REFUSED
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.settings import DEFAULT_SCOPES
 from intoaec_xero.state import StreamState
@@ -46,12 +47,12 @@ class RefusingXero:
 def test_the_streams_a_grant_from_before_the_cost_side_cannot_read():
     client = RefusingXero(GRANTED_BEFORE_THE_COST_SIDE)
     assert {name for name, stream in STREAMS.items() if needs_consent(client, stream)} == {
-        "bank_transactions", "manual_journals"}
+        "bank_transactions", "bank_transfers", "manual_journals"}
     # An app from before the granular scopes holds accounting.transactions.read, which covers them all.
     assert not any(needs_consent(RefusingXero(BEFORE_2026_APP), stream) for stream in STREAMS.values())
 
 
-def test_unknown_scopes_are_taken_as_missing_except_where_the_plan_decides():
+def test_unknown_scopes_are_taken_as_missing_except_where_the_app_tier_decides():
     client = RefusingXero(None)
     assert needs_consent(client, get_stream("bank_transactions"))
     assert not needs_consent(client, get_stream("journals"))  # below Xero's Advanced tier: not a scope matter
@@ -75,9 +76,11 @@ def test_a_missing_scope_makes_the_stream_unavailable_with_one_sentence(tmp_path
 def test_a_refusal_the_grant_does_not_explain_is_still_a_failure(tmp_path):
     with pytest.raises(XeroAccessDenied, match="401"):
         _extract(tmp_path, RefusingXero(DEFAULT_SCOPES), "bank_transactions")
-    # Journals with their scope granted: the organisation's plan, in the words the ledger checks read.
+    # Journals with their scope granted: the app's Xero tier, in the words status and the page show;
+    # the load derives the ledger from the documents instead.
     journals = _extract(tmp_path, RefusingXero(DEFAULT_SCOPES), "journals")
-    assert journals.unavailable and "plan" in journals.unavailable and "needs_consent" not in journals.extra
+    assert journals.unavailable and JOURNALS_REFUSED in journals.unavailable and "needs_consent" not in journals.extra
+    assert journals.extra["ledger"] == "derived"
 
 
 def test_without_the_tenants_name_the_sentence_still_names_it():

@@ -340,3 +340,104 @@ def test_linked_transactions_name_source_and_target():
 def test_a_cost_record_that_cannot_be_read_is_named(stream, record, message):
     with pytest.raises(RecordError, match=message):
         transform_record(stream, "t", record)
+
+
+# -- the organisation, tax rates and bank transfers: records shaped as the spec's GET examples -----------------
+
+def test_bank_transfers_from_the_specs_example():
+    record = {"BankTransferID": "6221458a-ef7a-4d5f-9b1c-1b96ce03833c", "CreatedDateUTCString": "2016-10-17 20:46:01",
+              "CreatedDateUTC": "/Date(1476737161140+0000)/", "DateString": "2016-11-12 21:10:00",
+              "Date": "/Date(1478985000000+0000)/", "Status": "AUTHORISED",
+              "FromBankAccount": {"AccountID": "6f7594f2-f059-4d56-9e67-47ac9733bfe9", "Code": "090",
+                                  "Name": "Business Wells Fargo"},
+              "ToBankAccount": {"AccountID": "7e5e243b-9fcd-4aef-8e3a-c70be1e39bfa", "Name": "My Savings"},
+              "Amount": Decimal("20.00"), "CurrencyRate": Decimal("1.0"),
+              "FromBankTransactionID": "a3eca480-bc04-4292-9bbd-5c57b8ba12b4",
+              "ToBankTransactionID": "4ca13f40-f3a0-4530-a442-a600f5696118", "FromIsReconciled": True,
+              "ToIsReconciled": True, "Reference": "Sub 098801", "HasAttachments": True,
+              "FromTracking": [], "ToTracking": []}
+    assert transform_record("bank_transfers", "t", record) == {"bank_transfers": [{
+        "tenant_id": "t", "bank_transfer_id": "6221458a-ef7a-4d5f-9b1c-1b96ce03833c",
+        "from_bank_account_id": "6f7594f2-f059-4d56-9e67-47ac9733bfe9", "from_bank_account_code": "090",
+        "to_bank_account_id": "7e5e243b-9fcd-4aef-8e3a-c70be1e39bfa", "to_bank_account_code": None,
+        "amount": Decimal("20.00"), "date": date(2016, 11, 12), "currency_rate": Decimal("1.0"),
+        "from_bank_transaction_id": "a3eca480-bc04-4292-9bbd-5c57b8ba12b4",
+        "to_bank_transaction_id": "4ca13f40-f3a0-4530-a442-a600f5696118", "reference": "Sub 098801",
+        "status": "AUTHORISED", "has_attachments": True,
+        "created_at": datetime(2016, 10, 17, 20, 46, 1, 140000, tzinfo=UTC)}]}
+    # An empty reference is none; an amount as JSON sends it stays exact.
+    [row] = transform_record("bank_transfers", "t", loads(json.dumps({**record, "Reference": "", "Amount": 0.1,
+                                                                          "CurrencyRate": None})))["bank_transfers"]
+    assert (row["reference"], row["amount"], row["currency_rate"]) == (None, Decimal("0.1"), None)
+
+
+def test_tax_rates_keep_their_components_exactly():
+    record = {"Name": "15% GST on Expenses", "TaxType": "INPUT2", "ReportTaxType": "INPUT", "CanApplyToAssets": True,
+              "CanApplyToEquity": True, "CanApplyToExpenses": True, "CanApplyToLiabilities": True,
+              "CanApplyToRevenue": False, "DisplayTaxRate": 15.0, "EffectiveRate": 15.0, "Status": "ACTIVE",
+              "TaxComponents": [{"Name": "GST", "Rate": 15.0, "IsCompound": False, "IsNonRecoverable": False}]}
+    [row] = transform_record("tax_rates", "t", loads(json.dumps(record)))["tax_rates"]
+    assert row == {"tenant_id": "t", "tax_type": "INPUT2", "name": "15% GST on Expenses", "status": "ACTIVE",
+                   "report_tax_type": "INPUT", "effective_rate": Decimal("15.0"), "display_tax_rate": Decimal("15.0"),
+                   "components": [{"name": "GST", "rate": "15.0", "is_compound": False, "is_non_recoverable": False}]}
+    # Canada's compound and non-recoverable components, kept as Xero lists them.
+    compound = {**record, "TaxType": "TAX002", "EffectiveRate": Decimal("14.975"), "DisplayTaxRate": Decimal("14.975"),
+                "TaxComponents": [{"Name": "GST", "Rate": Decimal("5.0000"), "IsCompound": False},
+                                  {"Name": "QST", "Rate": Decimal("9.9750"), "IsCompound": True,
+                                   "IsNonRecoverable": True}]}
+    [row] = transform_record("tax_rates", "t", compound)["tax_rates"]
+    assert row["effective_rate"] == Decimal("14.975")
+    assert row["components"] == [
+        {"name": "GST", "rate": "5.0000", "is_compound": False, "is_non_recoverable": None},
+        {"name": "QST", "rate": "9.9750", "is_compound": True, "is_non_recoverable": True}]
+    assert transform_record("tax_rates", "t", {**record, "TaxComponents": None})["tax_rates"][0]["components"] == []
+
+
+def test_the_organisation_is_one_row_keyed_by_its_tenant():
+    record = {"APIKey": "CTJ60UH519MXQIXEJSDPDALS3EOZ5Y", "Name": "Dev Evangelist - Sid Test 3 (NZ-2016-02)",
+              "LegalName": "Dev Evangelist - Sid Test 3 (NZ-2016-02)", "PaysTax": True, "Version": "NZ",
+              "OrganisationType": "COMPANY", "BaseCurrency": "NZD", "CountryCode": "NZ", "IsDemoCompany": False,
+              "OrganisationStatus": "ACTIVE", "TaxNumber": "071-138-054", "FinancialYearEndDay": 31,
+              "FinancialYearEndMonth": 3, "SalesTaxBasis": "PAYMENTS", "SalesTaxPeriod": "TWOMONTHS",
+              "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+              "PeriodLockDate": "/Date(1546214400000+0000)/", "CreatedDateUTC": "/Date(1455827393000)/",
+              "OrganisationEntityType": "COMPANY", "Timezone": "NEWZEALANDSTANDARDTIME", "ShortCode": "!TJ7Tb",
+              "OrganisationID": "b2c885a9-4bb9-4a00-9b6e-6c2bf60b1a2b", "Edition": "BUSINESS", "Class": "DEMO",
+              "LineOfBusiness": "Software", "Addresses": [], "Phones": [], "ExternalLinks": [], "PaymentTerms": {}}
+    assert transform_record("organisation", "tenant-1", record) == {"organisations": [{
+        "tenant_id": "tenant-1", "organisation_id": "b2c885a9-4bb9-4a00-9b6e-6c2bf60b1a2b",
+        "name": "Dev Evangelist - Sid Test 3 (NZ-2016-02)", "legal_name": "Dev Evangelist - Sid Test 3 (NZ-2016-02)",
+        "base_currency": "NZD", "country_code": "NZ", "financial_year_end_day": 31, "financial_year_end_month": 3,
+        "organisation_class": "DEMO", "timezone": "NEWZEALANDSTANDARDTIME",
+        "created_at": datetime(2016, 2, 18, 20, 29, 53, tzinfo=UTC)}]}
+
+
+def test_journal_lines_carry_their_journals_date_and_source_and_journals_say_they_are_xeros():
+    for record in example("get_journals_200.json")["Journals"]:
+        rows = transform_record("journals", "t", record)
+        [journal] = rows["journals"]
+        assert journal["origin"] == "xero"
+        for line in rows["journal_lines"]:
+            assert (line["journal_date"], line["source_type"], line["source_id"]) == (
+                journal["journal_date"], journal["source_type"], journal["source_id"])
+            assert isinstance(line["journal_date"], date)
+    record = {"JournalID": "j-1", "JournalNumber": 1, "JournalDate": "/Date(1709251200000+0000)/",
+              "SourceType": "TRANSFER", "SourceID": "bx-1",
+              "JournalLines": [{"JournalLineID": "jl-1", "AccountID": "a", "NetAmount": Decimal("5.00")}]}
+    [line] = transform_record("journals", "t", record)["journal_lines"]
+    assert (line["journal_date"], line["source_type"], line["source_id"]) == (date(2024, 3, 1), "TRANSFER", "bx-1")
+
+
+@pytest.mark.parametrize("stream, record, message", [
+    ("bank_transfers", {"Amount": 1}, "missing BankTransferID"),
+    ("bank_transfers", {"BankTransferID": "bx-1", "FromBankAccount": "090"}, "bank_transfers record cannot be read"),
+    ("bank_transfers", {"BankTransferID": "bx-1", "Amount": "twenty"}, "not an amount"),
+    ("tax_rates", {"Name": "GST"}, "missing TaxType"),
+    ("tax_rates", {"TaxType": "INPUT2", "TaxComponents": ["GST"]}, "tax component 1 is not an object"),
+    ("organisation", {"Name": "Harbour"}, "missing OrganisationID"),
+    ("organisation", {"OrganisationID": "o", "FinancialYearEndMonth": "March"},
+     "FinancialYearEndMonth is not a whole number"),
+])
+def test_a_settings_or_transfer_record_that_cannot_be_read_is_named(stream, record, message):
+    with pytest.raises(RecordError, match=message):
+        transform_record(stream, "t", record)

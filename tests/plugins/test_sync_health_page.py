@@ -7,6 +7,7 @@ links to DAG runs, backfill progress, journals, Data Docs).
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -16,6 +17,9 @@ import requests
 from intoaec_xero import state
 from intoaec_xero.backfill import progress
 from intoaec_xero.db import upsert
+from intoaec_xero.ledger import JOURNALS_REFUSED
+from intoaec_xero.quality.model import WARN, CheckResult
+from intoaec_xero.quality.record import record_results
 from intoaec_xero.schema import sync_runs, sync_state, xero_tenants
 from sqlalchemy import insert
 
@@ -80,10 +84,15 @@ def seeded(airflow_ui):
     _tenant(engine, "t-expired", "Grant Expired Ltd", status="Reconnect needed")
     _run(engine, "t-expired", now - timedelta(minutes=40))
 
-    _tenant(engine, "t-starter", "Starter Plan Studio")
+    _tenant(engine, "t-starter", "Core Tier Studio")
     _run(engine, "t-starter", now - timedelta(minutes=15), run_id="scheduled__starter")
-    _run(engine, "t-starter", now - timedelta(minutes=15), stream="journals", status="unavailable",
-         run_id="scheduled__starter", rows=0, calls=1, message="Journals: not on this Xero plan")
+    _run(engine, "t-starter", now - timedelta(minutes=15), stream="journals", status="derived",
+         run_id="scheduled__starter", rows=420, calls=1,
+         message=f"Core Tier Studio (t-starter): {JOURNALS_REFUSED} (40 journals, 420 lines derived in 0.2 s)")
+    record_results(engine, "scheduled__starter", "t-starter", [CheckResult(
+        "journal_lines", "ledger_matches_trial_balance", WARN, False, observed="2 of 30 accounts differ",
+        failing_keys=["477 Salaries: 4200.00 not explained (Xero 9800.00, documents 5600.00)",
+                      "090 Business Cheque Account: -4200.00 not explained (Xero 1000.00, documents 5200.00)"])])
 
     _tenant(engine, "t-new", "New Builders")
     progress.update(engine, "t-new", "journals", lambda entry: {"status": "waiting_for_quota", "offset": 550,
@@ -120,7 +129,7 @@ def test_each_verdict_is_rendered_distinctly_and_problems_come_first(airflow_ui,
     cards = _cards(page.text)
     assert {name: card["verdict"] for name, card in cards.items()} == {
         "Grant Expired Ltd": "reconnect_needed", "Broken Surveyors": "failing", "Old Engineers": "stale",
-        "New Builders": "never_synced", "Fresh Architects": "healthy", "Starter Plan Studio": "healthy",
+        "New Builders": "never_synced", "Fresh Architects": "healthy", "Core Tier Studio": "healthy",
     }
     # Worst first: whoever needs someone is at the top.
     assert list(cards)[:3] == ["Grant Expired Ltd", "Broken Surveyors", "Old Engineers"]
@@ -162,9 +171,12 @@ def test_a_card_has_status_last_sync_volumes_quota_quality_journals_and_backfill
     assert '<dd class="quality"><span class="badge ok">Passed</span>' in fresh["html"]
     assert "Sync Disabled" in cards["Grant Expired Ltd"]["text"]
 
-    assert '<span class="badge warn">Not on this Xero plan</span>' in cards["Starter Plan Studio"]["html"]
-    assert "the general ledger is not synced" in cards["Starter Plan Studio"]["text"]
-    assert '<span class="badge ok">Available</span>' not in cards["Starter Plan Studio"]["html"]
+    core = cards["Core Tier Studio"]
+    assert '<span class="badge info">Derived from documents</span>' in core["html"]
+    assert JOURNALS_REFUSED in html.unescape(core["text"])
+    assert "Not explained by any document" in core["text"] and "477 Salaries: 4200.00 not explained" in core["text"]
+    assert "badge ok" not in core["html"].split('class="journals"')[1].split("</dd>")[0]
+    assert "Not explained by any document" not in fresh["text"]
 
     projects = re.search(r'<dd class="projects">.*?</dd>', fresh["html"], re.S).group(0)
     assert "3 projects" in projects and '<span class="badge warn">Differs from Xero</span>' in projects

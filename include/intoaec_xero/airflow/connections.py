@@ -175,6 +175,7 @@ def xero_settings(conn: Any, conn_id: str = XERO_CONN_ID) -> XeroSettings:
         sandbox=value("sandbox"),
         project_tracking_category=value("project_tracking_category"),
         project_reference_pattern=value("project_reference_pattern"),
+        ledger_source=value("ledger_source").strip().lower(),
     )
 
 

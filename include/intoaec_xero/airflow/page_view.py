@@ -38,7 +38,8 @@ ATTENTION = {sync_health.RECONNECT, sync_health.FAILING, sync_health.STALE}
 QUALITY = {"passed": ("ok", "Passed"), "warn": ("warn", "Warnings"), "failed": ("bad", "Failed"),
            "skipped": ("off", "Skipped")}
 RUN_STATUS = {"success": "ok", "failed": "bad", "rejected": "bad", "quarantined": "bad", "partial": "warn",
-              "unavailable": "off", "running": "info", "extracting": "info", "extracted": "info", "skipped": "off"}
+              "unavailable": "off", "running": "info", "extracting": "info", "extracted": "info", "skipped": "off",
+              "derived": "ok"}
 
 
 @dataclass

@@ -38,6 +38,7 @@ from intoaec_xero.client import XeroClient
 from intoaec_xero.db import upsert
 from intoaec_xero.errors import IntoAECXeroError, XeroAccessDenied, XeroDailyLimitReached
 from intoaec_xero.extract import extract_stream
+from intoaec_xero.ledger import JOURNALS_NOT_USED, JOURNALS_REFUSED
 from intoaec_xero.parsing import parse_datetime
 from intoaec_xero.payloads import Manifest, TenantRef
 from intoaec_xero.pipeline import load_tenant
@@ -217,18 +218,24 @@ class _Walker:
                                       note=f"re-reading journals 1–{sync.journal_offset:,} as asked")
             return self._set_plan(target=sync.journal_offset, offset=sync.journal_offset,
                                   note=f"the scheduled sync had already loaded journals 1–{sync.journal_offset:,}")
+        if getattr(getattr(self.client, "settings", None), "ledger_source", "journals") == "documents":
+            return self._not_walked(JOURNALS_NOT_USED)
         try:
             target, last = self.find_end()
         except XeroAccessDenied as error:
             if error.status != 401:
                 raise
-            self.outcome.status = UNAVAILABLE
-            self.outcome.message = (f"{self.tenant['tenant_name']}: Xero does not give this organisation's plan "
-                                    "access to /Journals (401 AuthorizationUnsuccessful); no ledger to backfill.")
-            return self._set_plan(target=0, offset=0, note=self.outcome.message, status=UNAVAILABLE)
+            return self._not_walked(JOURNALS_REFUSED)
         if target and last is not None:
             self._start_sync_at(target, last)
         return self._set_plan(target=target, offset=0, note=f"ledger ends at journal {target:,}")
+
+    def _not_walked(self, why: str) -> dict[str, Any]:
+        """No walk where the ledger is derived: the documents' backfill windows carry its history."""
+        self.outcome.status = UNAVAILABLE
+        self.outcome.message = (f"{self.tenant['tenant_name']}: {why}; the journal walk is skipped and the "
+                                "documents' backfill windows carry the ledger's history.")
+        return self._set_plan(target=0, offset=0, note=self.outcome.message, status=UNAVAILABLE)
 
     def find_end(self) -> tuple[int, dict[str, Any] | None]:
         """The highest JournalNumber now, and that journal: grow the offset, then bisect.
@@ -446,7 +453,7 @@ def _quota_info(quota: QuotaShare) -> dict[str, Any]:
 def _log_progress(outcome: JournalPass, *, final: bool) -> None:
     percent = outcome.percent
     if outcome.status == UNAVAILABLE:
-        position = "no ledger on this organisation's plan"
+        position = "no walk: the ledger is derived from documents"
     elif outcome.target is None or outcome.offset is None or percent is None:
         position = "not planned yet"
     else:

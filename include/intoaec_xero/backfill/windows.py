@@ -1,4 +1,5 @@
-"""History by date window: the invoices, credit notes and payments dated inside [start, end).
+"""History by date window: the documents dated inside [start, end) — invoices, credit notes, payments, bank
+transactions and transfers, manual journals, prepayments and overpayments (all a derived ledger is built from).
 
 Each window is read with Xero's ``where`` on ``Date`` (one of the filters Xero serves
 efficiently on large organisations) and loaded through the sync's own load, so it passes the
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from intoaec_xero import state
+from intoaec_xero import ledger, state
 from intoaec_xero.backfill import progress
 from intoaec_xero.client import XeroClient
 from intoaec_xero.errors import IntoAECXeroError
@@ -28,12 +29,24 @@ from intoaec_xero.payloads import Manifest, TenantRef, TenantSummary
 from intoaec_xero.pipeline import skip_extracted
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.state import StreamState
-from intoaec_xero.streams import CREDIT_NOTES, INVOICES, PAYMENTS, Stream, get_stream
+from intoaec_xero.streams import (
+    BANK_TRANSACTIONS,
+    BANK_TRANSFERS,
+    CREDIT_NOTES,
+    INVOICES,
+    MANUAL_JOURNALS,
+    OVERPAYMENTS,
+    PAYMENTS,
+    PREPAYMENTS,
+    Stream,
+    get_stream,
+)
 
 log = logging.getLogger(__name__)
 
 #: The streams whose records carry a document ``Date`` that windows can filter on.
-WINDOW_STREAMS: tuple[Stream, ...] = (INVOICES, CREDIT_NOTES, PAYMENTS)
+WINDOW_STREAMS: tuple[Stream, ...] = (INVOICES, CREDIT_NOTES, PAYMENTS, BANK_TRANSACTIONS, BANK_TRANSFERS,
+                                      MANUAL_JOURNALS, PREPAYMENTS, OVERPAYMENTS)
 
 
 class WindowFailed(IntoAECXeroError):
@@ -151,6 +164,8 @@ def record_loaded(engine: Engine, manifest: Manifest, summary: TenantSummary) ->
         if outcome.get("reason"):
             entry["error"] = outcome["reason"]
         _note_window(engine, manifest["tenant_id"], stream_name, manifest["window"], entry)
+    if any(o["status"] == "success" and sum((o.get("rows") or {}).values()) for o in summary["streams"].values()):
+        ledger.mark_stale(engine, manifest["tenant_id"])  # a derived ledger takes the history in at the next sync
 
 
 def _note_window(engine: Engine, tenant_id: str, stream: str, label: str, entry: dict[str, Any]) -> None:

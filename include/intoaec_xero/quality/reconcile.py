@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from intoaec_xero.db import cents_to_decimal, money_sum
 from intoaec_xero.payloads import Manifest
-from intoaec_xero.quality import project_pnl, reports
+from intoaec_xero.quality import ledger_checks, project_pnl, reports
 from intoaec_xero.quality.model import ERROR, SAMPLE_KEYS, WARN, CheckResult
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import accounts, credit_notes, invoices, journal_lines, journals, payments
@@ -32,6 +32,8 @@ CHECK_TABLES = {
     "payments_match_amount_paid": "payments",
     "project_pnl_matches_xero": "project_financials",
     "ar_aging_matches_trial_balance": "ar_aging",
+    "ledger_matches_trial_balance": "journal_lines",
+    "derived_ledger_matches_journals": "journal_lines",
 }
 
 # Invoice payments (not refunds of credit notes or overpayments) make up an invoice's AmountPaid.
@@ -42,7 +44,8 @@ FX_TOLERANCE = Decimal("0.01")
 
 
 def reconcile_tenant(engine: Engine, raw: RawStore, manifest: Manifest,
-                     outcomes: dict[str, str], ledger_pending: str | None = None) -> list[CheckResult]:
+                     outcomes: dict[str, str], ledger_pending: str | None = None, *,
+                     changed: set[str] | None = None) -> list[CheckResult]:
     """Every reconciliation for one tenant; ``outcomes`` is each stream's status in this load.
 
     ``ledger_pending`` says why the ledger is knowingly incomplete (a journal backfill still
@@ -57,18 +60,29 @@ def reconcile_tenant(engine: Engine, raw: RawStore, manifest: Manifest,
         return [_skip(check, severity, reason) for check, severity in (
             ("journal_balances", ERROR), ("trial_balance", ERROR), ("ar_matches_ledger", WARN),
             ("payments_match_amount_paid", WARN), ("project_pnl_matches_xero", WARN),
-            ("ar_aging_matches_trial_balance", WARN))]
+            ("ar_aging_matches_trial_balance", WARN), ("ledger_matches_trial_balance", WARN),
+            ("derived_ledger_matches_journals", WARN))]
     ledger_gap = (_ledger_unavailable(items.get("journals"), outcomes.get("journals"))
                   or ledger_pending)
     results = []
     with engine.connect() as conn:
         ledger = _Ledger(conn, tenant_id)
+        derived = outcomes.get("journals") == "derived"
         if ledger_gap:
             results.append(_skip("journal_balances", ERROR, ledger_gap))
             results.append(_skip("trial_balance", ERROR, ledger_gap))
+        elif derived:
+            results.append(_journal_balances(conn, tenant_id))
+            results.append(_skip("trial_balance", ERROR, "the ledger is derived from documents: "
+                                                         "ledger_matches_trial_balance compares it with Xero's"))
+            results.append(ledger_checks.matches_trial_balance(conn, raw, run_id, tenant_id,
+                                                               items["journals"]))
         else:
             results.append(_journal_balances(conn, tenant_id))
             results.append(_trial_balance(conn, raw, run_id, tenant_id, items["journals"], ledger))
+            if changed is None:
+                changed = {name for name, item in items.items() if item.get("records")}
+            results.append(ledger_checks.derived_matches_journals(conn, tenant_id, changed, outcomes))
         ar_gap = ledger_gap or _stream_gap(outcomes, "invoices", "credit_notes", "accounts")
         results.append(_skip("ar_matches_ledger", WARN, ar_gap) if ar_gap
                        else _ar_matches_ledger(conn, tenant_id, ledger))
@@ -91,6 +105,8 @@ def _skip(check: str, severity: str, reason: str) -> CheckResult:
 def _ledger_unavailable(item: dict | None, outcome: str | None) -> str | None:
     if item is None:
         return "the journals stream was not part of this run"
+    if outcome == "derived":
+        return None
     if item.get("unavailable"):
         return item["unavailable"]
     if outcome == "rejected":

@@ -71,6 +71,9 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("accounts", "account_id", "account_id"),
         TableSpec("tracking_categories", "tracking_category_id", "tracking_category_id"),
         TableSpec("tracking_options", "tracking_option_id", "tracking_category_id"),
+        TableSpec("organisations", "organisation_id", "organisation_id",
+                  expected=("name", "base_currency", "financial_year_end_day", "financial_year_end_month")),
+        TableSpec("tax_rates", "tax_type", "tax_type", expected=("name", "status", "effective_rate")),
         TableSpec("journals", "journal_id", "journal_id", required=("journal_number", "journal_date")),
         TableSpec("journal_lines", "journal_line_id", "journal_id",
                   required=("journal_id", "account_id", "net_amount")),
@@ -80,6 +83,10 @@ TABLES: dict[str, TableSpec] = {
                   lines="bank_transaction_lines"),
         TableSpec("bank_transaction_lines", "line_item_id", "bank_transaction_id", required=("bank_transaction_id",),
                   expected=("line_amount",), parent="bank_transactions"),
+        # Money between two bank accounts: without either account, the amount or the date it posts nowhere.
+        TableSpec("bank_transfers", "bank_transfer_id", "bank_transfer_id",
+                  required=("from_bank_account_id", "to_bank_account_id", "amount", "date"),
+                  expected=("created_at",)),
         TableSpec("manual_journals", "manual_journal_id", "manual_journal_id", required=("status",),
                   expected=("narration", "date", "line_amount_types"), lines="manual_journal_lines"),
         # A blank line may have no account; an amount without one is still recorded (expected, not required).
@@ -272,6 +279,22 @@ def _suite_tracking_options(spec: TableSpec) -> list[Check]:
     return [*_keys(spec.key), *_shape(spec), _enum("status", enums.TRACKING_STATUS, WARN)]
 
 
+def _suite_organisations(spec: TableSpec) -> list[Check]:
+    return [
+        *_keys(spec.key),
+        *_shape(spec),
+        _enum("organisation_class", enums.ORGANISATION_CLASS, WARN),
+        _between("financial_year_end_month_valid", "financial_year_end_month", 1, 12, WARN,
+                 "the financial year ends in a month 1..12"),
+        _between("financial_year_end_day_valid", "financial_year_end_day", 1, 31, WARN,
+                 "the financial year ends on a day 1..31"),
+    ]
+
+
+def _suite_tax_rates(spec: TableSpec) -> list[Check]:
+    return [*_keys(spec.key), *_shape(spec), _enum("status", enums.TAX_RATE_STATUS, WARN)]
+
+
 def _suite_journals(spec: TableSpec) -> list[Check]:
     return [
         *_keys(spec.key),
@@ -320,6 +343,12 @@ def _suite_child(spec: TableSpec) -> list[Check]:
     ]
 
 
+def _suite_bank_transfers(spec: TableSpec) -> list[Check]:
+    # The status only describes: Xero lists DELETED transfers only with includeDeleted, which the stream
+    # does not send, so every transfer read is AUTHORISED.
+    return [*_keys(spec.key), *_shape(spec), _enum("status", enums.BANK_TRANSFER_STATUS, WARN)]
+
+
 def _suite_manual_journals(spec: TableSpec) -> list[Check]:
     return [
         *_keys(spec.key),
@@ -363,10 +392,13 @@ _SUITES: dict[str, Callable[[TableSpec], list[Check]]] = {
     "accounts": _suite_accounts,
     "tracking_categories": _suite_tracking_categories,
     "tracking_options": _suite_tracking_options,
+    "organisations": _suite_organisations,
+    "tax_rates": _suite_tax_rates,
     "journals": _suite_journals,
     "journal_lines": _suite_journal_lines,
     "bank_transactions": partial(_suite_document, enums.BANK_TRANSACTION_STATUS),
     "bank_transaction_lines": _suite_child,
+    "bank_transfers": _suite_bank_transfers,
     "manual_journals": _suite_manual_journals,
     "manual_journal_lines": _suite_child,
     "purchase_orders": partial(_suite_document, enums.PURCHASE_ORDER_STATUS),

@@ -28,11 +28,13 @@ from intoaec_xero.backfill.journals import (
 )
 from intoaec_xero.backfill.quota import QuotaShare
 from intoaec_xero.client import XeroClient
+from intoaec_xero.ledger import JOURNALS_NOT_USED, JOURNALS_REFUSED
 from intoaec_xero.pipeline import run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import journals, sync_runs, sync_state
 from sqlalchemy import func, select
 
+from tests.harness.xero import CORE_CLIENT_ID, CORE_CLIENT_SECRET
 from tests.intoaec_xero.backfill.conftest import CLOCK_START, Clock, connect, sync_client, tenants_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ledger walks beside syncs
@@ -133,17 +135,27 @@ def test_the_ledger_arrives_over_days_within_the_share_while_the_sync_runs(sandb
     assert "complete: offset" in text and "(100.0%)" in text
 
 
-def test_a_plan_without_journals_is_done_not_failed(sandbox, engine, clock, tmp_path):
-    settings, store = connect(sandbox, engine)
-    gated = tenants_of(sandbox)[-1]
+def test_an_app_xero_refuses_journals_to_skips_the_walk_done_not_failed(sandbox, engine, clock, tmp_path):
+    # The Core-tier app: Xero serves it no Journals, for any organisation; its ledger is derived from documents.
+    settings, store = connect(sandbox, engine, client_id=CORE_CLIENT_ID, client_secret=CORE_CLIENT_SECRET)
+    tenant = tenants_of(sandbox)[0]
     client = backfill_client(settings, store, QUOTA_SHARE, sleep=lambda s: None)
-    outcome = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-gated", gated, QUOTA_SHARE,
+    outcome = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-gated", tenant, QUOTA_SHARE,
                        clock=clock)
     assert outcome.status == UNAVAILABLE and outcome.done
-    assert "AuthorizationUnsuccessful" in outcome.message
+    assert JOURNALS_REFUSED in outcome.message and "backfill windows carry the ledger's history" in outcome.message
     assert outcome.calls == 1
-    again = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-gated-2", gated, QUOTA_SHARE, clock=clock)
+    again = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-gated-2", tenant, QUOTA_SHARE, clock=clock)
     assert again.status == UNAVAILABLE and again.calls == 0
+
+
+def test_a_connection_set_to_documents_never_walks_journals(sandbox, engine, clock, tmp_path):
+    settings, store = connect(sandbox, engine, ledger_source="documents")
+    client = backfill_client(settings, store, QUOTA_SHARE, sleep=lambda s: None)
+    outcome = run_pass(client, engine, RawStore(tmp_path / "raw"), "backfill-documents", tenants_of(sandbox)[0],
+                       QUOTA_SHARE, clock=clock)
+    assert (outcome.status, outcome.calls) == (UNAVAILABLE, 0)
+    assert JOURNALS_NOT_USED in outcome.message
 
 
 def test_one_walker_per_ledger(sandbox, engine, clock, tmp_path):

@@ -37,7 +37,9 @@ def url(sqlite_url):
         "2024-01-01..2024-02-01": {"status": "failed", "error": "Xero answered 503"}}})
     progress.update(engine, "t-2", "journals", lambda e: {
         "status": "unavailable", "target": 0, "offset": 0,
-        "message": "Brick & Beam: Xero does not give this organisation's plan access to /Journals."})
+        "message": "Brick & Beam: this Xero app is not approved for the Journals endpoint (Xero's Advanced tier): "
+                   "the ledger is derived from documents; the journal walk is skipped and the documents' backfill "
+                   "windows carry the ledger's history."})
     engine.dispose()
     return sqlite_url
 
@@ -51,7 +53,7 @@ def test_status_shows_position_eta_and_windows_per_tenant(url, capsys):
     assert "today's share of Xero's quota is used" in out
     assert "2 window(s) loaded (2024-01-01 … 2024-03-01), 200 records" in out
     assert "not loaded: 2024-01-01..2024-02-01 (Xero answered 503)" in out
-    assert "Brick & Beam" in out and "plan access to /Journals" in out
+    assert "Brick & Beam" in out and "the journal walk is skipped" in out
 
 
 def test_status_as_json_and_for_one_tenant(url, capsys):
