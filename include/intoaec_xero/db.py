@@ -423,7 +423,7 @@ def _changed_sql(table: Table, column: str) -> str:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(value: str) -> str:
+def copy_text(value: str) -> str:
     # Most text has nothing to escape; testing first is cheaper than translating every value.
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_COPY_ESCAPES)
@@ -435,11 +435,11 @@ def _copy_json(value: Any) -> str:
         text = orjson.dumps(value, default=str).decode("utf-8")
     except TypeError:  # beyond what orjson writes (e.g. a 65-bit integer)
         text = json.dumps(value, default=str)
-    return _copy_text(text)
+    return copy_text(text)
 
 
 _COPY_FORMATTERS: dict[type, Any] = {
-    str: _copy_text,
+    str: copy_text,
     int: str,
     Decimal: str,
     bool: lambda v: "t" if v else "f",

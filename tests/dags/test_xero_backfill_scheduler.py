@@ -17,6 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 from intoaec_xero import db, report
 from intoaec_xero.backfill import progress
+from intoaec_xero.backfill.windows import WINDOW_STREAMS
 from intoaec_xero.pipeline import run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import credit_notes, invoice_lines, invoices, payments, sync_runs
@@ -75,7 +76,7 @@ def test_backfill_create_runs_month_windows_under_the_scheduler(tmp_path):
         with migrated_engine(f"sqlite:///{tmp_path / 'reference.db'}") as reference:
             settings, store = connect(sandbox, reference)
             assert run_sync(sync_client(settings, store), settings, reference, RawStore(tmp_path / "ref-raw"), "ref",
-                            stream_names=["invoices", "credit_notes", "payments"]).ok
+                            stream_names=[s.name for s in WINDOW_STREAMS]).ok
             assert _window_figures(engine) == _window_figures(reference)
         assert _window_figures(engine)["invoices"][0] > 0
         # The ledger: walked whole by the first run to take each tenant's lease, equal to the truth.
@@ -85,7 +86,7 @@ def test_backfill_create_runs_month_windows_under_the_scheduler(tmp_path):
         with engine.connect() as conn:
             statuses = conn.execute(select(sync_runs.c.stream, sync_runs.c.status)
                                     .where(sync_runs.c.run_id.like("backfill__%"))).all()
-        assert {s.stream for s in statuses} == {"invoices", "credit_notes", "payments", "journals"}
+        assert {s.stream for s in statuses} == {s.name for s in WINDOW_STREAMS} | {"journals"}
         assert {s.status for s in statuses if s.stream != "journals"} == {"success"}
         assert "journal backfill done: offset" in stack.task_logs()  # progress in the task log
 

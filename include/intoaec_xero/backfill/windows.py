@@ -164,7 +164,8 @@ def record_loaded(engine: Engine, manifest: Manifest, summary: TenantSummary) ->
         if outcome.get("reason"):
             entry["error"] = outcome["reason"]
         _note_window(engine, manifest["tenant_id"], stream_name, manifest["window"], entry)
-    if any(o["status"] == "success" and sum((o.get("rows") or {}).values()) for o in summary["streams"].values()):
+    loaded = any(o["status"] == "success" and sum((o.get("rows") or {}).values()) for o in summary["streams"].values())
+    if loaded and ledger.has_derived(engine, manifest["tenant_id"], with_balancing=True):
         ledger.mark_stale(engine, manifest["tenant_id"])  # a derived ledger takes the history in at the next sync
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from intoaec_xero import report
 from intoaec_xero.backfill.cli import collect
-from intoaec_xero.backfill.windows import extract_window, record_loaded, window_month
+from intoaec_xero.backfill.windows import WINDOW_STREAMS, extract_window, record_loaded, window_month
 from intoaec_xero.pipeline import load_tenant, run_sync
 from intoaec_xero.rawstore import RawStore
 from intoaec_xero.schema import credit_notes, invoice_lines, invoices, payments, sync_runs, sync_state
@@ -16,7 +16,8 @@ from tests.intoaec_xero.backfill.conftest import connect, sync_client, tenants_o
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # whole month windows of small, per backend
 
-WINDOW_TABLES = {"invoices", "invoice_lines", "payments", "credit_notes"}
+WINDOW_NAMES = [s.name for s in WINDOW_STREAMS]
+WINDOW_TABLES = {t for s in WINDOW_STREAMS for t in s.targets}
 # The small dataset runs 2023–2026, plus one pre-1970 invoice (Xero allows them).
 YEARS = [("1900-01-01", "2023-01-01"), ("2023-01-01", "2024-01-01"), ("2024-01-01", "2025-01-01"),
          ("2025-01-01", "2026-01-01"), ("2026-01-01", "2100-01-01")]
@@ -53,8 +54,7 @@ def _snapshot(engine):
 def test_windows_tile_the_history_exactly_and_leave_the_sync_cursors_alone(sandbox, engine, tmp_path):
     settings, store = connect(sandbox, engine)
     raw = RawStore(tmp_path / "raw")
-    summary = run_sync(sync_client(settings, store), settings, engine, raw, "sync-1",
-                       stream_names=["invoices", "credit_notes", "payments"])
+    summary = run_sync(sync_client(settings, store), settings, engine, raw, "sync-1", stream_names=WINDOW_NAMES)
     assert summary.ok, summary.failures
     cursors = _cursors(engine)
 
@@ -62,7 +62,7 @@ def test_windows_tile_the_history_exactly_and_leave_the_sync_cursors_alone(sandb
     for tenant in tenants_of(sandbox):
         for number, (start, end) in enumerate(YEARS):
             manifest = _window(client, engine, raw, f"backfill-{number}", tenant, start, end)
-            assert {s["stream"] for s in manifest["streams"]} == {"invoices", "credit_notes", "payments"}
+            assert {s["stream"] for s in manifest["streams"]} == set(WINDOW_NAMES)
 
     assert report.compare_with_truth(engine, sandbox.truth(), WINDOW_TABLES) == []
     assert _cursors(engine) == cursors  # watermarks, offsets, last full reconcile: untouched
@@ -79,9 +79,8 @@ def test_windows_tile_the_history_exactly_and_leave_the_sync_cursors_alone(sandb
     with engine.connect() as conn:
         rerun = conn.execute(select(sync_runs.c.stream, sync_runs.c.status, sync_runs.c.rows_loaded)
                              .where(sync_runs.c.run_id == "backfill-again")).all()
-    assert {r.stream: r.status for r in rerun} == {"invoices": "success", "credit_notes": "success",
-                                                   "payments": "success"}
-    assert all(r.rows_loaded for r in rerun if r.stream != "credit_notes")
+    assert {r.stream: r.status for r in rerun} == dict.fromkeys(WINDOW_NAMES, "success")
+    assert all(r.rows_loaded for r in rerun if r.stream in ("invoices", "payments", "bank_transactions"))
 
     status = {t["tenant_id"]: t for t in collect(engine)}
     assert status[tenant["tenant_id"]]["windows"]["invoices"]["loaded"] == len(YEARS)
