@@ -158,7 +158,9 @@ def _lines_of(group: list[Any]) -> list[tuple]:
 
 
 def _stream(conn, query):
-    return conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+    # On the statement, not the connection: Connection.execution_options changes the connection itself,
+    # and every later statement on it would then run through a server-side cursor.
+    return conn.execute(query.execution_options(stream_results=True, yield_per=CHUNK))
 
 
 def derive(conn, tenant_id: str) -> Iterator[Journal]:
@@ -181,43 +183,35 @@ def _controls(accounts: Accounts) -> dict[str, tuple[int, str]]:
 
 
 def _invoices(conn, tenant_id: str, accounts: Accounts) -> Iterator[Journal]:
-    i, ln = s.invoices, s.invoice_lines
-    controls = _controls(accounts)
-    query = (select(i.c.invoice_id, i.c.type, i.c.date, i.c.currency_rate, i.c.total, i.c.line_amount_types,
-                    i.c.invoice_number, i.c.reference, ln.c.account_code, ln.c.line_amount, ln.c.tax_amount,
-                    ln.c.tax_type, ln.c.project, _text(ln.c.tracking))
-             .select_from(i.outerjoin(ln, and_(ln.c.tenant_id == i.c.tenant_id, ln.c.invoice_id == i.c.invoice_id)))
-             .where(i.c.tenant_id == tenant_id, i.c.status.in_(POSTED_DOCUMENT))
-             .order_by(i.c.invoice_id, ln.c.line_number, ln.c.line_item_id))
-    for invoice_id, group in _grouped(_stream(conn, query), "invoice_id"):
-        head = group[0]
-        if head.type not in controls:
-            continue
-        sign, control = controls[head.type]
-        lines = _document_lines(sign, control, cents(head.total), head.currency_rate, head.line_amount_types,
-                                _lines_of(group), accounts)
-        yield Journal(f"d-{invoice_id}", head.type, invoice_id, head.date, head.reference or head.invoice_number,
-                      lines)
+    yield from _sales_and_purchases(conn, tenant_id, accounts, s.invoices, s.invoice_lines, "invoice_id",
+                                    s.invoices.c.invoice_number)
 
 
 def _credit_notes(conn, tenant_id: str, accounts: Accounts) -> Iterator[Journal]:
-    c, ln = s.credit_notes, s.credit_note_lines
+    yield from _sales_and_purchases(conn, tenant_id, accounts, s.credit_notes, s.credit_note_lines, "credit_note_id",
+                                    s.credit_notes.c.credit_note_number)
+
+
+def _sales_and_purchases(conn, tenant_id: str, accounts: Accounts, documents, lines, key: str,
+                         number) -> Iterator[Journal]:
+    """Invoices, bills and credit notes: each against AR or AP by its type (see ``_controls``)."""
+    d, ln = documents, lines
     controls = _controls(accounts)
-    query = (select(c.c.credit_note_id, c.c.type, c.c.date, c.c.currency_rate, c.c.total, c.c.line_amount_types,
-                    c.c.reference, ln.c.account_code, ln.c.line_amount, ln.c.tax_amount, ln.c.tax_type,
-                    ln.c.project, _text(ln.c.tracking))
-             .select_from(c.outerjoin(ln, and_(ln.c.tenant_id == c.c.tenant_id,
-                                               ln.c.credit_note_id == c.c.credit_note_id)))
-             .where(c.c.tenant_id == tenant_id, c.c.status.in_(POSTED_DOCUMENT))
-             .order_by(c.c.credit_note_id, ln.c.line_number, ln.c.line_item_id))
-    for credit_note_id, group in _grouped(_stream(conn, query), "credit_note_id"):
+    query = (select(d.c[key].label("document_id"), d.c.type, d.c.date, d.c.currency_rate, d.c.total,
+                    d.c.line_amount_types, number.label("number"), d.c.reference, ln.c.account_code,
+                    ln.c.line_amount, ln.c.tax_amount, ln.c.tax_type, ln.c.project, _text(ln.c.tracking))
+             .select_from(d.outerjoin(ln, and_(ln.c.tenant_id == d.c.tenant_id, ln.c[key] == d.c[key])))
+             .where(d.c.tenant_id == tenant_id, d.c.status.in_(POSTED_DOCUMENT))
+             .order_by(d.c[key], ln.c.line_number, ln.c.line_item_id))
+    for document_id, group in _grouped(_stream(conn, query), "document_id"):
         head = group[0]
         if head.type not in controls:
             continue
         sign, control = controls[head.type]
-        lines = _document_lines(sign, control, cents(head.total), head.currency_rate, head.line_amount_types,
-                                _lines_of(group), accounts)
-        yield Journal(f"d-{credit_note_id}", head.type, credit_note_id, head.date, head.reference, lines)
+        lines_posted = _document_lines(sign, control, cents(head.total), head.currency_rate, head.line_amount_types,
+                                       _lines_of(group), accounts)
+        yield Journal(f"d-{document_id}", head.type, document_id, head.date, head.reference or head.number,
+                      lines_posted)
 
 
 def _payments(conn, tenant_id: str, accounts: Accounts) -> Iterator[Journal]:

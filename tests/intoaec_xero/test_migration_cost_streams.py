@@ -5,59 +5,30 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from intoaec_xero import db
-from intoaec_xero.schema import metadata
 from sqlalchemy import inspect, text
+
+from tests.harness.migrations import HEAD, alembic, differences
 
 NEW_TABLES = {"bank_transactions", "bank_transaction_lines", "manual_journals", "manual_journal_lines",
               "purchase_orders", "purchase_order_lines", "overpayments", "overpayment_allocations", "prepayments",
               "prepayment_allocations", "linked_transactions"}
-HEAD = ScriptDirectory.from_config(db._alembic_config(None)).get_current_head()
-
-
-def _alembic(engine, action: str, revision: str) -> None:
-    with engine.begin() as conn:
-        getattr(command, action)(db._alembic_config(conn), revision)
-
-
-def _differences(engine, tables: set[str] | None = None) -> list:
-    """What differs between the database and the code (only about ``tables``, when given)."""
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
-    if tables is None:
-        return diff
-
-    def table_of(item) -> str | None:
-        if isinstance(item, list):  # column changes come grouped: ("modify_type", schema, table, column, ...)
-            return table_of(item[0])
-        name = item[0]
-        if name.endswith("_table"):
-            return item[1].name
-        if name.endswith("_index"):
-            return item[1].table.name
-        return item[2] if len(item) > 2 else None
-
-    return [item for item in diff if table_of(item) in tables]
 
 
 def test_0005_upgrades_and_downgrades_on_both_backends(empty_db_url):
     engine = db.create_db_engine(empty_db_url)
     try:
-        _alembic(engine, "upgrade", "0004")
+        alembic(engine, "upgrade", "0004")
         assert not NEW_TABLES & set(inspect(engine).get_table_names())
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO invoices (tenant_id, invoice_id, total) VALUES ('t', 'inv-1', 115.00)"))
             conn.execute(text("INSERT INTO credit_note_lines (tenant_id, line_item_id, credit_note_id, project) "
                               "VALUES ('t', 'cnl-1', 'cn-1', 'P-1')"))
 
-        _alembic(engine, "upgrade", "0005")
+        alembic(engine, "upgrade", "0005")
         assert db.schema_revision(engine) == "0005"
         assert NEW_TABLES <= set(inspect(engine).get_table_names())
-        assert _differences(engine, NEW_TABLES) == []  # columns, types, keys and indexes as the code says
+        assert differences(engine, NEW_TABLES) == []  # columns, types, keys and indexes as the code says
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO bank_transactions (tenant_id, bank_transaction_id, type, total, "
                               "is_reconciled) VALUES ('t', 'bt-1', 'SPEND', 12.34, true)"))
@@ -75,9 +46,9 @@ def test_0005_upgrades_and_downgrades_on_both_backends(empty_db_url):
 
         db.upgrade(engine)  # to the newest revision: the whole schema is the code's
         assert db.schema_revision(engine) == HEAD
-        assert _differences(engine) == []
+        assert differences(engine) == []
 
-        _alembic(engine, "downgrade", "0004")
+        alembic(engine, "downgrade", "0004")
         assert db.schema_revision(engine) == "0004"
         assert not NEW_TABLES & set(inspect(engine).get_table_names())
         with engine.connect() as conn:  # what was there before 0005 is untouched
@@ -87,6 +58,6 @@ def test_0005_upgrades_and_downgrades_on_both_backends(empty_db_url):
 
         assert NEW_TABLES <= set(db.upgrade(engine))  # and up again
         assert db.schema_revision(engine) == HEAD
-        assert _differences(engine) == []
+        assert differences(engine) == []
     finally:
         engine.dispose()

@@ -7,43 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from intoaec_xero import db
-from intoaec_xero.schema import metadata
 from sqlalchemy import inspect, text
+
+from tests.harness.migrations import HEAD, alembic, differences
 
 NEW_TABLES = {"bank_transfers", "tax_rates", "organisations"}
 CHANGED_TABLES = {"journals", "journal_lines"}
 LINE_COLUMNS = {"journal_date", "source_type", "source_id"}
-HEAD = ScriptDirectory.from_config(db._alembic_config(None)).get_current_head()
-
-
-def _alembic(engine, action: str, revision: str) -> None:
-    with engine.begin() as conn:
-        getattr(command, action)(db._alembic_config(conn), revision)
-
-
-def _differences(engine, tables: set[str] | None = None) -> list:
-    """What differs between the database and the code (only about ``tables``, when given)."""
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
-    if tables is None:
-        return diff
-
-    def table_of(item) -> str | None:
-        if isinstance(item, list):  # column changes come grouped: ("modify_type", schema, table, column, ...)
-            return table_of(item[0])
-        name = item[0]
-        if name.endswith("_table"):
-            return item[1].name
-        if name.endswith("_index"):
-            return item[1].table.name
-        return item[2] if len(item) > 2 else None
-
-    return [item for item in diff if table_of(item) in tables]
 
 
 def _columns(engine, table: str) -> set[str]:
@@ -57,7 +28,7 @@ def _date(value) -> dt.date:
 def test_0007_upgrades_and_downgrades_on_both_backends(empty_db_url):
     engine = db.create_db_engine(empty_db_url)
     try:
-        _alembic(engine, "upgrade", "0006")
+        alembic(engine, "upgrade", "0006")
         assert not NEW_TABLES & set(inspect(engine).get_table_names())
         assert "origin" not in _columns(engine, "journals")
         with engine.begin() as conn:
@@ -76,11 +47,11 @@ def test_0007_upgrades_and_downgrades_on_both_backends(empty_db_url):
             conn.execute(text("INSERT INTO journal_lines (tenant_id, journal_line_id, journal_id, net_amount) "
                               "VALUES ('t', 'jl-9', 'j-missing', 1.00)"))
 
-        _alembic(engine, "upgrade", "0007")
+        alembic(engine, "upgrade", "0007")
         assert db.schema_revision(engine) == "0007"
         assert NEW_TABLES <= set(inspect(engine).get_table_names())
         # Columns, types, keys and indexes as the code says.
-        assert _differences(engine, NEW_TABLES | CHANGED_TABLES) == []
+        assert differences(engine, NEW_TABLES | CHANGED_TABLES) == []
         assert "ix_journal_lines_account_id" in {i["name"] for i in inspect(engine).get_indexes("journal_lines")}
         with engine.connect() as conn:
             assert conn.execute(text("SELECT tenant_id, origin FROM journals ORDER BY tenant_id")).all() == [
@@ -115,9 +86,9 @@ def test_0007_upgrades_and_downgrades_on_both_backends(empty_db_url):
 
         db.upgrade(engine)  # to the newest revision: the whole schema is the code's
         assert db.schema_revision(engine) == HEAD
-        assert _differences(engine) == []
+        assert differences(engine) == []
 
-        _alembic(engine, "downgrade", "0006")
+        alembic(engine, "downgrade", "0006")
         assert db.schema_revision(engine) == "0006"
         assert not NEW_TABLES & set(inspect(engine).get_table_names())
         assert "origin" not in _columns(engine, "journals")
@@ -133,7 +104,7 @@ def test_0007_upgrades_and_downgrades_on_both_backends(empty_db_url):
 
         assert NEW_TABLES <= set(db.upgrade(engine))  # and up again
         assert db.schema_revision(engine) == HEAD
-        assert _differences(engine) == []
+        assert differences(engine) == []
         with engine.connect() as conn:
             assert conn.execute(text("SELECT DISTINCT origin FROM journals")).scalars().all() == ["xero"]
             assert _date(conn.execute(text("SELECT journal_date FROM journal_lines WHERE tenant_id = 'u'"))
