@@ -4,37 +4,19 @@ with no document in the Accounting API."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import requests
 from xero_sandbox.testing import GRANULAR_SCOPES
 
-from tests.xero_sandbox.test_costs import _trial_balance_equals_journals
+from tests.xero_sandbox.test_costs import CENT, _d, _iso, _ms, _trial_balance_equals_journals
 from tests.xero_sandbox.test_truth import _sync_slowly
 
-MS = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
-CENT = Decimal("0.01")
 #: Document streams (and their id fields) an incremental sync reads.
 DOCUMENTS = {"Invoices": "InvoiceID", "Payments": "PaymentID", "CreditNotes": "CreditNoteID",
              "BankTransactions": "BankTransactionID", "ManualJournals": "ManualJournalID",
              "PurchaseOrders": "PurchaseOrderID", "Prepayments": "PrepaymentID", "Overpayments": "OverpaymentID"}
-
-
-def _ms(value: str) -> int:
-    m = MS.match(value)
-    assert m, value
-    return int(m.group(1))
-
-
-def _d(x) -> Decimal:
-    return Decimal(str(x)).quantize(CENT)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
 def _transfers(api, t: str, headers=None, params=None) -> list[dict]:
