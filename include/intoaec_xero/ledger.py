@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy import Engine, Text, and_, cast, delete, or_, select, update
 
 from intoaec_xero import schema as s
-from intoaec_xero.db import copy_text, upsert
+from intoaec_xero.db import copy_text
 from intoaec_xero.errors import IntoAECXeroError
 from intoaec_xero.project_finance import cents, to_base
 
@@ -515,17 +515,6 @@ def _sqlite_row(row: tuple) -> tuple:
     return tuple(values)
 
 
-def _journal_row(tenant_id: str, journal: Journal, number: int, origin: str) -> dict[str, Any]:
-    return {"tenant_id": tenant_id, "journal_id": journal.journal_id, "journal_number": number,
-            "journal_date": journal.day, "created_at": None, "reference": journal.reference,
-            "source_type": journal.source_type, "source_id": journal.source_id, "origin": origin}
-
-
-def _money(value: int):
-    from decimal import Decimal
-    return Decimal(value).scaleb(-2)
-
-
 def _line_tuples(tenant_id: str, journal: Journal, accounts: Accounts) -> list[tuple]:
     """The journal's lines in ``LINE_COLUMNS`` order, money in cents, tracking as the JSON text it was read as."""
     rows = []
@@ -537,19 +526,6 @@ def _line_tuples(tenant_id: str, journal: Journal, accounts: Accounts) -> list[t
             tracking = json.dumps(tracking)
         rows.append((tenant_id, f"{jid}/{n}", jid, account_id, code, account_type, net, net + tax, tax, tax_type,
                      project, tracking, day, stype, sid))
-    return rows
-
-
-def _line_rows(tenant_id: str, journal: Journal, accounts: Accounts) -> list[dict[str, Any]]:
-    rows = []
-    for n, (code, net, tax, tax_type, project, tracking) in enumerate(journal.lines, start=1):
-        account_id, account_type = accounts.by_code.get(code, (None, None))
-        rows.append({"tenant_id": tenant_id, "journal_line_id": f"{journal.journal_id}/{n}",
-                     "journal_id": journal.journal_id, "account_id": account_id, "account_code": code,
-                     "account_type": account_type, "description": None, "net_amount": _money(net),
-                     "gross_amount": _money(net + tax), "tax_amount": _money(tax), "tax_type": tax_type,
-                     "project": project, "tracking": tracking, "journal_date": journal.day,
-                     "source_type": journal.source_type, "source_id": journal.source_id})
     return rows
 
 
@@ -566,9 +542,9 @@ def write_balancing(conn, tenant_id: str, as_at: date, unexplained: dict[str, in
     journal = Journal(f"balancing-{tenant_id}", "BALANCING", tenant_id, as_at,
                       "What the documents cannot explain (payroll, depreciation, conversion balances …)",
                       [(code, cents_, 0, None, None, None) for code, cents_ in sorted(unexplained.items())])
-    upsert(conn, s.journals, [_journal_row(tenant_id, journal, 0, BALANCING)])
-    rows = _line_rows(tenant_id, journal, accounts)
-    upsert(conn, s.journal_lines, rows)
+    rows = _line_tuples(tenant_id, journal, accounts)
+    _Writer(conn).write([(tenant_id, journal.journal_id, 0, as_at, journal.reference, journal.source_type,
+                          journal.source_id, BALANCING)], rows)
     return len(rows)
 
 
