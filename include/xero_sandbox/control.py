@@ -1,9 +1,10 @@
-"""Test controls under ``/_sandbox/``: clock, activity, faults, paging, stats, truth, health.
+"""Test controls under ``/_sandbox/``: clock, activity, faults, paging, grants, stats, truth, health.
 
 These exist so a test can make the world misbehave on purpose and then check the result:
 jump the clock instead of sleeping, make the books change as a busy firm's do, inject the
-failures a real Xero produces (429s, 5xx, hangs, slow and cut-off responses), count what the
-client actually sent, and read the ground truth a correct sync must reproduce.
+failures a real Xero produces (429s, 5xx, hangs, slow and cut-off responses), lapse one user's
+grants as 60 idle days would, count what the client actually sent, and read the ground truth a
+correct sync must reproduce.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ async def _json(request: Request) -> dict:
     return body
 
 
-def _bad(msg: str) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": msg}, status_code=400)
+def _bad(msg: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": msg}, status_code=status)
 
 
 @router.get("/health")
@@ -251,6 +252,29 @@ async def post_paging(request: Request):
         return _bad(str(e))
     sb.max_page_size = value
     return {"ok": True, "max_page_size": value}
+
+
+@router.post("/grants/expire")
+async def expire_grants(request: Request):
+    """``{"email": E, "client_id": C?}``: the user's refresh tokens lapse as after 60 days unused
+    (``invalid_grant``) and its access tokens expire; connections stay, a new sign-in works."""
+    ident = _sb(request).identity
+    try:
+        body = await _json(request)
+        unknown = set(body) - {"email", "client_id"}
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        email, client_id = body.get("email"), body.get("client_id")
+        if not isinstance(email, str) or not email.strip():
+            raise ValueError('expected {"email": "...", "client_id": optional}')
+        if client_id is not None and client_id not in ident.clients:
+            raise ValueError(f"unknown client_id {client_id}")
+    except (ValueError, TypeError) as e:
+        return _bad(str(e))
+    user = ident.user_by_email(email)
+    if user is None:
+        return _bad(f"unknown user {email}", status=404)
+    return {"expired_grants": ident.expire_grants(user.user_id, client_id)}
 
 
 @router.get("/stats")

@@ -8,6 +8,10 @@ the token endpoint). Tokens follow Xero's lifetimes on the sandbox clock: access
 minutes; refresh tokens rotate on every use, the previous one stays usable for a 30-minute grace
 window, and a refresh token unused for 60 days dies. Anything else answers
 ``400 {"error": "invalid_grant"}`` and is counted in ``/_sandbox/stats``.
+
+Users: the demo user sees every organisation; each organisation also has its own firm user
+(``firm{i+1}@intoaec.test``) who sees only it, so an app can connect many firms, each through
+its own sign-in and grant. ``IdentityStore.expire_grants`` lapses one user's grants on demand.
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ class User:
     password: str
     given_name: str
     family_name: str
+    # Tenant numbers the user may connect; None: every organisation (the demo user).
+    tenant_nos: frozenset[int] | None = None
 
 
 @dataclass
@@ -124,6 +130,8 @@ class Grant:
     auth_event_id: str
     created_ms: int
     revoked: bool = False
+    # Lapsed as if unused for 60 days: refreshes fail, connections stay.
+    expired: bool = False
 
 
 @dataclass
@@ -261,6 +269,16 @@ class IdentityStore:
             return None, f"TokenExpired: token expired at {_xero_time(at.exp_ms)}"
         return at, None
 
+    def user_by_email(self, email: str) -> User | None:
+        email = email.strip().lower()
+        return next((u for u in self.users.values() if u.email == email), None)
+
+    def user_tenants(self, user: User) -> list:
+        """The organisations this user may connect, in /connections order."""
+        if user.tenant_nos is None:
+            return list(self.tenants)
+        return [self.tenants[no] for no in sorted(user.tenant_nos)]
+
     def tenant_nos_for(self, at: AccessToken) -> list[int]:
         if at.tenant_nos is not None:
             return at.tenant_nos
@@ -273,7 +291,7 @@ class IdentityStore:
         if rt is None or rt.revoked:
             return self._invalid_grant()
         grant = self.grants.get(rt.grant_id)
-        if grant is None or grant.revoked or grant.client_id != client_id:
+        if grant is None or grant.revoked or grant.expired or grant.client_id != client_id:
             return self._invalid_grant()
         if rt.rotated_ms is None:
             if now - rt.issued_ms > REFRESH_IDLE_S * 1000:
@@ -309,6 +327,25 @@ class IdentityStore:
         for cid in [c.id for c in self.connections.values()
                     if c.user_id == grant.user_id and c.client_id == grant.client_id]:
             del self.connections[cid]
+
+    def expire_grants(self, user_id: str, client_id: str | None = None) -> int:
+        """Lapse the user's live grants (of one app, or all) as 60 days unused would at Xero.
+
+        Their refresh tokens answer ``invalid_grant`` and their access tokens read as expired,
+        but the connections stay: the user must sign in again, nothing is disconnected.
+        Returns how many grants lapsed.
+        """
+        now = self.clock.now_ms()
+        lapsed = set()
+        for g in self.grants.values():
+            if g.user_id == user_id and not (g.revoked or g.expired) \
+                    and (client_id is None or g.client_id == client_id):
+                g.expired = True
+                lapsed.add(g.grant_id)
+        for at in self.access_tokens.values():
+            if at.grant_id in lapsed:
+                at.exp_ms = min(at.exp_ms, now)
+        return len(lapsed)
 
     def connect(self, client_id: str, user_id: str, tenant_nos: list[int], auth_event_id: str) -> None:
         now = self.clock.now_ms()
@@ -346,11 +383,20 @@ def _conn_time(ms: int) -> str:
 
 DEMO_CLIENT_ID, DEMO_CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 CORE_CLIENT_ID, CORE_CLIENT_SECRET = "sandbox-client-core", "sandbox-secret-core"
+FIRM_PASSWORD = "sandbox"
+
+
+def firm_email(index: int) -> str:
+    """The firm user of the organisation at 0-based ``index`` (``Books.no``)."""
+    return f"firm{index + 1}@intoaec.test"
 
 
 def default_store(clock, tenants, app_without_journals: bool = False) -> IdentityStore:
     """Two demo apps of one developer (same user, same organisations): the main one, refused
-    Journals when ``app_without_journals``, and a Core-tier one that never gets them."""
+    Journals when ``app_without_journals``, and a Core-tier one that never gets them.
+
+    Users: the demo user reaches every organisation; each organisation also has a firm user who
+    reaches only it, so a test can connect many firms, each by its own sign-in."""
     store = IdentityStore(clock=clock, tenants=tenants)
     store.clients[DEMO_CLIENT_ID] = OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, "IntoAEC (sandbox)",
                                                 allow_journals=not app_without_journals)
@@ -358,6 +404,10 @@ def default_store(clock, tenants, app_without_journals: bool = False) -> Identit
                                                 allow_journals=False)
     uid = "0f2c8b3e-6a5d-4e11-9c1b-5d7a3f0e2b41"
     store.users[uid] = User(uid, "demo@intoaec.test", "sandbox", "Demo", "User")
+    for b in tenants:
+        fid = b.guid(ids.USER, 0)
+        store.users[fid] = User(fid, firm_email(b.no), FIRM_PASSWORD, f"Firm {b.no + 1}", "Accountant",
+                                frozenset({b.no}))
     return store
 
 
@@ -438,8 +488,8 @@ async def login(request: Request):
         return _error_page("invalid_request", "This sign-in link has expired. Start again from the app.")
     email = str(form.get("email", "")).strip().lower()
     password = str(form.get("password", ""))
-    user = next((u for u in store.users.values() if u.email == email and u.password == password), None)
-    if user is None:
+    user = store.user_by_email(email)
+    if user is None or user.password != password:
         page = _template("login.html").substitute(
             tx=req.tx, email=html.escape(email),
             error='<p class="error" role="alert">Your email or password is incorrect.</p>')
@@ -459,14 +509,15 @@ async def consent_page(request: Request):
     if req is None or req.user_id is None:
         return _error_page("invalid_request", "This consent link has expired. Start again from the app.")
     client = store.clients[req.client_id]
+    user = store.users[req.user_id]
     scope_items = "\n".join(
         f'<li><code>{html.escape(s)}</code> — {html.escape(SCOPE_TEXT.get(s, s))}</li>' for s in req.scopes)
     org_items = "\n".join(
         f'<li><label><input type="checkbox" name="tenant" value="{b.tenant_id}" checked> '
-        f'{html.escape(b.name)}</label></li>' for b in store.tenants)
+        f'{html.escape(b.name)}</label></li>' for b in store.user_tenants(user))
     page = _template("consent.html").substitute(
         tx=req.tx, app=html.escape(client.name), scopes=scope_items, orgs=org_items,
-        user=html.escape(store.users[req.user_id].email))
+        user=html.escape(user.email))
     return HTMLResponse(page)
 
 
@@ -481,7 +532,8 @@ async def consent_submit(request: Request):
     if form.get("decision") != "allow":
         return RedirectResponse(_with_query(req.redirect_uri, {"error": "access_denied", **extra}), status_code=302)
     chosen = set(form.getlist("tenant"))
-    nos = [b.no for b in store.tenants if b.tenant_id in chosen]
+    # Only organisations this user may reach; any other id posted is ignored.
+    nos = [b.no for b in store.user_tenants(store.users[req.user_id]) if b.tenant_id in chosen]
     if not nos:
         return _error_page("invalid_request", "Choose at least one organisation to connect.")
     now = store.clock.now_ms()
@@ -514,7 +566,8 @@ async def token(request: Request):
         code = store.codes.get(str(form.get("code", "")))
         redirect_uri = form.get("redirect_uri", code.redirect_uri if code else "")
         if code is None or code.used or code.client_id != client.client_id \
-                or store.clock.now_ms() > code.exp_ms or code.redirect_uri != redirect_uri:
+                or store.clock.now_ms() > code.exp_ms or code.redirect_uri != redirect_uri \
+                or store.grants[code.grant_id].expired:
             if code is not None:
                 code.used = True
             store.invalid_grant += 1

@@ -5,6 +5,7 @@
 it by PID on exit. ``sign_in_and_consent`` is a scripted user: it fills in the sandbox's own
 sign-in and consent forms with ``requests`` and returns the redirect the browser would follow,
 without following it, so headless connect flows can hand the URL to their callback handler.
+``firm_user(i)`` gives the sign-in of the user who sees only the organisation at index ``i``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,22 @@ CORE_CLIENT_ID = "sandbox-client-core"
 CORE_CLIENT_SECRET = "sandbox-secret-core"
 DEMO_EMAIL = "demo@intoaec.test"
 DEMO_PASSWORD = "sandbox"
+#: Every firm user's password (see ``firm_user``).
+FIRM_PASSWORD = "sandbox"
 #: Broad read scopes (what apps created before March 2026 ask for).
 DEFAULT_SCOPES = ("openid profile email offline_access accounting.transactions.read accounting.contacts.read "
                   "accounting.settings.read accounting.journals.read accounting.reports.read")
 #: The 2026 granular read scopes.
 GRANULAR_SCOPES = ("offline_access accounting.invoices.read accounting.payments.read accounting.contacts.read "
                    "accounting.settings.read accounting.journals.read accounting.reports.trialbalance.read")
+
+
+def firm_user(index: int) -> tuple[str, str]:
+    """(email, password) of the user who sees only the organisation at 0-based ``index``
+    (``/connections`` and ``health()["tenants"]`` order): one firm, one sign-in, one grant."""
+    if index < 0:
+        raise ValueError("firm index is 0-based and >= 0")
+    return f"firm{index + 1}@intoaec.test", FIRM_PASSWORD
 
 
 def free_port() -> int:
@@ -92,6 +103,12 @@ class SandboxHandle:
     def clear_faults(self) -> dict:
         return self._ok(requests.delete(self._url("/_sandbox/faults"), timeout=10))
 
+    def expire_grants(self, email: str, client_id: str | None = None) -> dict:
+        """Lapse the user's grants (of ``client_id`` only, if given) as 60 days unused would:
+        refreshes answer invalid_grant, access tokens 401, connections stay. ``{"expired_grants": N}``."""
+        body = {"email": email} if client_id is None else {"email": email, "client_id": client_id}
+        return self._ok(requests.post(self._url("/_sandbox/grants/expire"), json=body, timeout=10))
+
     def set_max_page_size(self, max_page_size: int | None) -> dict:
         """Serve at most N rows a page (and Journals per call) from now on; None restores Xero's limits."""
         return self._ok(requests.post(self._url("/_sandbox/paging"), json={"max_page_size": max_page_size},
@@ -99,11 +116,13 @@ class SandboxHandle:
 
     def connect(self, scope: str = DEFAULT_SCOPES, tenant_ids: Sequence[str] | None = None,
                 redirect_uri: str = "http://127.0.0.1:8976/callback", client_id: str = DEMO_CLIENT_ID,
-                client_secret: str = DEMO_CLIENT_SECRET) -> dict:
+                client_secret: str = DEMO_CLIENT_SECRET, email: str = DEMO_EMAIL,
+                password: str = DEMO_PASSWORD) -> dict:
         """Sign in, consent and exchange the code: the token response as the app would store it.
-        ``client_id``/``client_secret``: which demo app connects (``CORE_CLIENT_ID``: no Journals)."""
+        ``client_id``/``client_secret``: which demo app connects (``CORE_CLIENT_ID``: no Journals);
+        ``email``/``password``: who signs in (``firm_user(i)``: one organisation only)."""
         location = sign_in_and_consent(self.authorize_url(redirect_uri, scope, client_id=client_id),
-                                       tenant_ids=tenant_ids)
+                                       email=email, password=password, tenant_ids=tenant_ids)
         code = parse_qs(urlsplit(location).query)["code"][0]
         r = requests.post(self._url("/connect/token"), data={"grant_type": "authorization_code", "code": code,
                                                              "redirect_uri": redirect_uri},
