@@ -80,7 +80,7 @@ bench-scale: install
 
 # mypy's files and settings: [tool.mypy] in pyproject.toml.
 lint: install
-	$(BIN)/ruff check include dags plugins tests
+	$(BIN)/ruff check include dags plugins tests examples benchmarks
 	$(BIN)/mypy
 
 # Known vulnerabilities in the pinned dependencies: pip-audit (pinned, run by uv, so neither the

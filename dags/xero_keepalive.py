@@ -1,9 +1,10 @@
 """xero_keepalive: renew each Xero grant daily, so none dies of Xero's 60-day idle expiry.
 
 Created unpaused and independent of xero_sync, so grants stay alive while syncs are paused.
-Renews the same connections xero_sync reads (Variable intoaec_xero_conn_ids or
-INTOAEC_XERO_CONN_IDS, else xero_default). A grant Xero already refused fails its task with
-the reason (Reconnect on the Xero page) and no retries; the other grants are still renewed.
+Renews the same grants xero_sync reads: the connections (Variable intoaec_xero_conn_ids or
+INTOAEC_XERO_CONN_IDS, else xero_default) and every firm's grant (``firm:<firm id>``, connected
+through the connect API). A grant Xero already refused fails its task with the reason
+(Reconnect) and no retries; the other grants are still renewed.
 """
 
 from __future__ import annotations
@@ -29,17 +30,17 @@ from intoaec_xero.airflow import labels
 def xero_keepalive():
     @task
     def connections() -> list[str]:
-        from intoaec_xero.airflow.tasks import xero_conn_ids
+        from intoaec_xero.airflow.tasks import keepalive_grants
 
-        return xero_conn_ids()
+        return keepalive_grants()
 
     @task(map_index_template=labels.CONNECTION)
     def renew_grant(xero_conn_id: str) -> dict:
-        from intoaec_xero.airflow.hooks import XeroHook
+        from intoaec_xero.airflow.tasks import keepalive_hook
 
         # map_index_template renders this key; Airflow's Context type lists only its own keys.
         get_current_context()["xero_conn_id"] = xero_conn_id  # type: ignore[typeddict-unknown-key]
-        return XeroHook(xero_conn_id=xero_conn_id).keep_alive()
+        return keepalive_hook(xero_conn_id).keep_alive()
 
     renew_grant.expand(xero_conn_id=connections())
 

@@ -43,7 +43,15 @@ from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from intoaec_xero import environment, oauth, tenants
-from intoaec_xero.airflow import page_connections, page_dags, page_quarantine, page_security, page_view, test_button
+from intoaec_xero.airflow import (
+    connect_api,
+    page_connections,
+    page_dags,
+    page_quarantine,
+    page_security,
+    page_view,
+    test_button,
+)
 from intoaec_xero.airflow.connections import XERO_CONN_ID
 from intoaec_xero.airflow.hooks import XeroHook
 from intoaec_xero.airflow.page_view import BACKFILL_DAG, SYNC_DAG
@@ -75,6 +83,8 @@ _templates = Environment(
 )
 
 app = FastAPI(title="Xero", docs_url=None, redoc_url=None, openapi_url=None)
+# IntoAEC's web app connects firms through this (its own bearer token, no Airflow user).
+app.mount(connect_api.VERSION_PREFIX, connect_api.api)
 
 
 

@@ -145,6 +145,14 @@ class RuntimeSettings:
     extract_timeout_minutes: int = setting(
         "INTOAEC_EXTRACT_TIMEOUT_MINUTES", 360, "execution_timeout of an extract (and of each xero_backfill try)",
         _whole(0), requirement="a whole number of minutes, 0 or more")
+    sync_batch_size: int = setting(
+        "INTOAEC_SYNC_BATCH_SIZE", 25, "how many small organisations of firms' grants one xero_sync task syncs "
+        "(one after another; a task costs seconds of Airflow overhead); 1: one task per organisation", _whole(1),
+        requirement="a whole number, 1 or more")
+    sync_batch_max_calls: int = setting(
+        "INTOAEC_SYNC_BATCH_MAX_CALLS", 60, "a firm's organisation is batched only if its previous sync made at "
+        "most this many Xero calls (new and large organisations get a task of their own)", _whole(0),
+        requirement="a whole number, 0 or more")
     # -- alerts
     alert_email: str | None = setting(
         "INTOAEC_ALERT_EMAIL", None, "where e-mail alerts go, through the SMTP provider")

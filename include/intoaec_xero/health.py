@@ -9,11 +9,12 @@ A stream ``skipped`` in a run is neither a success nor a reason of its own.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy import Engine, case, func, or_, select, true
 from sqlalchemy.engine import RowMapping
 
 from intoaec_xero import state
@@ -103,19 +104,26 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def tenant_health(engine: Engine, *, now: datetime | None = None,
-                  threshold: timedelta | None = None) -> list[TenantHealth]:
+def tenant_health(engine: Engine, *, now: datetime | None = None, threshold: timedelta | None = None,
+                  tenant_ids: Collection[str] | None = None) -> list[TenantHealth]:
+    """Every tenant's health, or only ``tenant_ids``' (one firm's, read per request of the connect API)."""
     now = now or datetime.now(UTC)
     threshold = threshold or stale_after()
+    wanted = list(tenant_ids) if tenant_ids is not None else None
+
+    def only(column):
+        return column.in_(wanted) if wanted is not None else true()
+
     with engine.connect() as conn:
-        tenants = conn.execute(select(xero_tenants).order_by(xero_tenants.c.tenant_name)).mappings().all()
+        tenants = conn.execute(select(xero_tenants).where(only(xero_tenants.c.tenant_id))
+                               .order_by(xero_tenants.c.tenant_name)).mappings().all()
         grants = dict(conn.execute(select(xero_tokens.c.connection_key, xero_tokens.c.status)).all())
-        states = conn.execute(select(sync_state)).mappings().all()
+        states = conn.execute(select(sync_state).where(only(sync_state.c.tenant_id))).mappings().all()
         # Health is the sync's: a backfill's or a release's runs never stand in for it.
         syncs = or_(sync_runs.c.kind.is_(None), sync_runs.c.kind == SYNC)
         latest_run = (
             select(sync_runs.c.tenant_id, sync_runs.c.stream, func.max(sync_runs.c.started_at).label("started_at"))
-            .where(syncs)
+            .where(syncs, only(sync_runs.c.tenant_id))
             .group_by(sync_runs.c.tenant_id, sync_runs.c.stream)
             .subquery()
         )
@@ -131,13 +139,14 @@ def tenant_health(engine: Engine, *, now: datetime | None = None,
         successes = dict(
             ((r.tenant_id, r.stream), r.finished_at) for r in conn.execute(
                 select(sync_runs.c.tenant_id, sync_runs.c.stream, last_success)
-                .where(syncs, sync_runs.c.status == "success")
+                .where(syncs, sync_runs.c.status == "success", only(sync_runs.c.tenant_id))
                 .group_by(sync_runs.c.tenant_id, sync_runs.c.stream)
             )
         )
         unexplained: dict[str, Any] = {}
         for row in conn.execute(select(dq_results.c.tenant_id, dq_results.c.passed, dq_results.c.failing_keys)
-                                .where(dq_results.c.check_name == "ledger_matches_trial_balance")
+                                .where(dq_results.c.check_name == "ledger_matches_trial_balance",
+                                       only(dq_results.c.tenant_id))
                                 .order_by(dq_results.c.id.desc())):
             unexplained.setdefault(row.tenant_id, row)
     state_by = {(s["tenant_id"], s["stream"]): s for s in states}

@@ -56,10 +56,11 @@ class AuthorizationRequest:
         return f"AuthorizationRequest(redirect_uri={self.redirect_uri!r})"
 
 
-def start_authorization(settings: XeroSettings, redirect_uri: str) -> AuthorizationRequest:
+def start_authorization(settings: XeroSettings, redirect_uri: str, state: str | None = None) -> AuthorizationRequest:
+    """Xero's authorize URL with a fresh PKCE pair; ``state`` is random unless the caller signs its own."""
     verifier = secrets.token_urlsafe(64)[:96]
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    state = secrets.token_urlsafe(24)
+    state = state or secrets.token_urlsafe(24)
     query = urlencode(
         {
             "response_type": "code",

@@ -25,7 +25,10 @@ class MappedTenant(TenantRef):
     """
 
     conn_id: NotRequired[str]
+    firm_id: NotRequired[str]  # the firm whose grant reaches it (the connect API), on conn_id's Xero app
     refused: NotRequired[str]
+    # Small organisations synced one after another by one task (tenant_id empty, tenant_name the label).
+    batch: NotRequired[list[MappedTenant]]
 
 
 class Refusal(TenantRef):
@@ -55,6 +58,8 @@ class Manifest(TypedDict):
     quota: NotRequired[dict[str, Any]]
     window: NotRequired[str]  # a backfill window's label, e.g. 2024-03
     project_pnl: NotRequired[dict[str, Any]]  # where Xero's P&L by project is kept, or why it was not fetched
+    batch: NotRequired[list[Manifest]]  # a batch's tenants' manifests (tenant_id empty)
+    batch_failed: NotRequired[list[str]]  # a batch's tenants whose extract failed outright, each a sentence
 
 
 class StreamOutcome(TypedDict, total=False):
@@ -80,3 +85,4 @@ class TenantSummary(TypedDict):
     quality: NotRequired[dict[str, str]]
     # The project tables' rebuild: status, and the counts or the reason.
     projects: NotRequired[dict[str, Any]]
+    batch: NotRequired[list[TenantSummary]]  # a batch's tenants' loads (tenant_id empty)

@@ -615,6 +615,38 @@ xero_tokens = Table(
     Column("updated_at", utc()),
 )
 
+# Which IntoAEC firm connected which organisation through the connect API (IntoAEC joins on it).
+# ``status`` is the organisation's, in the help page's words, kept in step with xero_tenants;
+# "Disconnected" set by the firm stays until the firm connects the organisation again.
+intoaec_firm_tenants = Table(
+    "intoaec_firm_tenants",
+    metadata,
+    *_key("firm_id", "tenant_id"),
+    Column("tenant_name", String(255)),
+    Column("connection_id", String(64), doc="Xero's connection id of the firm's grant to the organisation"),
+    Column("status", String(32), nullable=False),
+    Column("sync_enabled", Boolean, nullable=False, default=True, doc="The firm's Sync Enabled toggle"),
+    Column("connected_at", utc()),
+    Column("updated_at", utc()),
+    Index("ix_intoaec_firm_tenants_tenant", "tenant_id"),
+)
+
+# A firm's sign-in in progress: the callback's signed state names the row; used once, short-lived.
+intoaec_connect_sessions = Table(
+    "intoaec_connect_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("firm_id", String(64), nullable=False),
+    Column("return_url", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("verifier", LargeBinary, nullable=False, doc="The PKCE verifier, encrypted"),
+    Column("created_at", utc(), nullable=False),
+    Column("expires_at", utc(), nullable=False),
+    Column("used_at", utc()),
+    Column("outcome", String(64)),
+    Index("ix_intoaec_connect_sessions_firm", "firm_id"),
+)
+
 TARGET_TABLES = (
     "xero_tenants",
     "clients",

@@ -30,7 +30,7 @@ from intoaec_xero.db import upsert
 from intoaec_xero.errors import XeroAuthError
 from intoaec_xero.parsing import parse_datetime
 from intoaec_xero.payloads import Refusal, TenantRef
-from intoaec_xero.schema import xero_tenants
+from intoaec_xero.schema import intoaec_firm_tenants, xero_tenants
 
 if TYPE_CHECKING:
     from intoaec_xero.settings import XeroSettings
@@ -124,10 +124,14 @@ def _record(engine: Engine, settings: XeroSettings, connections: Sequence[Mappin
     """
     now = datetime.now(UTC)
     rows = connection_rows(settings, connections, now)
-    taken = rows if take_unwanted else [r for r in rows if r["sync_enabled"]]
     key = settings.connection_key
     reached = [r["tenant_id"] for r in rows]
     with engine.begin() as conn:
+        switched_off = firm_sync_off(conn, key)
+        for row in rows:
+            if row["tenant_id"] in switched_off:
+                row["sync_enabled"] = False
+        taken = rows if take_unwanted else [r for r in rows if r["sync_enabled"]]
         held = claim_tenants(conn, key, taken)
         # Organisations no longer in /connections were disconnected in Xero: keep their data, say so.
         conn.execute(
@@ -144,6 +148,7 @@ def _record(engine: Engine, settings: XeroSettings, connections: Sequence[Mappin
                 .where(xero_tenants.c.connection_key == key, xero_tenants.c.tenant_id.in_(left_out))
                 .values(connection_status=TenantStatus.CONNECTED.value, sync_enabled=False, updated_at=now)
             )
+        mirror_firm_statuses(conn, now, connection_key=key)
     refused: list[Refusal] = [
         {"tenant_id": r["tenant_id"], "tenant_name": r["tenant_name"], "held_by": held[r["tenant_id"]],
          "message": already_connected(r["tenant_name"], r["tenant_id"], held[r["tenant_id"]], key)}
@@ -212,6 +217,38 @@ def already_connected(tenant_name: str, tenant_id: str, holder: str, connection_
             "(its tenant filter, or Xero's connected apps).")
 
 
+FIRM_KEY_PREFIX = "firm:"  # the token-store key of a firm's grant (intoaec_xero.firms)
+
+
+def firm_sync_off(conn: Connection, connection_key: str) -> set[str]:
+    """The organisations a firm turned its sync off for, when ``connection_key`` is a firm's grant."""
+    if not connection_key.startswith(FIRM_KEY_PREFIX):
+        return set()
+    return set(conn.execute(
+        select(intoaec_firm_tenants.c.tenant_id)
+        .where(intoaec_firm_tenants.c.firm_id == connection_key[len(FIRM_KEY_PREFIX):],
+               intoaec_firm_tenants.c.sync_enabled.is_(False))).scalars())
+
+
+def mirror_firm_statuses(conn: Connection, now: datetime, *, connection_key: str | None = None,
+                         tenant_id: str | None = None) -> None:
+    """Keep ``intoaec_firm_tenants.status`` in step with the organisations' status here.
+
+    Run in the transaction that changed ``xero_tenants``, for the organisations of one grant (or one
+    organisation). A firm's own Disconnected stays until the firm connects the organisation again.
+    """
+    if connection_key is not None:
+        affected: Any = select(xero_tenants.c.tenant_id).where(xero_tenants.c.connection_key == connection_key)
+    else:
+        affected = [tenant_id]
+    current = (select(xero_tenants.c.connection_status)
+               .where(xero_tenants.c.tenant_id == intoaec_firm_tenants.c.tenant_id).scalar_subquery())
+    conn.execute(intoaec_firm_tenants.update()
+                 .where(intoaec_firm_tenants.c.tenant_id.in_(affected),
+                        intoaec_firm_tenants.c.status != TenantStatus.DISCONNECTED.value)
+                 .values(status=current, updated_at=now))
+
+
 def known_tenants(engine: Engine, connection_key: str) -> list[TenantRef]:
     """Tenants this connection reached before, for when it cannot be read now."""
     with engine.connect() as conn:
@@ -231,8 +268,10 @@ def mark_tenants(conn: Connection, connection_key: str, status: TenantStatus, no
     The token store calls this when a grant's status changes (Xero refused it, or it was
     revoked). Disconnected also turns the sync off: nothing of the organisation can be read.
     """
+    now = now or datetime.now(UTC)
     conn.execute(xero_tenants.update().where(xero_tenants.c.connection_key == connection_key)
-                 .values(**_status_values(status, now or datetime.now(UTC))))
+                 .values(**_status_values(status, now)))
+    mirror_firm_statuses(conn, now, connection_key=connection_key)
 
 
 def _status_values(status: TenantStatus, now: datetime) -> dict[str, Any]:
@@ -247,34 +286,41 @@ def mark_connection_failed(engine: Engine, connection_key: str, error: Exception
     """The connection could not be read: its organisations say why, except those disconnected from it
     (they stay Disconnected, so another connection may take them)."""
     status = TenantStatus.RECONNECT_NEEDED if isinstance(error, XeroAuthError) else TenantStatus.CONNECTION_ERROR
+    now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
             xero_tenants.update()
             .where(xero_tenants.c.connection_key == connection_key,
                    xero_tenants.c.connection_status != TenantStatus.DISCONNECTED.value)
-            .values(connection_status=status.value, updated_at=datetime.now(UTC))
+            .values(connection_status=status.value, updated_at=now)
         )
+        mirror_firm_statuses(conn, now, connection_key=connection_key)
 
 
 def mark_connection_ok(engine: Engine, connection_key: str) -> None:
     """The grant works again: an earlier "Connection error" or "Reconnect needed" is over."""
+    now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(
+        changed = conn.execute(
             xero_tenants.update()
             .where(xero_tenants.c.connection_key == connection_key,
                    xero_tenants.c.connection_status.in_([TenantStatus.CONNECTION_ERROR.value,
                                                          TenantStatus.RECONNECT_NEEDED.value]))
-            .values(connection_status=TenantStatus.CONNECTED.value, updated_at=datetime.now(UTC))
-        )
+            .values(connection_status=TenantStatus.CONNECTED.value, updated_at=now)
+        ).rowcount
+        if changed:
+            mirror_firm_statuses(conn, now, connection_key=connection_key)
 
 
 def mark_organisation_disconnected(engine: Engine, tenant_id: str) -> None:
     """One organisation disconnected here (Xero's DELETE /connections/{id} done): the others stay."""
+    now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
             xero_tenants.update().where(xero_tenants.c.tenant_id == tenant_id)
-            .values(**_status_values(TenantStatus.DISCONNECTED, datetime.now(UTC)))
+            .values(**_status_values(TenantStatus.DISCONNECTED, now))
         )
+        mirror_firm_statuses(conn, now, tenant_id=tenant_id)
 
 
 # -- the organisations as the page and the CLI show them ---------------------------------------

@@ -28,7 +28,16 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 from intoaec_xero import db
-from intoaec_xero.schema import dq_results, project_summary, sync_runs, sync_state, xero_tenants, xero_tokens
+from intoaec_xero.schema import (
+    dq_results,
+    intoaec_connect_sessions,
+    intoaec_firm_tenants,
+    project_summary,
+    sync_runs,
+    sync_state,
+    xero_tenants,
+    xero_tokens,
+)
 from intoaec_xero.tokens import TokenCipher, TokenStore
 from sqlalchemy import create_engine, delete, text
 from sqlalchemy.engine import make_url
@@ -81,7 +90,8 @@ class AirflowUI:
     def reset(self) -> None:
         """Back to "never connected": no grant, no organisations, no sync history."""
         with self.engine.begin() as conn:
-            for table in (xero_tokens, xero_tenants, sync_runs, sync_state, dq_results, project_summary):
+            for table in (xero_tokens, xero_tenants, sync_runs, sync_state, dq_results, project_summary,
+                          intoaec_firm_tenants, intoaec_connect_sessions):
                 conn.execute(delete(table))
 
     def add_dag_run(self, dag_id: str, run_id: str) -> None:

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from intoaec_xero.airflow.connections import DB_CONN_ID, XERO_CONN_ID
-from intoaec_xero.airflow.tasks import _engine, _fail_clearly, raw_store
+from intoaec_xero.airflow.tasks import _engine, _fail_clearly, grant_key, raw_store
 from intoaec_xero.airflow.tasks import prepare as prepare_tenants
 from intoaec_xero.backfill import journals as journal_backfill
 from intoaec_xero.backfill import progress, windows
@@ -28,8 +28,8 @@ BACKFILL_RUN_TYPE = "backfill"
 
 
 def prepare(db_conn_id: str = DB_CONN_ID) -> list[MappedTenant]:
-    """The tenants of every Xero connection, exactly as the sync discovers them."""
-    return prepare_tenants(db_conn_id)
+    """The tenants of every Xero connection and firm, as the sync discovers them, each on its own."""
+    return prepare_tenants(db_conn_id, batch=False)
 
 
 def _require_tenant(tenant: MappedTenant) -> None:
@@ -56,7 +56,8 @@ def _client(tenant: MappedTenant, params: dict[str, Any] | None, db_conn_id: str
     """Through the hook, as the sync's tasks do (token masking, the Fernet key), with the share's limiter."""
     from intoaec_xero.airflow.hooks import XeroHook
 
-    hook = XeroHook(xero_conn_id=tenant.get("conn_id") or XERO_CONN_ID, db_conn_id=db_conn_id)
+    hook = XeroHook(xero_conn_id=tenant.get("conn_id") or XERO_CONN_ID, db_conn_id=db_conn_id,
+                    firm_id=tenant.get("firm_id"))
     quota = quota_share(params, hook.settings.calls_per_minute)
     return quota, journal_backfill.backfill_client(hook.settings, hook.get_token_store(), quota)
 
@@ -75,7 +76,7 @@ def extract_window(tenant: MappedTenant, run_id: str, start, end, params: dict[s
         # Airflow names a backfill run after the moment it runs (its window's end): say which month it is.
         log.info("%s: backfill window %s, %s; quota share %s", tenant["tenant_name"], windows.window_month(start, end),
                  windows.window_label(start, end), quota.describe())
-        raw = raw_store(tenant.get("conn_id") or XERO_CONN_ID, run_id)
+        raw = raw_store(grant_key(tenant), run_id)
         return windows.extract_window(client, engine, raw, run_id, tenant, start, end, streams)
     except IntoAECXeroError as error:
         if isinstance(error.__cause__, XeroDailyLimitReached):
@@ -115,7 +116,7 @@ def journals(tenant: MappedTenant, run_id: str, run_type: str | None, params: di
         quota, client = _client(tenant, params, db_conn_id)
         restart = bool(params.get("restart_journals")) and _first_restart(engine, tenant["tenant_id"], run_id,
                                                                          one_pass)
-        raw = raw_store(tenant.get("conn_id") or XERO_CONN_ID, run_id)
+        raw = raw_store(grant_key(tenant), run_id)
         outcome = journal_backfill.run_pass(client, engine, raw, run_id, tenant, quota,
                                             restart=restart, max_calls=params.get("journal_max_calls"))
     except IntoAECXeroError as error:

@@ -26,6 +26,8 @@ CONN_IDS_VARIABLE = "intoaec_xero_conn_ids"  # the connections xero_sync reads, 
 # names (Airflow runs the test under a temporary id; see airflow/test_button.py).
 testing_saved: ContextVar[str | None] = ContextVar("intoaec_xero_testing_saved", default=None)
 DB_CONN_ID = "intoaec_db"
+# IntoAEC's web app as a client of the connect API: password = bearer token, extra return_url_prefixes.
+APP_CONN_ID = "intoaec_app"
 
 
 def get_connection(conn_id: str):

@@ -20,7 +20,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests import Session
 from sqlalchemy import Engine
 
-from intoaec_xero import db, environment, oauth, tenants
+from intoaec_xero import db, environment, firms, oauth, tenants
 from intoaec_xero.airflow.connections import (
     DB_CONN_ID,
     XERO_CONN_ID,
@@ -97,15 +97,24 @@ class XeroHook(HttpHook):
     conn_type = "xero"
     hook_name = "Xero"
 
-    def __init__(self, xero_conn_id: str = default_conn_name, db_conn_id: str = DB_CONN_ID, **kwargs: Any):
+    def __init__(self, xero_conn_id: str = default_conn_name, db_conn_id: str = DB_CONN_ID,
+                 firm_id: str | None = None, **kwargs: Any):
         super().__init__(method="POST", http_conn_id=xero_conn_id, **kwargs)
         self.xero_conn_id = xero_conn_id
         self.db_conn_id = db_conn_id
+        # A firm's grant: the connection's Xero app, the grant stored for the firm (intoaec_xero.firms).
+        self.firm_id = firm_id
 
     # -- building blocks ---------------------------------------------------------------------
     @cached_property
     def settings(self) -> XeroSettings:
-        return xero_settings(get_connection(self.xero_conn_id), self.xero_conn_id)
+        settings = xero_settings(get_connection(self.xero_conn_id), self.xero_conn_id)
+        return firms.firm_settings(settings, self.firm_id) if self.firm_id else settings
+
+    @property
+    def grant_name(self) -> str:
+        """The grant as logs and errors name it: the connection id, or the firm."""
+        return f"firm {self.firm_id}" if self.firm_id else f"'{self.xero_conn_id}'"
 
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Session:
         """A session for Xero's identity service: Basic client auth, the connection's HTTP settings."""
@@ -221,6 +230,8 @@ class XeroHook(HttpHook):
                 raise AirflowSkipException(f"Nothing to keep alive yet: IntoAEC's database is not set up. {error}") \
                     from None
             if client.store.load() is None:
+                if self.firm_id:
+                    raise AirflowSkipException(f"Firm {self.firm_id} holds no Xero grant any more (offboarded).")
                 raise AirflowSkipException(
                     f"The Xero connection '{self.xero_conn_id}' has no grant yet, so there is nothing to keep "
                     "alive: connect it on the Xero page (Admin ▸ Xero) or with `intoaec-xero connect`.")
@@ -233,10 +244,11 @@ class XeroHook(HttpHook):
             raise AirflowFailException(str(error)) from None  # retrying cannot bring a refused grant back
         except IntoAECXeroError as error:
             raise AirflowException(str(error)) from None
-        self.log.info("Kept the Xero grant of '%s' alive: refreshed, %d organisation(s) reachable.",
-                      self.xero_conn_id, len(connections))
+        self.log.info("Kept the Xero grant of %s alive: refreshed, %d organisation(s) reachable.",
+                      self.grant_name, len(connections))
         return {
             "connection": self.xero_conn_id,
+            "firm_id": self.firm_id,
             "refreshed": after.access_token != before.access_token,
             "organisations": sorted(c.get("tenantName") or c["tenantId"] for c in connections),
             "expires_at": info.expires_at.isoformat() if info and info.expires_at else None,

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from intoaec_xero import db
+from intoaec_xero import db, firms
 from intoaec_xero.airflow.connections import CONN_IDS_VARIABLE, DB_CONN_ID, XERO_CONN_ID, configured_conn_ids
 from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError
@@ -54,13 +54,49 @@ def _engine(db_conn_id: str = DB_CONN_ID):
     return engine_for(db_conn_id)
 
 
-def _client(conn_id: str, db_conn_id: str = DB_CONN_ID):
+def _client(conn_id: str, db_conn_id: str = DB_CONN_ID, firm_id: str | None = None):
     """Through the hook: tokens are registered with Airflow's log maskers, and the Fernet key is
     found however Airflow is configured."""
     from intoaec_xero.airflow.hooks import XeroHook
 
-    hook = XeroHook(xero_conn_id=conn_id, db_conn_id=db_conn_id)
+    hook = XeroHook(xero_conn_id=conn_id, db_conn_id=db_conn_id, firm_id=firm_id)
     return hook.settings, hook.get_client()
+
+
+def grants(engine, runtime: RuntimeSettings | None = None) -> list[tuple[str, str | None]]:
+    """Every grant to sync, as (Xero connection, firm): each configured connection's own grant,
+    then each firm's grant (connected through the connect API) on the ``xero_default`` app."""
+    return ([(conn_id, None) for conn_id in xero_conn_ids(runtime)]
+            + [(XERO_CONN_ID, firm_id) for firm_id in firms.firm_ids(engine)])
+
+
+def keepalive_grants(db_conn_id: str = DB_CONN_ID) -> list[str]:
+    """What ``xero_keepalive`` renews: each connection id, then each firm's grant as ``firm:<firm id>``
+    (a colon never appears in an Airflow connection id). Without IntoAEC's database there are no firms."""
+    try:
+        firm_grants = [firms.grant_key(firm_id) for firm_id in firms.firm_ids(_engine(db_conn_id))]
+    except (IntoAECXeroError, SQLAlchemyError) as error:
+        log.warning("Firms' grants are not listed: %s", error)
+        firm_grants = []
+    return xero_conn_ids() + firm_grants
+
+
+def keepalive_hook(grant: str, db_conn_id: str = DB_CONN_ID):
+    """The hook for one of :func:`keepalive_grants`' entries."""
+    from intoaec_xero.airflow.hooks import XeroHook
+
+    firm_id = firms.firm_of(grant)
+    return XeroHook(xero_conn_id=XERO_CONN_ID if firm_id else grant, db_conn_id=db_conn_id, firm_id=firm_id)
+
+
+def grant_key(tenant: MappedTenant) -> str:
+    """The token-store key (and raw-page folder) of the grant that reaches a mapped tenant."""
+    firm_id = tenant.get("firm_id")
+    return firms.grant_key(firm_id) if firm_id else (tenant.get("conn_id") or XERO_CONN_ID)
+
+
+def grant_label(conn_id: str, firm_id: str | None) -> str:
+    return f"firm {firm_id}" if firm_id else conn_id
 
 
 def _fail_clearly(error: Exception, *, retriable: bool | None = None) -> NoReturn:
@@ -88,7 +124,7 @@ def _last_try() -> bool:
         return True
 
 
-def prepare(db_conn_id: str = DB_CONN_ID) -> list[MappedTenant]:
+def prepare(db_conn_id: str = DB_CONN_ID, batch: bool = True) -> list[MappedTenant]:
     """Bring the schema up to date and list the tenants of every Xero connection.
 
     A connection that cannot be read (revoked grant, wrong secret, Xero down) does not stop the
@@ -106,22 +142,99 @@ def prepare(db_conn_id: str = DB_CONN_ID) -> list[MappedTenant]:
     except IntoAECXeroError as error:
         _fail_clearly(error)
     tenants: list[MappedTenant] = []
-    for conn_id in xero_conn_ids(runtime):
+    every = grants(engine, runtime)
+    for number, (conn_id, firm_id) in enumerate(every, 1):
+        label = grant_label(conn_id, firm_id)
+        key = firms.grant_key(firm_id) if firm_id else conn_id
         try:
-            settings, client = _client(conn_id, db_conn_id)
+            settings, client = _client(conn_id, db_conn_id, firm_id)
+            if conn_id == XERO_CONN_ID and not firm_id and any(f for _, f in every) and client.store.status() is None \
+                    and not known_tenants(engine, key):
+                # The data team's connection carries the Xero app for the firms and was never connected itself.
+                log.info("Xero connection '%s' holds no grant of its own and reaches no organisation: only its "
+                         "app is used, for the firms' grants.", conn_id)
+                continue
             discovery = discover(client, settings, engine)
             found = _mapped(discovery.tenants)
-            # No tenant id: nothing downstream can sync it by mistake, whatever it checks.
-            found += [{"tenant_id": "", "tenant_name": f"{r['tenant_name']} (refused for {conn_id})",
-                       "refused": r["message"]} for r in discovery.refused]
+            if firm_id:
+                # The firm was told at sign-in that another grant syncs these; it syncs them as before.
+                for refusal in discovery.refused:
+                    log.warning("Firm %s: %s", firm_id, refusal["message"])
+            else:
+                # No tenant id: nothing downstream can sync it by mistake, whatever it checks.
+                found += [{"tenant_id": "", "tenant_name": f"{r['tenant_name']} (refused for {conn_id})",
+                           "refused": r["message"]} for r in discovery.refused]
         except IntoAECXeroError as error:
-            log.error("Xero connection '%s': %s", conn_id, error)
-            mark_connection_failed(engine, conn_id, error)
-            found = (_mapped(known_tenants(engine, conn_id))
-                     or [{"tenant_id": "", "tenant_name": f"connection {conn_id}"}])
-        tenants.extend({**t, "conn_id": conn_id} for t in found)
-    log.info("Syncing %d tenant(s) into %s", len(tenants), db.describe(engine))
-    return tenants
+            log.error("Xero %s: %s", f"grant of firm {firm_id}" if firm_id else f"connection '{conn_id}'", error)
+            mark_connection_failed(engine, key, error)
+            found = (_mapped(known_tenants(engine, key))
+                     or [{"tenant_id": "", "tenant_name": label if firm_id else f"connection {conn_id}"}])
+        for found_tenant in found:
+            found_tenant["conn_id"] = conn_id
+            if firm_id:
+                found_tenant["firm_id"] = firm_id
+            tenants.append(found_tenant)
+        if number % 50 == 0:
+            log.info("Discovered %d of %d grants (%d tenants so far).", number, len(every), len(tenants))
+    log.info("Syncing %d tenant(s) of %d grant(s) into %s", len(tenants), len(every), db.describe(engine))
+    return batched(engine, tenants, runtime) if batch else tenants
+
+
+def batched(engine, tenants: list[MappedTenant], runtime: RuntimeSettings) -> list[MappedTenant]:
+    """Small organisations of firms' grants in batches of ``INTOAEC_SYNC_BATCH_SIZE``, one task each.
+
+    Hundreds of firms with one small organisation each would otherwise cost hundreds of task
+    instances an hour, each seconds of Airflow overhead for a fraction of a second of work. Only
+    an organisation whose previous sync made few calls is batched (``INTOAEC_SYNC_BATCH_MAX_CALLS``):
+    a new one (its first sync reads everything) or a large one keeps a task of its own, as do the
+    connections' own organisations. Within a batch each organisation is synced on its own, and one
+    that fails fails the batch's task naming it, with the others loaded.
+    """
+    size = runtime.sync_batch_size
+    candidates = [t for t in tenants if t.get("firm_id") and t.get("tenant_id") and not t.get("refused")]
+    if size <= 1 or len(candidates) < 2:
+        return tenants
+    calls = previous_sync_calls(engine, [t["tenant_id"] for t in candidates])
+    small = [t for t in candidates
+             if calls.get(t["tenant_id"]) is not None and calls[t["tenant_id"]] <= runtime.sync_batch_max_calls]
+    if len(small) < 2:
+        return tenants
+    chosen = {id(t) for t in small}
+    alone = [t for t in tenants if id(t) not in chosen]
+    batches: list[MappedTenant] = []
+    for start in range(0, len(small), size):
+        members = small[start:start + size]
+        label = (f"{len(members)} firm organisations: {members[0]['tenant_name']} … {members[-1]['tenant_name']}"
+                 if len(members) > 1 else members[0]["tenant_name"])
+        batches.append({"tenant_id": "", "tenant_name": label, "conn_id": XERO_CONN_ID, "batch": members})
+    log.info("Batched %d small organisation(s) of firms into %d task(s) of up to %d; %d organisation(s) get a task "
+             "of their own.", len(small), len(batches), size, len(alone))
+    return alone + batches
+
+
+def previous_sync_calls(engine, tenant_ids: list[str], days: int = 3) -> dict[str, int]:
+    """Tenant id → the Xero calls of its latest ``xero_sync`` run within ``days`` (absent: none)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, or_, select
+
+    from intoaec_xero.schema import sync_runs
+
+    since = datetime.now(UTC) - timedelta(days=days)
+    latest: dict[str, tuple[Any, int]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(tenant_ids), 500):
+            rows = conn.execute(
+                select(sync_runs.c.tenant_id, sync_runs.c.run_id, func.max(sync_runs.c.started_at).label("started"),
+                       func.coalesce(func.sum(sync_runs.c.api_calls), 0).label("calls"))
+                .where(sync_runs.c.tenant_id.in_(tenant_ids[start:start + 500]), sync_runs.c.started_at >= since,
+                       or_(sync_runs.c.kind.is_(None), sync_runs.c.kind == "sync"))
+                .group_by(sync_runs.c.tenant_id, sync_runs.c.run_id)).all()
+            for row in rows:
+                seen = latest.get(row.tenant_id)
+                if seen is None or row.started > seen[0]:
+                    latest[row.tenant_id] = (row.started, int(row.calls))
+    return {tenant_id: calls for tenant_id, (_, calls) in latest.items()}
 
 
 def _mapped(tenants: list[TenantRef]) -> list[MappedTenant]:
@@ -129,39 +242,69 @@ def _mapped(tenants: list[TenantRef]) -> list[MappedTenant]:
 
 
 def extract(tenant: MappedTenant, run_id: str, streams: list[str] | None = None, full: bool = False,
-            db_conn_id: str = DB_CONN_ID) -> Manifest:
+            db_conn_id: str = DB_CONN_ID, in_batch: bool = False) -> Manifest:
     """One tenant's streams into the raw store; failed streams travel on in the manifest.
 
     While a retry could still help (a stream hit a 5xx or a timeout) and tries are left, the
     task fails so that Airflow tries again; the streams already extracted are kept. On the last
     try, or when no retry could help, the streams that did extract go on to the load.
     """
+    if tenant.get("batch"):
+        return _extract_batch(tenant, run_id, streams, full, db_conn_id)
     if tenant.get("refused"):
         _fail_clearly(ConfigurationError(tenant["refused"]))
     conn_id = tenant.get("conn_id") or XERO_CONN_ID
+    key = grant_key(tenant)
     selected = selected_streams(streams)
     try:
         engine = _engine(db_conn_id)
-        raw = raw_store(conn_id, run_id)
+        raw = raw_store(key, run_id)
     except IntoAECXeroError as error:
         _fail_clearly(error)
     try:
-        settings, client = _client(conn_id, db_conn_id)
+        settings, client = _client(conn_id, db_conn_id, tenant.get("firm_id"))
         if not tenant.get("tenant_id"):
             _rediscover(client, settings, engine, tenant)
         client.current_tokens()  # the grant as it is now, not as it was at discovery
         client.refresh_tokens(force=False)
     except IntoAECXeroError as error:
-        mark_connection_failed(engine, conn_id, error)
+        mark_connection_failed(engine, key, error)
         record_tenant_failure(engine, run_id, tenant, [s.name for s in selected], error)
         _fail_clearly(IntoAECXeroError(f"{tenant['tenant_name']}: {error}"), retriable=is_retriable(error))
-    mark_connection_ok(engine, conn_id)
+    mark_connection_ok(engine, key)
     manifest = extract_tenant(client, engine, raw, run_id, tenant, selected, full=full)
     passing = [f for f in manifest["failed"] if f["retriable"]]
-    if passing and not _last_try():
+    if passing and not in_batch and not _last_try():
         _fail_clearly(IntoAECXeroError(" ".join(f["message"] for f in passing) + " Retrying the failed stream(s)."),
                       retriable=True)
     return manifest
+
+
+def _extract_batch(batch: MappedTenant, run_id: str, streams: list[str] | None, full: bool,
+                   db_conn_id: str) -> Manifest:
+    """Each organisation of a batch in turn; one that fails outright is named and the rest go on."""
+    from airflow.sdk.exceptions import AirflowException
+
+    members = batch.get("batch") or []
+    manifests: list[Manifest] = []
+    failed: list[str] = []
+    retriable = False
+    for number, tenant in enumerate(members, 1):
+        try:
+            manifest = extract(tenant, run_id, streams, full, db_conn_id, in_batch=True)
+        except AirflowException as error:  # already one sentence naming the organisation
+            failed.append(str(error))
+            retriable = retriable or type(error) is AirflowException  # not AirflowFailException
+            continue
+        manifests.append(manifest)
+        retriable = retriable or any(f["retriable"] for f in manifest["failed"])
+        log.info("Batch: %d of %d organisations extracted (%s).", number, len(members), tenant["tenant_name"])
+    if retriable and not _last_try():
+        _fail_clearly(IntoAECXeroError(f"{batch['tenant_name']}: a retry may help: "
+                                       + " ".join(failed + [f["message"] for m in manifests for f in m["failed"]
+                                                            if f["retriable"]])), retriable=True)
+    return {"run_id": run_id, "tenant_id": "", "tenant_name": batch["tenant_name"], "streams": [],
+            "batch": manifests, "batch_failed": failed}
 
 
 def raw_store(conn_id: str, run_id: str) -> RawStore:
@@ -175,14 +318,18 @@ def _rediscover(client, settings, engine, tenant: MappedTenant) -> None:
     """A connection that could not be read at discovery and had no known tenants: try it again."""
     found = discover_tenants(client, settings, engine)
     names = ", ".join(t["tenant_name"] for t in found) or "no organisation"
+    grant = (f"grant of firm {tenant['firm_id']}" if tenant.get("firm_id")
+             else f"connection '{tenant.get('conn_id')}'")
     raise ConfigurationError(
-        f"The Xero connection '{tenant.get('conn_id')}' could not be read when this run started; it reaches "
+        f"The Xero {grant} could not be read when this run started; it reaches "
         f"{names} now, which the next run syncs."
     )
 
 
 def load(manifest: Manifest, db_conn_id: str = DB_CONN_ID) -> TenantSummary:
     """Load what was extracted; fail, naming every stream that did not land, if any did not."""
+    if manifest.get("batch") is not None:
+        return _load_batch(manifest, db_conn_id)
     try:
         summary = load_tenant(_engine(db_conn_id), RawStore.for_manifest(raw_dir(), manifest), manifest)
     except (IntoAECXeroError, SQLAlchemyError) as error:
@@ -191,6 +338,39 @@ def load(manifest: Manifest, db_conn_id: str = DB_CONN_ID) -> TenantSummary:
     if summary["failed"]:
         _fail_clearly(IntoAECXeroError(" ".join(summary["failed"])), retriable=summary["retriable"])
     return summary
+
+
+def _load_batch(manifest: Manifest, db_conn_id: str) -> TenantSummary:
+    """Each organisation of a batch loaded on its own; the task fails naming those that did not land."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    summaries: list[TenantSummary] = []
+    failed = list(manifest.get("batch_failed") or [])
+    retriable = False
+    for number, member in enumerate(manifest.get("batch") or [], 1):
+        try:
+            summaries.append(load(member, db_conn_id))
+        except AirflowException as error:
+            failed.append(str(error))
+            retriable = retriable or not isinstance(error, AirflowFailException)
+        if number % 10 == 0:
+            log.info("Batch: %d of %d organisations loaded.", number, len(manifest.get("batch") or []))
+    if failed:
+        _name_failures_in_the_grid(manifest["tenant_name"], len(failed))
+        _fail_clearly(IntoAECXeroError(f"{len(failed)} organisation(s) of {manifest['tenant_name']} did not sync; "
+                                       f"the others did. " + " ".join(failed)), retriable=retriable)
+    return {"tenant_id": "", "tenant_name": manifest["tenant_name"], "streams": {}, "failed": [],
+            "retriable": False, "batch": summaries}
+
+
+def _name_failures_in_the_grid(label: str, failed: int) -> None:
+    """The mapped task's label (rendered again after it fails) says that, and how many, did not sync."""
+    try:
+        from airflow.sdk import get_current_context
+
+        get_current_context()["tenant_name"] = f"{label} ({failed} failed)"  # type: ignore[typeddict-unknown-key]
+    except Exception:  # noqa: BLE001 - outside a task (tests, the CLI): no grid to name it in
+        pass
 
 
 def report(run_id: str, db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
