@@ -135,6 +135,14 @@ class XeroHook(HttpHook):
     def get_client(self) -> XeroClient:
         return build_client(self.settings, self.get_token_store())
 
+    def client_for(self, settings: XeroSettings) -> XeroClient:
+        """A client for another grant on this connection's app (a firm's: ``firms.firm_settings``)."""
+        return build_client(settings, TokenStore(self.engine, settings.connection_key, self._cipher))
+
+    @cached_property
+    def _cipher(self) -> TokenCipher:
+        return token_cipher()
+
     # -- the connection form's Test button -------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Say "Connected to N organisations: …", or the one reason why not."""

@@ -54,13 +54,24 @@ def _engine(db_conn_id: str = DB_CONN_ID):
     return engine_for(db_conn_id)
 
 
-def _client(conn_id: str, db_conn_id: str = DB_CONN_ID, firm_id: str | None = None):
+def _client(conn_id: str, db_conn_id: str = DB_CONN_ID, firm_id: str | None = None,
+            apps: dict[tuple[str, str], Any] | None = None):
     """Through the hook: tokens are registered with Airflow's log maskers, and the Fernet key is
-    found however Airflow is configured."""
+    found however Airflow is configured.
+
+    ``apps`` keeps the app connection's hook across the firms of one task (discovery, a batch):
+    hundreds of firms share it, and each lookup of a connection is a call to Airflow's API server.
+    """
     from intoaec_xero.airflow.hooks import XeroHook
 
-    hook = XeroHook(xero_conn_id=conn_id, db_conn_id=db_conn_id, firm_id=firm_id)
-    return hook.settings, hook.get_client()
+    if firm_id is None or apps is None:
+        hook = XeroHook(xero_conn_id=conn_id, db_conn_id=db_conn_id, firm_id=firm_id)
+        return hook.settings, hook.get_client()
+    app = apps.get((conn_id, db_conn_id))
+    if app is None:
+        app = apps[(conn_id, db_conn_id)] = XeroHook(xero_conn_id=conn_id, db_conn_id=db_conn_id)
+    settings = firms.firm_settings(app.settings, firm_id)
+    return settings, app.client_for(settings)
 
 
 def grants(engine, runtime: RuntimeSettings | None = None) -> list[tuple[str, str | None]]:
@@ -143,11 +154,12 @@ def prepare(db_conn_id: str = DB_CONN_ID, batch: bool = True) -> list[MappedTena
         _fail_clearly(error)
     tenants: list[MappedTenant] = []
     every = grants(engine, runtime)
+    apps: dict[tuple[str, str], Any] = {}
     for number, (conn_id, firm_id) in enumerate(every, 1):
         label = grant_label(conn_id, firm_id)
         key = firms.grant_key(firm_id) if firm_id else conn_id
         try:
-            settings, client = _client(conn_id, db_conn_id, firm_id)
+            settings, client = _client(conn_id, db_conn_id, firm_id, apps)
             if conn_id == XERO_CONN_ID and not firm_id and any(f for _, f in every) and client.store.status() is None \
                     and not known_tenants(engine, key):
                 # The data team's connection carries the Xero app for the firms and was never connected itself.
@@ -242,7 +254,8 @@ def _mapped(tenants: list[TenantRef]) -> list[MappedTenant]:
 
 
 def extract(tenant: MappedTenant, run_id: str, streams: list[str] | None = None, full: bool = False,
-            db_conn_id: str = DB_CONN_ID, in_batch: bool = False) -> Manifest:
+            db_conn_id: str = DB_CONN_ID, in_batch: bool = False,
+            apps: dict[tuple[str, str], Any] | None = None) -> Manifest:
     """One tenant's streams into the raw store; failed streams travel on in the manifest.
 
     While a retry could still help (a stream hit a 5xx or a timeout) and tries are left, the
@@ -262,7 +275,7 @@ def extract(tenant: MappedTenant, run_id: str, streams: list[str] | None = None,
     except IntoAECXeroError as error:
         _fail_clearly(error)
     try:
-        settings, client = _client(conn_id, db_conn_id, tenant.get("firm_id"))
+        settings, client = _client(conn_id, db_conn_id, tenant.get("firm_id"), apps)
         if not tenant.get("tenant_id"):
             _rediscover(client, settings, engine, tenant)
         client.current_tokens()  # the grant as it is now, not as it was at discovery
@@ -286,12 +299,13 @@ def _extract_batch(batch: MappedTenant, run_id: str, streams: list[str] | None, 
     from airflow.sdk.exceptions import AirflowException
 
     members = batch.get("batch") or []
+    apps: dict[tuple[str, str], Any] = {}
     manifests: list[Manifest] = []
     failed: list[str] = []
     retriable = False
     for number, tenant in enumerate(members, 1):
         try:
-            manifest = extract(tenant, run_id, streams, full, db_conn_id, in_batch=True)
+            manifest = extract(tenant, run_id, streams, full, db_conn_id, in_batch=True, apps=apps)
         except AirflowException as error:  # already one sentence naming the organisation
             failed.append(str(error))
             retriable = retriable or type(error) is AirflowException  # not AirflowFailException
