@@ -200,7 +200,8 @@ def _page_session(request: Request) -> tuple[str, bool]:
 
 def _render(request: Request, user, conn_id: str, *, error: str | None = None, notice: str | None = None,
             organisation: str | None = None, fix_connection: bool = False,
-            confirm_disconnect: tenants.Organisation | None = None, status_code: int = 200) -> HTMLResponse:
+            confirm_disconnect: tenants.Organisation | None = None, status_code: int = 200,
+            firm_filter: str | None = None, firm_status_filter: str | None = None) -> HTMLResponse:
     root = _root(request)
     session_id, new_session = _page_session(request)
     context = {"root": root, "airflow_home": (root[: -len(MOUNT)] if root.endswith(MOUNT) else "") + "/",
@@ -231,6 +232,12 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
         context["quarantine"] = page_quarantine.overview(hook.engine, {org.tenant_id for org in context["orgs"]})
     except IntoAECXeroError as problem:
         context["setup_problem"] = str(problem)
+    if _may(user, "GET", XERO_CONN_ID):  # firms sign in through xero_default's Xero app
+        try:
+            context.update(page_view.firms_context(XeroHook(xero_conn_id=XERO_CONN_ID).engine, firm_filter,
+                                                   firm_status_filter))
+        except IntoAECXeroError:
+            pass  # no IntoAEC database yet: setup_problem above already says what is missing
     body = _templates.get_template("xero.html").render(**context)
     response = HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
     if new_session:  # a browser session cookie: closing the browser ends the page session
@@ -240,9 +247,10 @@ def _render(request: Request, user, conn_id: str, *, error: str | None = None, n
 
 @app.get("/", response_class=HTMLResponse)
 def page(request: Request, user: GetUserDep, conn_id: str = XERO_CONN_ID, notice: str | None = None,
-         organisation: str | None = None):
+         organisation: str | None = None, firm: str | None = None, firm_status: str | None = None):
     _require(user, "GET", conn_id)
-    return _render(request, user, conn_id, notice=notice, organisation=organisation)
+    return _render(request, user, conn_id, notice=notice, organisation=organisation, firm_filter=firm,
+                   firm_status_filter=firm_status)
 
 
 @app.post("/connect")

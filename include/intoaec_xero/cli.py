@@ -235,21 +235,238 @@ def cmd_replay(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from dataclasses import replace
     from datetime import timedelta
 
     from intoaec_xero.health import format_table, tenant_health
 
     engine = _engine(args)
     threshold = timedelta(minutes=args.stale_after) if args.stale_after else None
-    healths = tenant_health(engine, threshold=threshold)
+    tenant_ids = None
+    if args.firm:
+        tenant_ids = _firm_tenant_ids(engine, args.firm)
+        if tenant_ids is None:
+            print(f"intoaec-xero: no firm '{args.firm}' has connected through IntoAEC (see `intoaec-xero firms`).",
+                  file=sys.stderr)
+            return 1
+    healths = tenant_health(engine, threshold=threshold, tenant_ids=tenant_ids)
+    # Which firm's grant syncs each organisation: shown only where firms exist, so a deployment
+    # without any reads exactly as before.
+    firm_of = _firm_holders(engine)
     if args.json:
-        print(json.dumps([h.to_dict() for h in healths], indent=2))
+        print(json.dumps([h.to_dict() | ({"firm_id": firm_of.get(h.tenant_id)} if firm_of else {})
+                          for h in healths], indent=2))
+    elif not healths and args.firm:
+        print(f"Firm {args.firm} has no Xero organisation yet.")
     elif not healths:
         print("No Xero organisations yet: connect Xero, then let xero_sync run.")
     else:
-        print(format_table(healths))
+        print(format_table([replace(h, tenant_name=f"{h.tenant_name} (firm {firm_of[h.tenant_id]})")
+                            if h.tenant_id in firm_of else h for h in healths]))
     # Non-zero when any tenant needs attention, so monitoring can run this command as a check.
     return 0 if healths and all(h.healthy or not h.sync_enabled for h in healths) else 2
+
+
+def _firm_holders(engine) -> dict[str, str]:
+    """tenant id → the firm whose grant syncs it, for the organisations a firm's grant holds."""
+    from sqlalchemy import select
+
+    from intoaec_xero.firms import FIRM_KEY_PREFIX, firm_of
+    from intoaec_xero.schema import xero_tenants
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(xero_tenants.c.tenant_id, xero_tenants.c.connection_key)
+                            .where(xero_tenants.c.connection_key.startswith(FIRM_KEY_PREFIX, autoescape=True))).all()
+    return {row.tenant_id: firm_of(row.connection_key) or "" for row in rows}
+
+
+def _firm_tenant_ids(engine, firm_id: str) -> list[str] | None:
+    """The organisations of one firm (mapped to it, or synced by its grant); None for a firm IntoAEC does not know."""
+    from sqlalchemy import select
+
+    from intoaec_xero.firms import grant_key
+    from intoaec_xero.schema import intoaec_firm_tenants, xero_tenants, xero_tokens
+
+    key = grant_key(firm_id)
+    with engine.connect() as conn:
+        mapped = set(conn.execute(select(intoaec_firm_tenants.c.tenant_id)
+                                  .where(intoaec_firm_tenants.c.firm_id == firm_id)).scalars())
+        held = set(conn.execute(select(xero_tenants.c.tenant_id)
+                                .where(xero_tenants.c.connection_key == key)).scalars())
+        has_grant = conn.execute(select(xero_tokens.c.connection_key)
+                                 .where(xero_tokens.c.connection_key == key)).first() is not None
+    if not (mapped or held or has_grant):
+        return None
+    return sorted(mapped | held)
+
+
+# -- firms ------------------------------------------------------------------------------------
+
+FIRMS_EPILOG = """\
+Each firm that connected its own Xero through IntoAEC, with its grant and each organisation:
+status, Sync Enabled/Disabled, Future Access Saved/Not Saved, last successful sync, health
+(with the reasons) and backfill. A firm with no organisation is listed with its grant alone.
+
+Exit status: 0 when the list (or "no firm has connected") was printed, also when --status or
+--unhealthy matched nothing (nothing unhealthy is good news); 1 when --firm names a firm that
+never connected, or on an error. `intoaec-xero status` remains the check for monitoring (exit 2
+when an organisation is unhealthy); `status --firm ID` is that check for one firm.
+"""
+
+
+def _organisation_status(value: str) -> str:
+    """--status: an organisation status in any case ("reconnect needed"), as the vocabulary spells it."""
+    from intoaec_xero.tenants import TenantStatus
+
+    for status in TenantStatus:
+        if value.strip().lower() == status.value.lower():
+            return status.value
+    raise argparse.ArgumentTypeError(f"{value!r} is not an organisation status; use one of: "
+                                     + ", ".join(repr(s.value) for s in TenantStatus) + ".")
+
+
+def cmd_firms(args) -> int:
+    from intoaec_xero import firms
+    from intoaec_xero.airflow import page_view
+
+    for firm_id in args.firm or ():
+        firms.check_firm_id(firm_id)
+    engine = _engine(args)
+    every, kept = page_view.firm_overview(engine, firm_ids=args.firm or None, status=args.status or "",
+                                          attention=args.unhealthy)
+    unknown = [f["firm_id"] for f in every if f["grant_status"] is None and not f["organisations"]]
+    if unknown:
+        print(f"intoaec-xero: no firm {', '.join(repr(u) for u in unknown)} has connected through IntoAEC "
+              "(`intoaec-xero firms` lists those that have).", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([_firm_json(firm) for firm in kept], indent=2, default=str))
+    elif not every:
+        print("No firm has connected through IntoAEC yet: firms connect their own Xero from IntoAEC's "
+              "Configure Xero page.")
+    elif not kept:
+        wanted = [f"status {args.status}"] * bool(args.status) + ["needs attention"] * args.unhealthy
+        print(f"No organisation of {'firm ' + ', '.join(args.firm) if args.firm else 'any firm'} matches "
+              f"({' and '.join(wanted)}).")
+    else:
+        print(format_firms(kept))
+    return 0
+
+
+def _firm_json(firm: dict) -> dict:
+    """A firm for --json: the plain data, without the page's badge tones."""
+    def plain(item: dict) -> dict:
+        return {k: v for k, v in item.items() if not k.endswith("_tone")}
+
+    return plain(firm) | {"organisations": [plain(org) for org in firm["organisations"]]}
+
+
+def format_firms(shown: list[dict]) -> str:
+    """The firms as the data team reads them: a heading per firm, two lines per organisation."""
+    from intoaec_xero.airflow.page_view import _when
+
+    lines = []
+    for firm in shown:
+        count, total = len(firm["organisations"]), firm["organisation_count"]
+        orgs = (f"{total} organisation{'s' if total != 1 else ''}" if count == total
+                else f"{count} of {total} organisations shown") if total else "no organisation"
+        lines.append(f"Firm {firm['firm_id']} · Xero grant: {firm['grant']} · {orgs}")
+        for org in firm["organisations"]:
+            lines.append(f"  {org['tenant_name']}  (tenant {org['tenant_id']})")
+            flags = [org["status"], org["sync"], org["future_access"]]
+            if org["shared_with_label"]:
+                flags.append(f"synced through {org['shared_with_label']}")
+            lines.append("    " + " · ".join(flags))
+            last = _when(org["last_successful_sync"]) if org["last_successful_sync"] else "never"
+            lines.append(f"    Last successful sync: {last} · Health: {org['health_label']} · "
+                         f"Backfill: {org['backfill_label']}")
+            lines.extend(f"      - {reason}" for reason in org["health_reasons"])
+    return "\n".join(lines)
+
+
+def cmd_firms_offboard(args) -> int:
+    """Revoke a firm's grant at Xero, forget it, and mark the firm's organisations Disconnected."""
+    from intoaec_xero import firms, oauth
+    from intoaec_xero.airflow.hooks import token_cipher
+    from intoaec_xero.errors import XeroError, XeroUnavailable
+    from intoaec_xero.tenants import TenantStatus
+    from intoaec_xero.tokens import TokenStore
+
+    firm_id = firms.check_firm_id(args.firm_id)
+    engine = _engine(args)
+    db.upgrade(engine)
+    firm = firms.firms(engine, [firm_id], with_health=False)[0]
+    if firm.grant_status is None and not firm.organisations:
+        print(f"intoaec-xero: no firm '{firm_id}' has connected through IntoAEC; nothing to offboard.",
+              file=sys.stderr)
+        return 1
+    connected = [org for org in firm.organisations if org.status != TenantStatus.DISCONNECTED]
+    if not args.yes and not _confirm_offboard(firm):
+        return 1
+    store = TokenStore(engine, firms.grant_key(firm_id), token_cipher())
+    revoked = False
+    if firm.grant_status is not None:
+        try:
+            tokens = store.load()
+            if tokens is not None and tokens.refresh_token:
+                oauth.revoke(firms.firm_settings(_settings(args), firm_id), tokens.refresh_token)
+                revoked = True
+        except IntoAECXeroError as error:
+            why = ("Xero could not be reached" if isinstance(error, XeroUnavailable) else
+                   "Xero refused" if isinstance(error, XeroError) else "it could not be read or sent")
+            problem = f"firm {firm_id}'s Xero grant was not revoked ({why}: {str(error).rstrip('.')})."
+            if not args.force:
+                print(f"intoaec-xero: {problem} Nothing was changed here; try again, or add --force to forget the "
+                      "grant here anyway (Xero then keeps it until the firm removes IntoAEC from its connected "
+                      "apps at Xero).", file=sys.stderr)
+                return 1
+            print(f"intoaec-xero: {problem} Forgetting it here anyway (--force).", file=sys.stderr)
+    store.forget()
+    _disconnect_firm_here(engine, firm_id)
+    names = ", ".join(org.tenant_name for org in connected) or "no organisation (none was connected)"
+    done = ("revoked its Xero grant" if revoked else
+            "forgot its Xero grant here (not revoked at Xero)" if firm.grant_status is not None else
+            "it held no Xero grant here")
+    print(f"Offboarded firm {firm_id}: {done}; disconnected {names}. Synced data stays in IntoAEC.")
+    return 0
+
+
+def _confirm_offboard(firm) -> bool:
+    """Ask at a terminal, naming the firm and its organisations; refuse anywhere else."""
+    if not sys.stdin.isatty():
+        print(f"intoaec-xero: offboarding firm {firm.firm_id} needs confirmation: run it at a terminal or add --yes.",
+              file=sys.stderr)
+        return False
+    print(f"Offboard firm {firm.firm_id}? IntoAEC revokes the firm's Xero grant at Xero and stops syncing:")
+    for org in firm.organisations:
+        print(f"  {org.tenant_name}  (tenant {org.tenant_id}, {org.status})")
+    if not firm.organisations:
+        print("  (no organisation)")
+    print("Their synced data stays in IntoAEC. The firm can connect again from IntoAEC later.")
+    if input(f"Offboard {firm.firm_id}? [y/N] ").strip().lower() in ("y", "yes"):
+        return True
+    print("Not offboarded.")
+    return False
+
+
+def _disconnect_firm_here(engine, firm_id: str) -> None:
+    """Every organisation of the firm reads Disconnected, and no sign-in of it still in progress can finish.
+
+    (``TokenStore.forget`` already marked the organisations its grant held; an organisation another
+    grant syncs for the firm, or one the sync never recorded, is only in the firm's own rows.)
+    """
+    from sqlalchemy import update
+
+    from intoaec_xero.schema import intoaec_connect_sessions, intoaec_firm_tenants
+    from intoaec_xero.tenants import TenantStatus
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(update(intoaec_firm_tenants).where(intoaec_firm_tenants.c.firm_id == firm_id)
+                     .values(status=TenantStatus.DISCONNECTED.value, updated_at=now))
+        conn.execute(update(intoaec_connect_sessions)
+                     .where(intoaec_connect_sessions.c.firm_id == firm_id, intoaec_connect_sessions.c.used_at.is_(None))
+                     .values(used_at=now, outcome="offboarded"))
 
 
 def cmd_counts(args) -> int:
@@ -312,7 +529,29 @@ def build_parser(runtime: environment.RuntimeSettings | None = None) -> argparse
     status.add_argument("--json", action="store_true")
     status.add_argument("--stale-after", type=float, default=0, metavar="MINUTES",
                         help="how old a tenant's data may be (default: INTOAEC_STALE_AFTER_MINUTES or 120)")
+    status.add_argument("--firm", default="", metavar="ID",
+                        help="only this firm's organisations (exit 1 if no such firm has connected)")
     status.set_defaults(func=cmd_status)
+
+    firms_parser = commands.add_parser("firms", help="firms connected through IntoAEC, their organisations and health",
+                                       epilog=FIRMS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    firms_parser.add_argument("--firm", action="append", metavar="ID", help="only this firm (repeatable)")
+    firms_parser.add_argument("--status", type=_organisation_status, metavar="STATUS",
+                              help='only organisations with this status, any case (e.g. "reconnect needed")')
+    firms_parser.add_argument("--unhealthy", action="store_true",
+                              help="only organisations not Healthy or not Connected (and firms with none)")
+    firms_parser.add_argument("--json", action="store_true")
+    firms_parser.set_defaults(func=cmd_firms)
+    firm_commands = firms_parser.add_subparsers(dest="firms_command", metavar="{offboard}")
+    offboard = firm_commands.add_parser(
+        "offboard", help="revoke a firm's Xero grant and disconnect its organisations (synced data stays)",
+        description="Revoke the firm's grant at Xero, forget it here and mark every organisation of the firm "
+                    "Disconnected. Its synced data stays. Exit 1 when nothing was done.")
+    offboard.add_argument("firm_id", metavar="FIRM")
+    offboard.add_argument("--yes", action="store_true", help="do not ask (needed when not at a terminal)")
+    offboard.add_argument("--force", action="store_true",
+                          help="forget the grant here even when Xero cannot be reached or refuses to revoke it")
+    offboard.set_defaults(func=cmd_firms_offboard)
 
     counts = commands.add_parser("counts", help="rows per tenant and table")
     counts.add_argument("--json", action="store_true")

@@ -254,3 +254,18 @@ def test_the_served_openapi_document_is_the_committed_one(api):
     assert set(committed["paths"]) >= {"/firms/{firm_id}/connect-sessions", "/firms/{firm_id}", "/callback",
                                        "/firms/{firm_id}/organisations/{tenant_id}/disconnect",
                                        "/firms/{firm_id}/organisations/{tenant_id}/sync"}
+
+
+def test_the_xero_page_lists_firms_for_the_data_team(api):
+    import re
+
+    _connect(api, "acme", 0)
+    _connect(api, "bravo", 1)
+    page = api.session("admin").get(f"{api.base_url}/xero/", timeout=60)
+    assert page.status_code == 200
+    assert 'id="firm-acme"' in page.text and 'id="firm-bravo"' in page.text
+    filtered = api.session("admin").get(f"{api.base_url}/xero/", params={"firm": "acm"}, timeout=60).text
+    assert 'id="firm-acme"' in filtered and 'id="firm-bravo"' not in filtered
+    section = filtered[filtered.index('id="firm-acme"'):]
+    assert re.search(r'class="status"><span class="badge \w+">Connected<', section)
+    assert "Future Access Saved" in section

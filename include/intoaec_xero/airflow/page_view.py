@@ -1,6 +1,8 @@
 """The Xero page's sync-health part as data and inline SVG: no request, no Airflow server.
 
 The routes in ``plugins/xero_plugin.py`` render it; keeping it here lets it be tested alone.
+The page's Firms section (:func:`firms_context`) is built here too, from the same plain data
+``intoaec-xero firms`` prints (:func:`firm_overview`), so the page and the CLI use the same words.
 The chart is drawn as inline SVG because the page must work where the API server has no
 internet, and it adds no front-end build to the project.
 """
@@ -18,9 +20,11 @@ from urllib.parse import quote
 from jinja2 import Environment
 from markupsafe import Markup
 
+from intoaec_xero import firms as intoaec_firms
 from intoaec_xero import health as sync_health
 from intoaec_xero.quality import docs
 from intoaec_xero.tenants import Organisation, TenantStatus, status_badge
+from intoaec_xero.tokens import STATUS_ACTIVE, STATUS_DISCONNECTED, STATUS_RECONNECT
 
 SYNC_DAG, BACKFILL_DAG = "xero_sync", "xero_backfill"
 HISTORY_DAYS = 30
@@ -140,6 +144,140 @@ def health_context(engine, orgs: list[Organisation], airflow_home: str, root: st
         "data_docs": f"{root}/data-docs/" if docs.latest_index() else None,
         "dag_links": {dag_id: f"{airflow_home}dags/{dag_id}/runs" for dag_id in (SYNC_DAG, BACKFILL_DAG)},
         "checked_at": now,
+    }
+
+
+# -- firms ------------------------------------------------------------------------------------
+
+# A firm's grant in the words the page uses for the saved access of a connection.
+GRANT_WORDS = {
+    STATUS_ACTIVE: ("ok", "Saved"),
+    STATUS_RECONNECT: ("bad", TenantStatus.RECONNECT_NEEDED.value),
+    STATUS_DISCONNECTED: ("off", TenantStatus.DISCONNECTED.value),
+}
+NO_GRANT = ("off", "Not connected")
+# An organisation the sync has no record of yet (no xero_tenants row behind the firm's).
+NO_HEALTH = ("off", "No sync record")
+# The page's status choice that means what `intoaec-xero firms --unhealthy` does.
+ATTENTION_FILTER = "attention"
+FIRM_FILTER_MAX = 100
+
+
+def health_words(verdict: str | None) -> tuple[str, str]:
+    """(badge tone, label) of a health verdict, as the sync-health cards say it."""
+    if not verdict:
+        return NO_HEALTH
+    return VERDICTS.get(verdict, ("off", verdict.replace("_", " ").capitalize()))
+
+
+def grant_words(grant_status: str | None) -> tuple[str, str]:
+    """(badge tone, label) of a firm's grant: Saved, Reconnect needed, or Not connected (none stored)."""
+    if grant_status is None:
+        return NO_GRANT
+    return GRANT_WORDS.get(grant_status, ("off", grant_status))
+
+
+def organisation_view(org: intoaec_firms.FirmOrganisation) -> dict[str, Any]:
+    """One firm organisation as plain data: the help page's words, its health, and whether it needs someone."""
+    health_tone, health_label = health_words(org.health)
+    return {
+        "tenant_id": org.tenant_id,
+        "tenant_name": org.tenant_name,
+        "status": org.status,
+        "status_tone": status_badge(org.status),
+        "sync": intoaec_firms.SYNC_ENABLED if org.sync_enabled else intoaec_firms.SYNC_DISABLED,
+        "sync_enabled": org.sync_enabled,
+        "future_access": (intoaec_firms.FUTURE_ACCESS_SAVED if org.future_access_saved
+                          else intoaec_firms.FUTURE_ACCESS_NOT_SAVED),
+        "future_access_saved": org.future_access_saved,
+        "connected_at": org.connected_at.isoformat() if org.connected_at else None,
+        "last_successful_sync": org.last_successful_sync,
+        "health": org.health,
+        "health_label": health_label,
+        "health_tone": health_tone,
+        "health_reasons": list(org.health_reasons),
+        "backfill": org.backfill,
+        "backfill_label": sync_health.backfill_label(org.backfill),
+        "shared_with": org.shared_with,
+        "shared_with_label": _holder_words(org.shared_with),
+        "attention": org.health != sync_health.HEALTHY or org.status != TenantStatus.CONNECTED,
+    }
+
+
+def _holder_words(connection_key: str | None) -> str | None:
+    """Who syncs an organisation shared with another grant: "firm beta" or "connection 'xero_default'"."""
+    if not connection_key:
+        return None
+    other = intoaec_firms.firm_of(connection_key)
+    return f"firm {other}" if other else f"connection '{connection_key}'"
+
+
+def firm_view(firm: intoaec_firms.Firm) -> dict[str, Any]:
+    """One firm as plain data; a firm with no organisation needs someone too (nothing of it is synced)."""
+    grant_tone, grant_label = grant_words(firm.grant_status)
+    organisations = [organisation_view(org) for org in firm.organisations]
+    return {
+        "firm_id": firm.firm_id,
+        "grant_status": firm.grant_status,
+        "grant": grant_label,
+        "grant_tone": grant_tone,
+        "organisation_count": len(organisations),
+        "organisations": organisations,
+        "attention": not organisations or any(org["attention"] for org in organisations),
+    }
+
+
+def firm_overview(engine, *, firm_ids: list[str] | None = None, firm_text: str = "", status: str = "",
+                  attention: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every firm (or those in ``firm_ids``), and those the filters keep, as :func:`firm_view` data.
+
+    ``firm_text``: part of the firm id, any case. ``status``: an organisation status, any case.
+    ``attention``: organisations that are not Healthy or not Connected, and firms with none.
+    A status or attention filter keeps only the matching organisations of a firm, and a firm
+    only when one matches (or, for ``attention``, when it has none at all).
+    """
+    every = [firm_view(firm) for firm in intoaec_firms.firms(engine, firm_ids)]
+    text, wanted_status = firm_text.strip().lower(), status.strip().lower()
+    kept = []
+    for firm in every:
+        if text and text not in firm["firm_id"].lower():
+            continue
+        if not wanted_status and not attention:
+            kept.append(firm)
+            continue
+        orgs = [org for org in firm["organisations"]
+                if (not wanted_status or org["status"].lower() == wanted_status)
+                and (not attention or org["attention"])]
+        if orgs or (attention and not wanted_status and not firm["organisations"]):
+            kept.append(firm | {"organisations": orgs})
+    return every, kept
+
+
+def firm_status_choices() -> list[dict[str, str]]:
+    """The Firms section's status filter: each organisation status, and "needs attention"."""
+    return [{"value": status.value, "label": status.value} for status in TenantStatus] + [
+        {"value": ATTENTION_FILTER, "label": "Needs attention (not Healthy or not Connected)"}]
+
+
+def firms_context(engine, firm_filter: str | None, status_filter: str | None) -> dict[str, Any]:
+    """What the page's Firms section shows: the firms the filters keep, and counts of all of them.
+
+    ``firm_filter`` is part of a firm id (the form's text box, ``firm=``); ``status_filter`` an
+    organisation status or ``attention`` (``firm_status=``). Both come from the query string, so
+    they are trimmed and matched, never trusted as anything else.
+    """
+    firm_filter = (firm_filter or "").strip()[:FIRM_FILTER_MAX]
+    status_filter = (status_filter or "").strip()[:FIRM_FILTER_MAX]
+    attention = status_filter.lower() == ATTENTION_FILTER
+    every, kept = firm_overview(engine, firm_text=firm_filter, status="" if attention else status_filter,
+                                attention=attention)
+    return {
+        "firms": kept,
+        "firms_total": len(every),
+        "firms_attention": sum(1 for firm in every if firm["attention"]),
+        "firm_filter": firm_filter,
+        "firm_status_filter": status_filter,
+        "firm_status_choices": firm_status_choices(),
     }
 
 
