@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # DAG tasks over whole syncs
 
 
 def test_the_sync_and_the_keepalive_cover_every_firm(tmp_path, monkeypatch):
