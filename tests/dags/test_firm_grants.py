@@ -3,16 +3,16 @@ firm whose grant died fails alone, named."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+
+from tests.harness.task_env import sandbox_connection, task_database
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # DAG tasks over whole syncs
 
 
 def test_the_sync_and_the_keepalive_cover_every_firm(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-    from intoaec_xero import db, firms
+    from intoaec_xero import firms
     from intoaec_xero.airflow import tasks
     from intoaec_xero.health import tenant_health
     from xero_sandbox.testing import running_sandbox
@@ -20,20 +20,12 @@ def test_the_sync_and_the_keepalive_cover_every_firm(tmp_path, monkeypatch):
     from tests.harness.firms import connect_firm
     from tests.harness.xero import sandbox_settings
 
-    url = f"sqlite:///{tmp_path / 'intoaec.db'}"
-    engine = db.create_db_engine(url)
-    db.upgrade(engine)
-    monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
-                                                              "extra": {"sqlalchemy_url": url}}))
-    monkeypatch.setenv("INTOAEC_DATA_DIR", str(tmp_path / "var"))
+    engine = task_database(tmp_path, monkeypatch)
     monkeypatch.setenv("INTOAEC_ALLOW_PLAINTEXT_TOKENS", "1")
     monkeypatch.delenv("INTOAEC_XERO_CONN_IDS", raising=False)
     with running_sandbox(dataset="small", seed=5, limits=False) as sandbox:
         # The data team's app: the connection holds no grant of its own, only the firms do.
-        monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
-            "conn_type": "xero", "login": "sandbox-client", "password": "sandbox-secret",
-            "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
-                      "sandbox": True, "calls_per_minute": "0"}}))
+        sandbox_connection(monkeypatch, "xero_default", sandbox)
         settings = sandbox_settings(sandbox, calls_per_minute=0)
         acme = connect_firm(engine, settings, "acme", 0).organisations[0]
         bravo = connect_firm(engine, settings, "bravo", 1).organisations[0]
@@ -75,7 +67,6 @@ def test_the_sync_and_the_keepalive_cover_every_firm(tmp_path, monkeypatch):
 
 def test_small_firm_organisations_share_a_task_and_fail_alone_within_it(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
-    from intoaec_xero import db
     from intoaec_xero.airflow import tasks
     from intoaec_xero.schema import sync_runs
     from sqlalchemy import select
@@ -84,19 +75,11 @@ def test_small_firm_organisations_share_a_task_and_fail_alone_within_it(tmp_path
     from tests.harness.firms import connect_firm
     from tests.harness.xero import sandbox_settings
 
-    url = f"sqlite:///{tmp_path / 'intoaec.db'}"
-    engine = db.create_db_engine(url)
-    db.upgrade(engine)
-    monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
-                                                              "extra": {"sqlalchemy_url": url}}))
-    monkeypatch.setenv("INTOAEC_DATA_DIR", str(tmp_path / "var"))
+    engine = task_database(tmp_path, monkeypatch)
     monkeypatch.setenv("INTOAEC_ALLOW_PLAINTEXT_TOKENS", "1")
     monkeypatch.delenv("INTOAEC_XERO_CONN_IDS", raising=False)
     with running_sandbox(dataset="many", seed=5, limits=False, extra_args=("--tenants", "3")) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
-            "conn_type": "xero", "login": "sandbox-client", "password": "sandbox-secret",
-            "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,
-                      "sandbox": True, "calls_per_minute": "0"}}))
+        sandbox_connection(monkeypatch, "xero_default", sandbox)
         settings = sandbox_settings(sandbox, calls_per_minute=0)
         names = {}
         for index, firm_id in enumerate(("acme", "bravo", "charlie")):

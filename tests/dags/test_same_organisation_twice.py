@@ -7,12 +7,14 @@ import json
 
 import pytest
 
+from tests.harness.task_env import task_database
+
 pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # DAG tasks over two syncs
 
 
 def test_the_second_connection_of_an_organisation_is_refused_until_the_first_lets_go(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
-    from intoaec_xero import db, oauth, tenants
+    from intoaec_xero import oauth, tenants
     from intoaec_xero.airflow import backfill_tasks, tasks
     from intoaec_xero.health import tenant_health
     from intoaec_xero.schema import xero_tenants
@@ -21,12 +23,7 @@ def test_the_second_connection_of_an_organisation_is_refused_until_the_first_let
     from sqlalchemy import select
     from xero_sandbox.testing import running_sandbox, sign_in_and_consent
 
-    url = f"sqlite:///{tmp_path / 'intoaec.db'}"
-    engine = db.create_db_engine(url)
-    db.upgrade(engine)
-    monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
-                                                              "extra": {"sqlalchemy_url": url}}))
-    monkeypatch.setenv("INTOAEC_DATA_DIR", str(tmp_path / "var"))
+    engine = task_database(tmp_path, monkeypatch)
     monkeypatch.setenv("INTOAEC_XERO_CONN_IDS", "xero_firm_a,xero_firm_b")
     with running_sandbox(dataset="small", seed=21, limits=False) as sandbox:
         shared, other = sorted(sandbox.truth()["tenants"])

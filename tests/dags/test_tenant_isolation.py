@@ -6,23 +6,19 @@ import json
 
 import pytest
 
+from tests.harness.task_env import task_database
+
 pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.slow]  # DAG tasks over whole syncs
 
 
 def test_a_revoked_connection_fails_alone(tmp_path, monkeypatch):
-    from intoaec_xero import db
     from intoaec_xero.airflow import tasks
     from intoaec_xero.oauth import finish_authorization, start_authorization
     from intoaec_xero.settings import XeroSettings
     from intoaec_xero.tokens import TokenCipher, TokenStore
     from xero_sandbox.testing import running_sandbox, sign_in_and_consent
 
-    url = f"sqlite:///{tmp_path / 'intoaec.db'}"
-    engine = db.create_db_engine(url)
-    db.upgrade(engine)
-    monkeypatch.setenv("AIRFLOW_CONN_INTOAEC_DB", json.dumps({"conn_type": "generic",
-                                                              "extra": {"sqlalchemy_url": url}}))
-    monkeypatch.setenv("INTOAEC_DATA_DIR", str(tmp_path / "var"))
+    engine = task_database(tmp_path, monkeypatch)
     monkeypatch.setenv("INTOAEC_XERO_CONN_IDS", "xero_firm_a,xero_firm_b")
     with running_sandbox(dataset="small", seed=21, limits=False) as sandbox:
         first, second = sorted(sandbox.truth()["tenants"])
