@@ -254,7 +254,7 @@ def replay_run(engine: Engine, raw: RawStore, run_id: str) -> list[TenantSummary
     return [load_tenant(engine, raw, manifest) for manifest in manifests]
 
 
-def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSummary:
+def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest, *, docs_index: bool = True) -> TenantSummary:
     """Load what :func:`extract_tenant` kept; each stream commits on its own with its watermark.
 
     A stream whose batch fails an ``error`` check is quarantined and the others carry on; after
@@ -363,7 +363,8 @@ def load_tenant(engine: Engine, raw: RawStore, manifest: Manifest) -> TenantSumm
         for stream_name, checks in verdicts.items()
     }
     # A backfill loads history a page at a time; its verdicts are in dq_results, the docs show the syncs.
-    index = None if reconcile.is_backfill(manifest) else docs.publish(run_id, name, validations)
+    index = None if reconcile.is_backfill(manifest) else docs.publish(run_id, name, validations,
+                                                                      build_index=docs_index)
     if index:
         log.info("%s: data quality %s; Data Docs: %s", name,
                  ", ".join(f"{s} {v}" for s, v in summary["quality"].items()), docs.describe(index))
@@ -549,7 +550,7 @@ def run_sync(
     for tenant in found.tenants:
         try:
             manifest = extract_tenant(client, engine, raw, run_id, tenant, streams, full=full)
-            loaded = load_tenant(engine, raw, manifest)
+            loaded = load_tenant(engine, raw, manifest, docs_index=False)
         except Exception as error:  # noqa: BLE001 - one tenant's failure, whatever it is, never stops the others
             message = f"{tenant['tenant_name']} ({tenant['tenant_id']}): sync failed: {error or type(error).__name__}"
             summary.failures.append(message)
@@ -560,4 +561,6 @@ def run_sync(
             continue
         summary.tenants.append(loaded)
         summary.failures.extend(loaded["failed"])
+    if summary.tenants:
+        docs.rebuild_index()
     return summary

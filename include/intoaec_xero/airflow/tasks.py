@@ -345,7 +345,9 @@ def load(manifest: Manifest, db_conn_id: str = DB_CONN_ID) -> TenantSummary:
     if manifest.get("batch") is not None:
         return _load_batch(manifest, db_conn_id)
     try:
-        summary = load_tenant(_engine(db_conn_id), RawStore.for_manifest(raw_dir(), manifest), manifest)
+        # The Data Docs home page is built once, by the run's report, not once per tenant.
+        summary = load_tenant(_engine(db_conn_id), RawStore.for_manifest(raw_dir(), manifest), manifest,
+                              docs_index=False)
     except (IntoAECXeroError, SQLAlchemyError) as error:
         _fail_clearly(IntoAECXeroError(f"{manifest['tenant_name']} ({manifest['tenant_id']}): load failed: {error}"),
                       retriable=is_retriable(error))
@@ -388,11 +390,14 @@ def _name_failures_in_the_grid(label: str, failed: int) -> None:
 
 
 def report(run_id: str, db_conn_id: str = DB_CONN_ID) -> list[dict[str, Any]]:
-    """Log this run's outcome per tenant and stream, from sync_runs."""
+    """Log this run's outcome per tenant and stream, from sync_runs; build the Data Docs home page."""
     from sqlalchemy import select
 
+    from intoaec_xero.quality import docs
     from intoaec_xero.schema import sync_runs, xero_tenants
 
+    index = docs.rebuild_index()
+    log.info("Data Docs: %s", docs.describe(index))
     engine = _engine(db_conn_id)
     with engine.connect() as conn:
         rows = conn.execute(

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 SITE = "intoaec_xero"
 # The site is about the latest run; a few before it help compare. Building the index reads every
-# kept result, so this also bounds what each build costs.
+# kept result, so this also bounds what each build costs: older runs go once the kept results pass
+# KEEP_RESULTS (hundreds of tenants make thousands of results a run; the latest run always stays).
 KEEP_RUNS = 5
+KEEP_RESULTS = 3000
 _contexts: dict[str, Any] = {}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -91,19 +93,45 @@ def latest_index(root: Path | None = None) -> Path | None:
 
 
 def publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, Any]],
-            root: Path | None = None) -> Path | None:
-    """Add one tenant's validation results of a run to the site and rebuild the pages they touch."""
+            root: Path | None = None, *, build_index: bool = True) -> Path | None:
+    """Add one tenant's validation results of a run to the site and render their pages.
+
+    ``build_index=False`` leaves the home page for :func:`rebuild_index`: it reads every kept
+    result, so a run of many tenants builds it once at its end rather than once per tenant.
+    """
     if not validations:
         return latest_index(root)
     try:
         with _site_lock(root):
-            return _publish(run_id, tenant_label, validations, root)
+            return _publish(run_id, tenant_label, validations, root, build_index)
     except Exception as error:  # noqa: BLE001 - the docs are a view; the load already succeeded or failed
         log.warning("Data Docs were not updated: %s", error)
         return latest_index(root)
 
 
-def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, Any]], root: Path | None) -> Path:
+def rebuild_index(root: Path | None = None) -> Path | None:
+    """The home page over every kept result (a run's last step); None when there is nothing to list."""
+    if not results_dir(root).exists():
+        return latest_index(root)
+    try:
+        with _site_lock(root), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            site = docs_dir(root)
+            before = _page_times(site)
+            # GX's build_data_docs renders every kept result's page when given none; only the index is wanted.
+            context = _context(root)
+            builder = context._init_site_builder_for_data_docs_site_creation(
+                site_name=SITE, site_config=context.variables.data_docs_sites[SITE])
+            builder.target_store.copy_static_assets()
+            builder.site_index_builder.build(build_index=True)
+            _make_offline(site, before)
+    except Exception as error:  # noqa: BLE001 - the docs are a view
+        log.warning("The Data Docs index was not rebuilt: %s", error)
+    return latest_index(root)
+
+
+def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, Any]], root: Path | None,
+             build_index: bool = True) -> Path:
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -126,7 +154,7 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
     before = _page_times(site)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        context.build_data_docs(site_names=[SITE], resource_identifiers=keys)
+        context.build_data_docs(site_names=[SITE], resource_identifiers=keys, build_index=build_index)
     _make_offline(site, before)
     return site / "index.html"
 
@@ -256,11 +284,19 @@ def _new_context(root: Path | None):
 def _prune(root: Path | None) -> None:
     """Keep the newest runs' results (and their pages): the index lists everything kept."""
     runs: dict[str, float] = {}
+    sizes: dict[str, int] = {}
     base = results_dir(root)
     for suite_dir in _suite_dirs(base):
         for run_dir in suite_dir.iterdir():
             runs[run_dir.name] = max(runs.get(run_dir.name, 0.0), run_dir.stat().st_mtime)
-    stale = sorted(runs, key=runs.__getitem__, reverse=True)[KEEP_RUNS:]
+            sizes[run_dir.name] = sizes.get(run_dir.name, 0) + sum(1 for _ in run_dir.rglob("*.json"))
+    newest = sorted(runs, key=runs.__getitem__, reverse=True)
+    kept, total = 0, 0
+    for name in newest[:KEEP_RUNS]:
+        if kept and total + sizes[name] > KEEP_RESULTS:
+            break
+        kept, total = kept + 1, total + sizes[name]
+    stale = newest[kept:]
     for name in stale:
         for folder in (base, docs_dir(root) / "validations"):
             for suite_dir in _suite_dirs(folder):
