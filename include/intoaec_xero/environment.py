@@ -150,8 +150,8 @@ class RuntimeSettings:
         "(one after another; a task costs seconds of Airflow overhead); 1: one task per organisation", _whole(1),
         requirement="a whole number, 1 or more")
     sync_batch_max_calls: int = setting(
-        "INTOAEC_SYNC_BATCH_MAX_CALLS", 60, "a firm's organisation is batched only if its previous sync made at "
-        "most this many Xero calls (new and large organisations get a task of their own)", _whole(0),
+        "INTOAEC_SYNC_BATCH_MAX_CALLS", 60, "a firm's organisation whose previous sync made more Xero calls than "
+        "this gets a task of its own (a new one is batched)", _whole(0),
         requirement="a whole number, 0 or more")
     # -- alerts
     alert_email: str | None = setting(

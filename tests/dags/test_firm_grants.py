@@ -30,7 +30,8 @@ def test_the_sync_and_the_keepalive_cover_every_firm(tmp_path, monkeypatch):
         acme = connect_firm(engine, settings, "acme", 0).organisations[0]
         bravo = connect_firm(engine, settings, "bravo", 1).organisations[0]
 
-        mapped = tasks.prepare()
+        # Each on its own here (as xero_backfill maps them); batches are the next test's.
+        mapped = tasks.prepare(batch=False)
         assert sorted((t["firm_id"], t["tenant_id"], t["conn_id"]) for t in mapped) == sorted(
             [("acme", acme["tenant_id"], "xero_default"), ("bravo", bravo["tenant_id"], "xero_default")])
         assert tasks.keepalive_grants() == ["xero_default", "firm:acme", "firm:bravo"]
@@ -62,7 +63,7 @@ def test_the_sync_and_the_keepalive_cover_every_firm(tmp_path, monkeypatch):
 
         # Switched off by the firm: the next run does not map it at all.
         firms.set_sync(engine, "acme", acme["tenant_id"], False)
-        assert [t.get("firm_id") for t in tasks.prepare() if t["tenant_id"]] == ["bravo"]
+        assert [t.get("firm_id") for t in tasks.prepare(batch=False) if t["tenant_id"]] == ["bravo"]
 
 
 def test_small_firm_organisations_share_a_task_and_fail_alone_within_it(tmp_path, monkeypatch):
@@ -85,15 +86,15 @@ def test_small_firm_organisations_share_a_task_and_fail_alone_within_it(tmp_path
         for index, firm_id in enumerate(("acme", "bravo", "charlie")):
             names[firm_id] = connect_firm(engine, settings, firm_id, index).organisations[0]["tenant_name"]
 
-        # New organisations (their first sync reads everything) get a task each.
-        first = tasks.prepare()
-        assert len(first) == 3 and not any(t.get("batch") for t in first)
-        for tenant in first:
-            tasks.load(tasks.extract(tenant, run_id="r1"))
+        # New organisations are batched too; a batch of one is a plain task.
+        (onboarding,) = tasks.prepare()
+        assert len(onboarding["batch"]) == 3
+        tasks.load(tasks.extract(onboarding, run_id="r1"))
+        first = onboarding["batch"]
         calls = tasks.previous_sync_calls(engine, [t["tenant_id"] for t in first])
         assert len(calls) == 3 and all(n > 0 for n in calls.values())
 
-        # Synced once and small: one task for all three; a limit below their calls keeps them apart.
+        # A limit below their calls gives each a task of its own; at it, one task for all three.
         monkeypatch.setenv("INTOAEC_SYNC_BATCH_MAX_CALLS", str(min(calls.values()) - 1))
         assert not any(t.get("batch") for t in tasks.prepare())
         monkeypatch.setenv("INTOAEC_SYNC_BATCH_MAX_CALLS", str(max(calls.values())))

@@ -196,19 +196,20 @@ def batched(engine, tenants: list[MappedTenant], runtime: RuntimeSettings) -> li
     """Small organisations of firms' grants in batches of ``INTOAEC_SYNC_BATCH_SIZE``, one task each.
 
     Hundreds of firms with one small organisation each would otherwise cost hundreds of task
-    instances an hour, each seconds of Airflow overhead for a fraction of a second of work. Only
-    an organisation whose previous sync made few calls is batched (``INTOAEC_SYNC_BATCH_MAX_CALLS``):
-    a new one (its first sync reads everything) or a large one keeps a task of its own, as do the
-    connections' own organisations. Within a batch each organisation is synced on its own, and one
-    that fails fails the batch's task naming it, with the others loaded.
+    instances an hour, each seconds of Airflow overhead for a fraction of a second of work. An
+    organisation whose previous sync made more than ``INTOAEC_SYNC_BATCH_MAX_CALLS`` calls keeps a
+    task of its own, as do the connections' own organisations. A new one is batched: most firms are
+    small, and a large one's first sync only holds its batch's loads until it is read (the run
+    waits for it anyway); from its next run on it has a task of its own. Within a batch each
+    organisation is synced on its own, and one that fails fails the batch's task naming it, with
+    the others loaded.
     """
     size = runtime.sync_batch_size
     candidates = [t for t in tenants if t.get("firm_id") and t.get("tenant_id") and not t.get("refused")]
     if size <= 1 or len(candidates) < 2:
         return tenants
     calls = previous_sync_calls(engine, [t["tenant_id"] for t in candidates])
-    small = [t for t in candidates
-             if calls.get(t["tenant_id"]) is not None and calls[t["tenant_id"]] <= runtime.sync_batch_max_calls]
+    small = [t for t in candidates if calls.get(t["tenant_id"], 0) <= runtime.sync_batch_max_calls]
     if len(small) < 2:
         return tenants
     chosen = {id(t) for t in small}
