@@ -77,6 +77,7 @@ bench: install
 bench-scale: install
 	$(BIN)/python -m benchmarks.scale_50_tenants --faults --paced 5 --write-docs
 	$(BIN)/python -m benchmarks.worker_loss --write-docs
+	$(BIN)/python -m benchmarks.scale_firms --firms 500 --write-docs
 
 # mypy's files and settings: [tool.mypy] in pyproject.toml.
 lint: install
