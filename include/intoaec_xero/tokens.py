@@ -70,9 +70,16 @@ RESCUE_RETRY_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)
 # What a grant's status makes every organisation it reaches read (an active grant changes none).
 _TENANT_STATUS = {STATUS_RECONNECT: TenantStatus.RECONNECT_NEEDED, STATUS_DISCONNECTED: TenantStatus.DISCONNECTED}
 
-# Callables told about every token value this process reads or writes, so a log masker
+# Callables told about the token values this process reads or writes, so a log masker
 # (Airflow's, in task and API-server processes) can redact them wherever they might surface.
 _secret_sinks: list[Callable[[str], None]] = []
+# Airflow's maskers compile one regex over every value they hold each time one is added and run
+# it over every log line, so thousands of tokens (a discovery over hundreds of firms' grants, an
+# API server finishing firms' sign-ins for weeks) cost seconds a grant and a gigabyte. A process
+# announces at most this many distinct values, refresh tokens first within each set. The masking is
+# the second line of defence: this package never logs a token, only fingerprints of one.
+MASKED_TOKENS_PER_PROCESS = 200
+_announced: set[bytes] = set()
 
 
 def register_secret_sink(sink: Callable[[str], None]) -> None:
@@ -81,10 +88,22 @@ def register_secret_sink(sink: Callable[[str], None]) -> None:
 
 
 def _announce_secrets(tokens: TokenSet) -> None:
-    for value in (tokens.access_token, tokens.refresh_token, tokens.previous_refresh_token, tokens.id_token):
-        if value:
-            for sink in _secret_sinks:
-                sink(value)
+    for value in (tokens.refresh_token, tokens.previous_refresh_token, tokens.access_token, tokens.id_token):
+        if not value:
+            continue
+        seen = hashlib.sha256(value.encode()).digest()
+        if seen in _announced:
+            continue
+        if len(_announced) >= MASKED_TOKENS_PER_PROCESS:
+            if len(_announced) == MASKED_TOKENS_PER_PROCESS:
+                _announced.add(b"")  # say it once per process
+                log.info("This process has handed %d Xero token values to the log maskers; later ones are not "
+                         "added (each costs every log line more). No token is ever logged here.",
+                         MASKED_TOKENS_PER_PROCESS)
+            return
+        _announced.add(seen)
+        for sink in _secret_sinks:
+            sink(value)
 
 
 def is_invalid_grant(error: BaseException) -> bool:

@@ -229,3 +229,22 @@ def test_a_row_rewritten_by_someone_else_meanwhile_is_not_overwritten(engine, mo
     store.save(_tokens(2))  # another process refreshed after our read
     store._encrypt_plaintext_row(stale_row, None)
     assert store.load().refresh_token == "refresh-2"
+
+
+def test_a_process_hands_the_log_maskers_a_bounded_number_of_tokens(monkeypatch):
+    """Airflow's maskers grow one regex per value: hundreds of grants must not make every log line slow."""
+    from intoaec_xero import tokens
+
+    seen: list[str] = []
+    monkeypatch.setattr(tokens, "_secret_sinks", [seen.append])
+    monkeypatch.setattr(tokens, "_announced", set())
+    monkeypatch.setattr(tokens, "MASKED_TOKENS_PER_PROCESS", 5)
+    first = tokens.TokenSet(access_token="access-token-1", expires_at=0, refresh_token="refresh-token-1")
+    tokens._announce_secrets(first)
+    tokens._announce_secrets(first)  # the same values again: nothing new
+    assert seen == ["refresh-token-1", "access-token-1"]
+    for n in range(2, 6):
+        tokens._announce_secrets(tokens.TokenSet(access_token=f"access-token-{n}", expires_at=0,
+                                                 refresh_token=f"refresh-token-{n}"))
+    # Refresh tokens first within a set: the cap keeps the long-lived one of the third grant.
+    assert seen == ["refresh-token-1", "access-token-1", "refresh-token-2", "access-token-2", "refresh-token-3"]
