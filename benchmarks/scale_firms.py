@@ -348,12 +348,20 @@ def connect_all(api_url: str, token: str, tenants: list[dict[str, str]], threads
     def spread(key: str) -> list[float]:
         return [round(o[key], 3) for o in connected if key in o]
 
+    tenth = max(1, n // 10)
+    first = [o["callback_s"] for o in outcomes[:tenth] if "callback_s" in o]
+    last = [o["callback_s"] for o in outcomes[-tenth:] if "callback_s" in o]
+
     return {
         "firms": n, "threads": threads, "connected": len(connected), "verified": n - len(problems),
         "total_seconds": round(total, 1), "per_minute": round(len(connected) / (total / 60), 1) if total else None,
         "seconds": _quantiles(spread("seconds")), "session_seconds": _quantiles(spread("session_s")),
         "sign_in_seconds": _quantiles(spread("sign_in_s")), "callback_seconds": _quantiles(spread("callback_s")),
         "verify_seconds": round(verify_seconds, 1), "failures": failures[:20], "verify_problems": problems[:20],
+        # The same step for the first and the last tenth of the firms: does a connect cost more the
+        # more firms connected before it?
+        "callback_median_first_tenth": round(statistics.median(first), 3) if first else None,
+        "callback_median_last_tenth": round(statistics.median(last), 3) if last else None,
     }
 
 
@@ -372,7 +380,7 @@ def _seconds(a: datetime | None, b: datetime | None) -> float | None:
 
 
 def measure_run(airflow: Airflow, sandbox, dag_id: str, label: str, tenants: list[dict[str, str]], *,
-                timeout: float, sample_every: float, log) -> dict[str, Any]:
+                timeout: float, sample_every: float, log, data_dir: Path | None = None) -> dict[str, Any]:
     """Trigger ``dag_id`` with the sandbox's stats reset, wait for it, and account for what it did."""
     sandbox.reset_stats()
     sampler = StatsSampler(sandbox.base_url, sample_every)
@@ -389,6 +397,10 @@ def measure_run(airflow: Airflow, sandbox, dag_id: str, label: str, tenants: lis
     stats = sandbox.stats()
     rows = airflow.task_instances(dag_id, run_id)
     result = _account(run, rows, stats, sampler, tenants)
+    if data_dir is not None:
+        # Data Docs: the validation results kept (the index each load rebuilds lists them all).
+        kept = data_dir / "gx" / "validations"
+        result["gx_results_kept"] = sum(1 for p in kept.rglob("*") if p.is_file()) if kept.exists() else 0
     result["load_average"] = {"1min_at_start": round(load_before[0], 2), "5min_at_start": round(load_before[1], 2),
                               "1min_at_end": round(load_after[0], 2), "5min_at_end": round(load_after[1], 2)}
     log(f"{dag_id} {label}: {result['state']} in {result['wall_seconds']} s; {result['task_instances']} task "
@@ -407,6 +419,7 @@ def _account(run: dict[str, Any], rows: list[dict[str, Any]], stats: dict[str, A
     by_task: dict[str, dict[str, Any]] = {}
     for r in rows:
         entry = by_task.setdefault(r["task_id"], {"instances": 0, "tries": 0, "seconds": 0.0, "durations": [],
+                                                  "timeline": [],
                                                   "queue_waits": [], "states": {}, "first_start_s": None,
                                                   "last_end_s": None})
         entry["tries"] += 1
@@ -415,6 +428,7 @@ def _account(run: dict[str, Any], rows: list[dict[str, Any]], stats: dict[str, A
             d = _seconds(r["start_date"], r["end_date"]) or 0.0
             entry["seconds"] += d
             entry["durations"].append(d)
+            entry["timeline"].append((r["start_date"], d))
             s, e = _seconds(start, r["start_date"]), _seconds(start, r["end_date"])
             entry["first_start_s"] = s if entry["first_start_s"] is None else min(entry["first_start_s"], s)
             entry["last_end_s"] = e if entry["last_end_s"] is None else max(entry["last_end_s"], e)
@@ -423,7 +437,11 @@ def _account(run: dict[str, Any], rows: list[dict[str, Any]], stats: dict[str, A
     current = {(r["task_id"], r["map_index"]) for r in rows}
     for task_id, entry in by_task.items():
         entry["instances"] = sum(1 for t, _ in current if t == task_id)
-        durations, waits = entry.pop("durations"), entry.pop("queue_waits")
+        durations, waits, timeline = entry.pop("durations"), entry.pop("queue_waits"), sorted(entry.pop("timeline"))
+        if len(timeline) >= 10:  # does an instance cost more the later it runs in the run?
+            tenth = len(timeline) // 10
+            entry["first_tenth_median_s"] = round(statistics.median(d for _, d in timeline[:tenth]), 1)
+            entry["last_tenth_median_s"] = round(statistics.median(d for _, d in timeline[-tenth:]), 1)
         entry["seconds"] = round(entry["seconds"], 1)
         entry["median_seconds"] = round(statistics.median(durations), 1) if durations else None
         entry["max_seconds"] = round(max(durations), 1) if durations else None
@@ -594,7 +612,7 @@ def run_firms(config: FirmsConfig, result: FirmsResult | None = None, workdir: P
                 raise RuntimeError("no firm connected")
 
             airflow.unpause(SYNC_DAG)
-            result.onboarding = measure_run(airflow, sandbox, SYNC_DAG, "onboarding", tenants,
+            result.onboarding = measure_run(airflow, sandbox, SYNC_DAG, "onboarding", tenants, data_dir=work / "var",
                                             timeout=config.timeout, sample_every=sample_every, log=log)
             truth = sandbox.truth()
             tables = {t for s in STREAMS.values() for t in s.targets}
@@ -606,7 +624,7 @@ def run_firms(config: FirmsConfig, result: FirmsResult | None = None, workdir: P
             log(f"onboarding: {result.onboarding['tenants_synced']} of {n} tenants synced, "
                 f"{len(differences)} difference(s) from the truth")
 
-            result.hourly = measure_run(airflow, sandbox, SYNC_DAG, "hourly", tenants,
+            result.hourly = measure_run(airflow, sandbox, SYNC_DAG, "hourly", tenants, data_dir=work / "var",
                                         timeout=config.timeout, sample_every=sample_every, log=log)
             result.hourly.update(sync_outcome(engine, result.hourly["run_id"]))
 
@@ -644,7 +662,10 @@ def _tasks_line(run: dict[str, Any]) -> str:
         parts.append(f"`{task_id}` ×{e['instances']} ({states}; {_fmt(e['seconds'])} task-s, median "
                      f"{_fmt(e['median_seconds'])} s, max {_fmt(e['max_seconds'])} s; {_fmt(e['first_start_s'])}–"
                      f"{_fmt(e['last_end_s'])} s after the run started; median wait queued→running "
-                     f"{_fmt(e['median_queue_wait_s'])} s)")
+                     f"{_fmt(e['median_queue_wait_s'])} s"
+                     + (f"; median of the first tenth to start {_fmt(e['first_tenth_median_s'])} s, of the last "
+                        f"tenth {_fmt(e['last_tenth_median_s'])} s" if e.get("first_tenth_median_s") is not None
+                        else "") + ")")
     return "; ".join(parts)
 
 
@@ -665,6 +686,9 @@ def _run_lines(run: dict[str, Any], n: int) -> list[str]:
         f"(Xero's app limit 10,000), most calls one tenant had in one of the sandbox's minute windows: "
         f"{run['tenant_minute_window_peak']} (limit 60)",
         f"- by task: {_tasks_line(run)}",
+        *([f"- Data Docs: {_fmt(run['gx_results_kept'])} validation results kept after the run (each tenant's load "
+           "adds its own and rebuilds the site's index, which lists every kept result)"]
+          if run.get("gx_results_kept") is not None else []),
     ]
 
 
@@ -699,7 +723,9 @@ def markdown(r: FirmsResult) -> str:
         f"`GET /firms/{{id}}` says Connected for {k['verified']} of {n} (checked in {_fmt(k['verify_seconds'])} s)",
         f"- per connect (min / median / p95 / max): whole {_q(k['seconds'])}; connect session "
         f"{_q(k['session_seconds'])}; sign-in and consent at the sandbox {_q(k['sign_in_seconds'])}; callback "
-        f"(code exchange, /connections, grant and organisation stored) {_q(k['callback_seconds'])}",
+        f"(code exchange, /connections, grant and organisation stored) {_q(k['callback_seconds'])}; the "
+        f"callback's median for the first tenth of the firms {_ms(k.get('callback_median_first_tenth'))} ms, for the "
+        f"last tenth {_ms(k.get('callback_median_last_tenth'))} ms",
     ]
     if k.get("failures") or k.get("verify_problems"):
         lines.append(f"- problems: {'; '.join((k.get('failures') or []) + (k.get('verify_problems') or []))[:600]}")
@@ -744,6 +770,11 @@ def _where_time_goes(r: FirmsResult) -> list[str]:
     out = [f"- connects: {_fmt(k['total_seconds'])} s for {n} firms, {k['threads']} at a time; of the median "
            f"connect ({_ms(k['seconds']['median'])} ms) most goes to "
            + ", then ".join(f"{name} ({_ms(v)} ms)" for v, name in ranked)]
+    first, last = k.get("callback_median_first_tenth"), k.get("callback_median_last_tenth")
+    if first and last and last > 2 * first:
+        out.append(f"- **a connect costs more the more firms connected before it**: the callback's median went from "
+                   f"{_ms(first)} ms (first tenth of the firms) to {_ms(last)} ms (last tenth): the time to connect "
+                   "them all grows faster than the number of firms one API-server process has served")
     tasks = h.get("by_task", {})
     discover = tasks.get("discover_tenants")
     if discover:
@@ -758,6 +789,12 @@ def _where_time_goes(r: FirmsResult) -> list[str]:
     out.append(f"- the hourly run's {_fmt(total)} task-seconds over {_fmt(wall)} s of wall time (at most "
                f"{h.get('task_instances_running_peak')} task instances at once on {r.load_average.get('cores')} "
                f"cores): " + "; ".join(per_task))
+    for run_name, run in (("onboarding", r.onboarding), ("hourly", h)):
+        for task_id, e in run.get("by_task", {}).items():
+            a, b = e.get("first_tenth_median_s"), e.get("last_tenth_median_s")
+            if a and b and b > 2 * a:
+                out.append(f"- **`{task_id}` costs more the later it runs** ({run_name} run): median {_fmt(a)} s for "
+                           f"the first tenth of its instances to start, {_fmt(b)} s for the last tenth")
     timed = [(e["median_seconds"], t) for t, e in tasks.items() if e.get("median_seconds")]
     if timed:
         floor, shortest = min(timed)
