@@ -116,6 +116,7 @@ def rebuild_index(root: Path | None = None) -> Path | None:
     try:
         with _site_lock(root), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            _prune(root)
             site = docs_dir(root)
             before = _page_times(site)
             # GX's build_data_docs renders every kept result's page when given none; only the index is wanted.
@@ -149,13 +150,19 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
             run_id=run, batch_identifier=_safe(f"{tenant_label}__{table}" + (f"__part{chunk}" if chunk > 1 else "")))
         context.validation_results_store.set(key, outcome)
         keys.append(key)
-    _prune(root)
     site = docs_dir(root)
-    before = _page_times(site)
+    if build_index:
+        _prune(root)
+        before = _page_times(site)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         context.build_data_docs(site_names=[SITE], resource_identifiers=keys, build_index=build_index)
-    _make_offline(site, before)
+    if build_index:
+        _make_offline(site, before)
+    else:
+        # Only this tenant's pages: walking the whole site on every load costs hundreds of tenants O(n²).
+        _make_offline(site, {}, pages=[site / "validations" / Path(*key.to_tuple()).with_suffix(".html")
+                                       for key in keys])
     return site / "index.html"
 
 
@@ -163,8 +170,9 @@ def _page_times(site: Path) -> dict[Path, int]:
     return {page: page.stat().st_mtime_ns for page in site.rglob("*.html")}
 
 
-def _make_offline(site: Path, before: dict[Path, int]) -> None:
-    """Point the pages GX just wrote at the site's own copy of their assets.
+def _make_offline(site: Path, before: dict[Path, int], pages: list[Path] | None = None) -> None:
+    """Point the pages GX just wrote (``pages``, else those newer than ``before``) at the site's own
+    copy of their assets.
 
     The copy is made when it is missing or differs from the package's, and then every page is
     rewritten, so that a site built before (or with other assets) keeps no link to a CDN either.
@@ -173,6 +181,11 @@ def _make_offline(site: Path, before: dict[Path, int]) -> None:
     copied = _listing(vendor) != _listing(_VENDORED)
     if copied:
         _install(_VENDORED, vendor)
+    if pages is not None and not copied:
+        for page in pages:
+            if page.is_file():
+                _rewrite_page(site, page)
+        return
     for page, written in _page_times(site).items():
         if copied or page.name == "index.html" or before.get(page) != written:
             _rewrite_page(site, page)

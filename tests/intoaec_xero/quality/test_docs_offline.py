@@ -65,6 +65,9 @@ def site(tmp_path_factory):
         pages = {path: path.stat().st_mtime_ns for path in built.rglob("*.html")}
         vendor = _inode(built / "static" / "vendor")
         docs.publish("again", "Demo Org", validations("again"), data)
+        # As xero_sync's loads publish: their own pages only, the home page at the run's end.
+        docs.publish("pages-only", "Demo Org", validations("pages-only"), data, build_index=False)
+        docs.rebuild_index(data)
     engine.dispose()
     yield {"dir": built, "pages_before_again": pages, "vendor_before_again": vendor}
 
@@ -162,6 +165,12 @@ def test_a_later_build_rewrites_only_its_own_pages_and_copies_the_assets_once(si
     assert _inode(site["dir"] / "static" / "vendor") == site["vendor_before_again"] is not None
     assert docs._offline_html(_failing_page(site["dir"]).read_text(encoding="utf-8"), 5) == \
         _failing_page(site["dir"]).read_text(encoding="utf-8")
+
+
+def test_pages_of_a_load_that_leaves_the_index_to_the_run_are_offline_and_listed(site):
+    page = _failing_page(site["dir"], "pages-only")
+    assert any("static/vendor/bootstrap-4.3.1/css/bootstrap.min.css" in url for url in _loaded(page))
+    assert "pages-only" in (site["dir"] / "index.html").read_text(encoding="utf-8")
 
 
 def test_every_internet_asset_of_gx_templates_is_vendored_as_the_very_file_gx_pins():
