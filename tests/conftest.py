@@ -158,3 +158,14 @@ def sqlite_engine(sqlite_url):
 def pg_engine(migrated_postgres_url):
     with migrated_engine(migrated_postgres_url) as engine:
         yield engine
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_masking():
+    """Each test starts as a fresh process does: no token handed to the log maskers yet. A worker
+    process runs hundreds of tests, and the per-process cap (tokens.MASKED_TOKENS_PER_PROCESS) would
+    otherwise leave the later tests' tokens unmasked."""
+    from intoaec_xero import tokens
+
+    tokens._announced.clear()
+    yield
