@@ -189,11 +189,11 @@ def test_an_unexpected_error_in_one_tenant_never_stops_the_others(tmp_path, monk
     real_load = pipeline.load_tenant
     broken = []
 
-    def load_or_break(engine, raw, manifest):
+    def load_or_break(engine, raw, manifest, **options):
         if not broken:
             broken.append(manifest["tenant_name"])
             raise KeyError("a field this code did not expect")
-        return real_load(engine, raw, manifest)
+        return real_load(engine, raw, manifest, **options)
 
     monkeypatch.setattr(pipeline, "load_tenant", load_or_break)
     with (migrated_engine(f"sqlite:///{tmp_path / 'intoaec.db'}") as engine,
