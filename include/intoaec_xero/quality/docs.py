@@ -142,6 +142,13 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
     from intoaec_xero.quality import suites
 
     context = _context(root)
+    # GX's page builder lists every result its store holds to find the ones asked for, so with hundreds
+    # of tenants' results kept each load would read them all: the pages are built from a store holding
+    # only this load's results, and the kept store (which the index reads) gets them too.
+    pages = context if build_index else _context(root, only_new_results=True)
+    if pages is not context:
+        for old in pages.validation_results_store.list_keys():
+            pages.validation_results_store.remove_key(old)
     run = RunIdentifier(run_name=_safe(run_id), run_time=datetime.now(UTC))
     keys = []
     for table, chunk, outcome in _shown(validations):
@@ -149,6 +156,8 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suites.suite_name(table)),
             run_id=run, batch_identifier=_safe(f"{tenant_label}__{table}" + (f"__part{chunk}" if chunk > 1 else "")))
         context.validation_results_store.set(key, outcome)
+        if pages is not context:
+            pages.validation_results_store.set(key, outcome)
         keys.append(key)
     site = docs_dir(root)
     if build_index:
@@ -156,7 +165,7 @@ def _publish(run_id: str, tenant_label: str, validations: list[tuple[str, int, A
         before = _page_times(site)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        context.build_data_docs(site_names=[SITE], resource_identifiers=keys, build_index=build_index)
+        pages.build_data_docs(site_names=[SITE], resource_identifiers=keys, build_index=build_index)
     if build_index:
         _make_offline(site, before)
     else:
@@ -261,15 +270,16 @@ def _shown(validations: list[tuple[str, int, Any]]) -> list[tuple[str, int, Any]
     return pages
 
 
-def _context(root: Path | None):
-    """One docs context per process and site: its suites are registered once."""
-    key = str(docs_dir(root).resolve())
+def _context(root: Path | None, only_new_results: bool = False):
+    """One docs context per process and site: its suites are registered once. ``only_new_results``:
+    the same site, but its results store is in memory and holds what one load is rendering."""
+    key = f"{'new:' if only_new_results else ''}{docs_dir(root).resolve()}"
     if key not in _contexts:
-        _contexts[key] = _new_context(root)
+        _contexts[key] = _new_context(root, only_new_results)
     return _contexts[key]
 
 
-def _new_context(root: Path | None):
+def _new_context(root: Path | None, only_new_results: bool = False):
     from great_expectations.data_context import EphemeralDataContext
 
     from intoaec_xero.quality import runner
@@ -284,7 +294,8 @@ def _new_context(root: Path | None):
     }})
     config.stores["validation_results_store"] = {
         "class_name": "ValidationResultsStore",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(results_dir(root))},
+        "store_backend": {"class_name": "InMemoryStoreBackend"} if only_new_results else
+        {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(results_dir(root))},
     }
     # Built directly rather than with gx.get_context(): that would make it the process's current
     # GX project and unbind the validation context's suites.
