@@ -120,7 +120,10 @@ def test_a_data_teams_first_hour_in_the_airflow_ui(tmp_path):
                            tenant_id=tenant_ids[HARBOURSIDE])
 
             # Unpause and Sync now, on the page (no schedule here: the run is the one clicked).
-            wait.until(ready.element_to_be_clickable((By.ID, "unpause"))).click()
+            unpause = wait.until(ready.element_to_be_clickable((By.ID, "unpause")))
+            unpause.click()
+            wait.until(ready.staleness_of(unpause))  # the page comes back; its Sync now is a new element
+            wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".banner.notice"), "unpaused"))
             wait.until(ready.element_to_be_clickable((By.ID, "sync-now"))).click()
             run_id = stack.wait_for("the run Sync now started", RUNS.format(
                 what="max(run_id) FILTER (WHERE run_type = 'manual')", dag="xero_sync"))
