@@ -61,6 +61,7 @@ airflow: install
 	  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__CORE__TEST_CONNECTION=Enabled \
 	  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin INTOAEC_DATA_DIR=$(CURDIR)/var \
 	  AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
+	  AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=30 \
 	  bash -c 'airflow db migrate >/dev/null && airflow pools set xero_api 5 "Xero API: concurrent calls per tenant" >/dev/null && \
 	    echo "Airflow UI: http://localhost:$(AIRFLOW_PORT) (user admin; password in $(AIRFLOW_UI_HOME)/simple_auth_manager_passwords.json.generated)" && \
 	    echo "Xero redirect URI (register it on the Xero app as is): http://localhost:$(AIRFLOW_PORT)/xero/callback" && \

@@ -237,6 +237,7 @@ def airflow_env(*, home: Path, metadata_url: str, intoaec_url: str, sandbox_url:
         AIRFLOW__API__SECRET_KEY=uuid.uuid4().hex,
         AIRFLOW__API_AUTH__JWT_SECRET=uuid.uuid4().hex,
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="30",
         AIRFLOW__CELERY__BROKER_URL=REDIS_URL,
         AIRFLOW__CELERY__RESULT_BACKEND=f"db+{result_backend}",
         # A queue of its own: nothing else on this machine's Redis picks up these tasks.

@@ -80,6 +80,7 @@ def test_the_scheduler_renews_the_grant_with_nobody_triggering_the_dag(tmp_path,
             AIRFLOW__API_AUTH__JWT_SECRET=Fernet.generate_key().decode(),
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="30",  # as tests/harness/airflow.py says why
             AIRFLOW_CONN_XERO_DEFAULT=json.dumps({
                 "conn_type": "xero", "login": CLIENT_ID, "password": CLIENT_SECRET,
                 "extra": {"api_base_url": f"{sandbox.base_url}/api.xro/2.0", "identity_base_url": sandbox.base_url,

@@ -111,6 +111,8 @@ def test_every_airflow_service_runs_the_celery_executor_on_the_bundled_broker(se
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
         # Workers reach the Execution API through the api-server service, by its service name.
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
+        # A busy API server must not make a task fail to start (Airflow's default wait is 5 s).
+        assert float(env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"]) >= 30, name
 
 
 def test_the_image_is_built_from_the_pinned_airflow(compose, services, example_env):

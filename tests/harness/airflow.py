@@ -143,6 +143,9 @@ def airflow_stack(workdir: Path, *, dags: Sequence[str], metadata_url: str, fern
         AIRFLOW__API__WORKERS="1",
         AIRFLOW__API_AUTH__JWT_SECRET=uuid.uuid4().hex,
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+        # A task's first call to a just-started API server can take seconds on a busy machine;
+        # at Airflow's 5 s the task fails to start and waits out its DAG's retry delay.
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="30",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
