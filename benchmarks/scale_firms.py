@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from intoaec_xero.quality.docs import KEEP_RESULTS
 
 from benchmarks.scale_50_tenants import (
     CLIENT_ID,
@@ -398,7 +399,7 @@ def measure_run(airflow: Airflow, sandbox, dag_id: str, label: str, tenants: lis
     rows = airflow.task_instances(dag_id, run_id)
     result = _account(run, rows, stats, sampler, tenants)
     if data_dir is not None:
-        # Data Docs: the validation results kept (the index each load rebuilds lists them all).
+        # Data Docs: the validation results kept (the index, built once a run, lists them all).
         kept = data_dir / "gx" / "validations"
         result["gx_results_kept"] = sum(1 for p in kept.rglob("*") if p.is_file()) if kept.exists() else 0
     result["load_average"] = {"1min_at_start": round(load_before[0], 2), "5min_at_start": round(load_before[1], 2),
@@ -687,7 +688,8 @@ def _run_lines(run: dict[str, Any], n: int) -> list[str]:
         f"{run['tenant_minute_window_peak']} (limit 60)",
         f"- by task: {_tasks_line(run)}",
         *([f"- Data Docs: {_fmt(run['gx_results_kept'])} validation results kept after the run (each tenant's load "
-           "adds its own and rebuilds the site's index, which lists every kept result)"]
+           "renders its own pages; the site's index, built once at the run's end, lists every kept result; "
+           f"older runs are pruned past {KEEP_RESULTS:,}, the latest run always stays)"]
           if run.get("gx_results_kept") is not None else []),
     ]
 
