@@ -13,11 +13,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 from sqlalchemy import (
@@ -65,6 +65,17 @@ for _name in ("alembic.runtime.migration", "alembic.runtime.plugins"):
 warnings.filterwarnings("ignore", message=".*does \\*not\\* support Decimal objects natively.*")
 
 UPSERT_BATCH = 1000
+
+
+@overload
+def as_utc(moment: datetime) -> datetime: ...
+@overload
+def as_utc(moment: datetime | None) -> datetime | None: ...
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were written as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def normalise_url(url: str) -> str:

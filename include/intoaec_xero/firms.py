@@ -36,7 +36,7 @@ from sqlalchemy import Engine, select, update
 
 from intoaec_xero import oauth
 from intoaec_xero import tenants as tenants_module
-from intoaec_xero.db import upsert
+from intoaec_xero.db import as_utc, upsert
 from intoaec_xero.errors import ConfigurationError, IntoAECXeroError, XeroAuthError, XeroUnavailable
 from intoaec_xero.schema import intoaec_connect_sessions, intoaec_firm_tenants, xero_tenants, xero_tokens
 from intoaec_xero.settings import XeroSettings
@@ -214,7 +214,7 @@ def claim_session(engine: Engine, state: str | None, secret: bytes, *,
         row = conn.execute(select(intoaec_connect_sessions)
                            .where(intoaec_connect_sessions.c.session_id == session_id)).mappings().first()
         expected = row and seal.signature(row["session_id"], row["firm_id"], row["return_url"],
-                                          _aware(row["expires_at"]))
+                                          as_utc(row["expires_at"]))
         if row is None or not hmac.compare_digest(str(expected).encode(), signature.encode()):
             raise SessionRefused("invalid_state", "This sign-in answer's state was not issued by this server or "
                                                   "was altered; it was refused. Start again from IntoAEC's "
@@ -222,7 +222,7 @@ def claim_session(engine: Engine, state: str | None, secret: bytes, *,
         if row["used_at"] is not None:
             raise SessionRefused("session_used", "This Xero sign-in was already finished; start a new one to "
                                                  "connect again.", row["return_url"])
-        if _aware(row["expires_at"]) <= now:
+        if as_utc(row["expires_at"]) <= now:
             raise SessionRefused("session_expired", f"This Xero sign-in started more than {SESSION_SECONDS // 60} "
                                                     "minutes ago and expired; start again.", row["return_url"])
         claimed = conn.execute(update(intoaec_connect_sessions)
@@ -513,10 +513,6 @@ def disconnect(engine: Engine, firm_id: str, tenant_id: str, delete_at_xero: Cal
                      .values(connection_status=TenantStatus.DISCONNECTED.value, sync_enabled=False, updated_at=now))
     log.info("Firm %s disconnected the Xero organisation %s (%s).", firm_id, org.tenant_name, tenant_id)
     return owned(engine, firm_id, tenant_id)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import RowMapping
 
 from intoaec_xero import state
 from intoaec_xero.backfill import progress
+from intoaec_xero.db import as_utc
 from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.ledger import JOURNALS_NOT_USED, JOURNALS_REFUSED
 from intoaec_xero.schema import dq_results, sync_runs, sync_state, xero_tenants, xero_tokens
@@ -94,14 +95,8 @@ SYNC = "sync"  # sync_runs.kind of xero_sync's runs; backfills and quarantine re
 
 
 def _older(value: datetime | None, now: datetime, age: timedelta) -> bool:
-    moment = _aware(value)
+    moment = as_utc(value)
     return moment is not None and now - moment > age
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def tenant_health(engine: Engine, *, now: datetime | None = None, threshold: timedelta | None = None,
@@ -175,7 +170,7 @@ def tenant_health(engine: Engine, *, now: datetime | None = None, threshold: tim
                 continue
             st: RowMapping | dict[str, Any] = state_by.get((tid, name)) or {}
             run: RowMapping | dict[str, Any] = runs_by.get((tid, name)) or {}
-            success = _aware(successes.get((tid, name)))
+            success = as_utc(successes.get((tid, name)))
             age = (now - success).total_seconds() / 60 if success else None
             health.streams.append(StreamHealth(
                 stream=name, last_success_at=success.isoformat() if success else None,
@@ -201,7 +196,7 @@ def tenant_health(engine: Engine, *, now: datetime | None = None, threshold: tim
             health.api_calls_last_run += run.get("api_calls") or 0
             if run.get("quota_day_remaining") is not None:
                 # The newest reading; within one run, the lowest (Xero counts down as the run calls).
-                reading = (_aware(run.get("started_at")) or datetime.min.replace(tzinfo=UTC),
+                reading = (as_utc(run.get("started_at")) or datetime.min.replace(tzinfo=UTC),
                            -run["quota_day_remaining"])
                 if quota_seen is None or reading > quota_seen:
                     quota_seen = reading
@@ -246,8 +241,6 @@ def _verdict(health: TenantHealth, oldest: datetime | None, now: datetime, thres
                               f"(threshold {threshold.total_seconds() / 60:.0f} min)")
         return STALE
     return HEALTHY
-
-
 
 
 @dataclass
@@ -308,7 +301,7 @@ def run_history(engine: Engine, *, days: int = 30, now: datetime | None = None) 
     history: dict[str, list[RunSummary]] = {}
     with engine.connect() as conn:
         for row in conn.execute(query).mappings():
-            begun, ended = _aware(row["started_at"]), _aware(row["finished_at"])
+            begun, ended = as_utc(row["started_at"]), as_utc(row["finished_at"])
             history.setdefault(row["tenant_id"], []).append(RunSummary(
                 run_id=row["run_id"], started_at=begun.isoformat() if begun else None,
                 finished_at=ended.isoformat() if ended else None, streams=int(row["streams"]),

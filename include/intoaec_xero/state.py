@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.engine import Connection
 
-from intoaec_xero.db import retry_transient, upsert
+from intoaec_xero.db import as_utc, retry_transient, upsert
 from intoaec_xero.schema import sync_runs, sync_state
 
 
@@ -36,9 +36,9 @@ def read_state(engine: Engine, tenant_id: str, stream: str) -> StreamState:
     if row is None:
         return StreamState()
     return StreamState(
-        watermark=_aware(row.watermark),
+        watermark=as_utc(row.watermark),
         journal_offset=row.journal_offset,
-        last_full_sync_at=_aware(row.last_full_sync_at),
+        last_full_sync_at=as_utc(row.last_full_sync_at),
     )
 
 
@@ -56,7 +56,7 @@ def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetim
         select(sync_state.c.watermark, sync_state.c.journal_offset, sync_state.c.last_full_sync_at)
         .where(sync_state.c.tenant_id == tenant_id, sync_state.c.stream == stream)
     ).first()
-    old_mark = _aware(current.watermark) if current else None
+    old_mark = as_utc(current.watermark) if current else None
     old_offset = current.journal_offset if current else None
     row = {
         "tenant_id": tenant_id,
@@ -65,7 +65,7 @@ def advance(conn: Connection, tenant_id: str, stream: str, *, watermark: datetim
         "watermark": watermark if full else max(filter(None, (old_mark, watermark)), default=None),
         "journal_offset": max((v for v in (old_offset, journal_offset) if v is not None), default=None),
         "last_success_at": now,
-        "last_full_sync_at": now if full else (_aware(current.last_full_sync_at) if current else None),
+        "last_full_sync_at": now if full else (as_utc(current.last_full_sync_at) if current else None),
         "last_error": None,
         "last_error_at": None,
         "updated_at": now,
@@ -148,9 +148,3 @@ def _close_abandoned(engine: Engine, tenant_id: str, stream: str, run_id: str, n
                      message=f"abandoned: the run stopped before this stream finished (its process was killed or "
                              f"lost the database); closed by run {run_id}"))
     return open_runs
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

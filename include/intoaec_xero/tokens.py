@@ -46,7 +46,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from intoaec_xero.db import upsert
+from intoaec_xero.db import as_utc, upsert
 from intoaec_xero.environment import RuntimeSettings, current
 from intoaec_xero.errors import ConfigurationError, XeroAuthError
 from intoaec_xero.schema import xero_tokens
@@ -301,8 +301,8 @@ class TokenStore:
         return GrantInfo(
             connection_key=self.connection_key,
             status=row["status"],
-            expires_at=_aware(row["expires_at"]),
-            refreshed_at=_aware(row["refreshed_at"]),
+            expires_at=as_utc(row["expires_at"]),
+            refreshed_at=as_utc(row["refreshed_at"]),
             has_refresh_token=bool(tokens.refresh_token),
             client_id=tokens.client_id,
         )
@@ -514,7 +514,7 @@ class TokenStore:
             return None
         rotated_at = current.previous_rotated_at
         if rotated_at is None:  # sets stored before the field existed
-            refreshed_at = _aware(row["refreshed_at"])
+            refreshed_at = as_utc(row["refreshed_at"])
             if refreshed_at is not None:
                 rotated_at = refreshed_at.timestamp()
         if rotated_at is None or time.time() - rotated_at > PREVIOUS_TOKEN_GRACE_SECONDS:
@@ -596,10 +596,3 @@ class TokenStore:
                 }
             ],
         )
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were written as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
