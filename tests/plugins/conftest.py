@@ -188,24 +188,26 @@ def _api_server(env: dict[str, str], port: int, log_path: Path, *options: str):
                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base_url, server, log_path)
+        wait_until_answers(f"{base_url}/api/v2/monitor/health", server, log_path, "airflow api-server")
         yield base_url
     finally:
         _stop_group(server)
 
 
-def _wait_healthy(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180) -> None:
+def wait_until_answers(url: str, process: subprocess.Popen, log_path: Path, what: str,
+                       timeout: float = 180) -> None:
+    """Poll ``url`` until it answers 200; fails with ``process``'s log if it exits or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"airflow api-server exited ({server.returncode}):\n{log_path.read_text()[-4000:]}")
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited ({process.returncode}):\n{log_path.read_text()[-4000:]}")
         try:
-            if requests.get(f"{base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
+            if requests.get(url, timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.25)
-    pytest.fail(f"airflow api-server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+    pytest.fail(f"{what} did not answer at {url} within {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
 
 
 def _stop_group(process: subprocess.Popen) -> None:

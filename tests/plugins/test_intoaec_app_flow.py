@@ -24,17 +24,16 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 from sqlalchemy import delete, select
 
 from tests.conftest import REPO
 from tests.harness.browser import WAIT_SECONDS, chromium
+from tests.plugins.conftest import wait_until_answers
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -93,18 +92,7 @@ def _stand_in(ui, port: int, token: str, firm_id: str, log_path: Path):
                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if app.poll() is not None:
-                pytest.fail(f"the stand-in exited ({app.returncode}):\n{log_path.read_text()[-4000:]}")
-            try:
-                if requests.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the stand-in did not answer:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
+        wait_until_answers(f"{base_url}/healthz", app, log_path, "the stand-in", timeout=60)
         yield base_url
     finally:
         if app.poll() is None:
