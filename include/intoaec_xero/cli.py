@@ -199,6 +199,7 @@ def cmd_disconnect(args) -> int:
 
 
 def cmd_sync(args) -> int:
+    from intoaec_xero import firms
     from intoaec_xero.client import build_client
     from intoaec_xero.pipeline import run_sync
     from intoaec_xero.rawstore import RawStore
@@ -208,13 +209,32 @@ def cmd_sync(args) -> int:
     engine = _engine(args)
     db.upgrade(engine)
     run_id = args.run_id or "cli__" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    client = build_client(settings, _token_store(settings, engine))
-    summary = run_sync(client, settings, engine, RawStore(raw_dir(), settings.connection_key), run_id,
-                       stream_names=args.stream or None, full=args.full)
+    grants = [settings]
+    if args.firm:
+        wanted = list(dict.fromkeys(firms.check_firm_id(firm_id) for firm_id in args.firm))
+        missing = [firm_id for firm_id in wanted if firm_id not in set(firms.firm_ids(engine))]
+        if missing:
+            print(f"intoaec-xero: no Xero grant is held for firm {', '.join(missing)} (it has not connected "
+                  "from IntoAEC, or was offboarded); nothing was synced.", file=sys.stderr)
+            return 1
+        grants = [firms.firm_settings(settings, firm_id) for firm_id in wanted]
+    failures: list[str] = []
+    for grant in grants:
+        firm_id = firms.firm_of(grant.connection_key)
+        try:
+            summary = run_sync(build_client(grant, _token_store(grant, engine)), grant, engine,
+                               RawStore(raw_dir(), grant.connection_key), run_id,
+                               stream_names=args.stream or None, full=args.full)
+        except IntoAECXeroError as error:
+            if firm_id is None:
+                raise
+            failures.append(f"firm {firm_id}: {error}")  # the next firm is still synced
+            continue
+        failures.extend(f"firm {firm_id}: {failure}" if firm_id else failure for failure in summary.failures)
     print(report.format_counts(engine))
-    for failure in summary.failures:
+    for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
-    return 0 if summary.ok else 1
+    return 1 if failures else 0
 
 
 def cmd_replay(args) -> int:
@@ -515,7 +535,10 @@ def build_parser(runtime: environment.RuntimeSettings | None = None) -> argparse
                             help="disconnect only this organisation; the grant stays for the others")
     disconnect.set_defaults(func=cmd_disconnect)
 
-    sync = commands.add_parser("sync", help="sync every tenant now, without Airflow")
+    sync = commands.add_parser("sync", help="sync every tenant of the connection's grant (or of --firm's) now, "
+                                            "without Airflow")
+    sync.add_argument("--firm", action="append", metavar="ID",
+                      help="sync this firm's grant instead (repeatable); xero_sync covers every firm")
     sync.add_argument("--stream", action="append", help="only this stream (repeatable)")
     sync.add_argument("--full", action="store_true", help="ignore watermarks and read everything")
     sync.add_argument("--run-id", default="")

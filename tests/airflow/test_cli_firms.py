@@ -1,4 +1,4 @@
-"""``intoaec-xero firms`` (and ``firms offboard``, ``status --firm``): the data team's view of firms.
+"""``intoaec-xero firms`` (and ``firms offboard``, ``status --firm``, ``sync --firm``): the data team's view of firms.
 
 The listing tests build firms, grants and sync records directly in a migrated SQLite database
 and run the command in-process; offboarding runs the installed command against the sandbox,
@@ -442,3 +442,58 @@ def test_offboarding_at_a_terminal_names_the_firm_and_its_organisations_and_a_no
     assert "Offboard acme? [y/N] Not offboarded." in out
     code, out, _ = run(capsys, firms_db, "firms", "--firm", "acme")
     assert out.startswith("Firm acme · Xero grant: Saved")
+
+
+def sync(sqlite_url, env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, "--db-url", sqlite_url, "sync", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def synced_organisations(engine, run_id: str) -> dict[str, set[str]]:
+    """Each organisation the run touched, with the statuses its streams ended in."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(xero_tenants.c.tenant_name, sync_runs.c.status)
+                            .join(xero_tenants, xero_tenants.c.tenant_id == sync_runs.c.tenant_id)
+                            .where(sync_runs.c.run_id == run_id)).all()
+    found: dict[str, set[str]] = {}
+    for name, status in rows:
+        found.setdefault(name, set()).add(status)
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.airflow
+def test_sync_of_one_firm_reads_only_its_grants_organisations(two_firms, sqlite_url):
+    engine, _, beta, env = two_firms
+
+    done = sync(sqlite_url, env, "--firm", "beta", "--run-id", "cli__beta")
+
+    assert done.returncode == 0, done.stderr
+    assert synced_organisations(engine, "cli__beta") == {"Meridian Structural Engineers Pty Ltd": {"success"}}
+    unknown = sync(sqlite_url, env, "--firm", "nobody", "--run-id", "cli__nobody")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "intoaec-xero: no Xero grant is held for firm nobody (it has not connected from IntoAEC, or was "
+        "offboarded); nothing was synced.")
+    assert synced_organisations(engine, "cli__nobody") == {}
+    tokens = beta.load()
+    for secret in (CLIENT_SECRET, tokens.access_token, tokens.refresh_token):
+        assert secret not in done.stdout + done.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.airflow
+def test_a_firm_whose_grant_lapsed_fails_the_sync_by_name_and_the_next_firm_is_still_synced(
+        two_firms, sqlite_url, sandbox):
+    from xero_sandbox.testing import firm_user
+
+    engine, _, _, env = two_firms
+    sandbox.expire_grants(firm_user(1)[0])  # beta's accountant's grant lapses at Xero
+
+    done = sync(sqlite_url, env, "--firm", "beta", "--firm", "acme", "--run-id", "cli__both")
+
+    assert done.returncode == 1
+    failed = [line for line in done.stderr.splitlines() if line.startswith("FAILED: ")]
+    assert failed and all(line.startswith("FAILED: firm beta: ") for line in failed), done.stderr
+    assert "Traceback" not in done.stderr
+    assert synced_organisations(engine, "cli__both").get("Harbourside Architects Ltd") == {"success"}
