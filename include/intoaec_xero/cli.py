@@ -212,7 +212,8 @@ def cmd_sync(args) -> int:
     grants = [settings]
     if args.firm:
         wanted = list(dict.fromkeys(firms.check_firm_id(firm_id) for firm_id in args.firm))
-        missing = [firm_id for firm_id in wanted if firm_id not in set(firms.firm_ids(engine))]
+        holding = set(firms.firm_ids(engine))
+        missing = [firm_id for firm_id in wanted if firm_id not in holding]
         if missing:
             print(f"intoaec-xero: no Xero grant is held for firm {', '.join(missing)} (it has not connected "
                   "from IntoAEC, or was offboarded); nothing was synced.", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from intoaec_xero.db import upsert
+from intoaec_xero.db import as_utc, upsert
 from intoaec_xero.schema import sync_state, xero_tenants
 from intoaec_xero.streams import JOURNALS
 
@@ -35,8 +35,7 @@ def iso(moment: datetime | None) -> str | None:
 def parse_iso(value: str | None) -> datetime | None:
     if not value:
         return None
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(value))
 
 
 def _ensure_row(conn: Connection, tenant_id: str, stream: str) -> None:
